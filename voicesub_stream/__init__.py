@@ -1,0 +1,29 @@
+"""voicesub_stream: speech to subtitles as the audio arrives, on faster-whisper and anyio."""
+
+from ._api import Engine as Engine
+from ._api import SegmentStream as SegmentStream
+from ._api import transcribe_stream as transcribe_stream
+from ._config import Settings as Settings
+from ._config import TranscribeOptions as TranscribeOptions
+from ._config import VadOptions as VadOptions
+from ._types import AudioChunk as AudioChunk
+from ._types import Segment as Segment
+from ._types import Word as Word
+from .sources import AudioSource as AudioSource
+from .sources import open_source as open_source
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "AudioChunk",
+    "AudioSource",
+    "Engine",
+    "Segment",
+    "SegmentStream",
+    "Settings",
+    "TranscribeOptions",
+    "VadOptions",
+    "Word",
+    "open_source",
+    "transcribe_stream",
+)

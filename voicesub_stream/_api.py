@@ -1,0 +1,364 @@
+"""The public entry points: :class:`Engine` owns the tasks, :class:`SegmentStream` is one stream.
+
+Pipeline of one stream (channel sizes are the most items a stage may run ahead)::
+
+    source ──AudioChunk(1 s)[8]──▶ VAD chunker ──SpeechWindow(≤30 s)[batch]──▶ transcriber
+        ──Segment[32]──▶ consumer
+
+All stage tasks run in the task group of the stream's owner, never in the consumer's task, so
+the consumer may stop iterating at any point: closing the stream cancels its stages, and errors
+travel down the output channel to surface at the consumer's ``__anext__``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import weakref
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+from anyio import create_memory_object_stream
+
+from ._config import Settings, TranscribeOptions
+from ._types import AudioChunk, Segment
+from .errors import StreamClosedError, VoicesubError
+from .models import LoadedModel, ModelKey, ModelRegistry
+from .sources import AudioInput, AudioSource, open_source
+from .stages._transcriber import Transcriber, WhisperRunner
+from .stages._vad import SpeechWindow, VadChunker
+
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Self
+
+    from anyio.abc import ObjectSendStream, TaskGroup
+    from anyio.streams.memory import MemoryObjectSendStream
+
+logger = logging.getLogger(__name__)
+
+AUDIO_BUFFER = 8
+"""Decoded 1 s chunks allowed ahead of the VAD: decoding stays a few seconds ahead, no more."""
+SEGMENT_BUFFER = 32
+"""Finished segments waiting for a slow consumer before transcription pauses."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    error: BaseException
+
+
+class Engine:
+    """Long-lived owner of models and of every stream's tasks.
+
+    ::
+
+        async with Engine(Settings.load(model="tiny.en")) as engine:
+            async for seg in engine.transcribe_stream("talk.mp3"):
+                ...
+
+    Leaving the ``async with`` cancels streams still running and, unless a ``registry`` was
+    passed in, unloads the models this engine loaded.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, registry: ModelRegistry | None = None
+    ) -> None:
+        self.settings = settings or Settings.load()
+        self._owns_registry = registry is None
+        self.registry = registry or ModelRegistry(self.settings)
+        self._limiters: dict[ModelKey, anyio.CapacityLimiter] = {}
+        self._tg: TaskGroup | None = None
+        self._exit_stack: AsyncExitStack | None = None
+        self._closed = False
+        self.streams_started = 0
+
+    async def __aenter__(self) -> Self:
+        if self._closed or self._tg is not None:
+            raise StreamClosedError("an Engine can be entered only once")
+        async with AsyncExitStack() as stack:
+            self._tg = await stack.enter_async_context(anyio.create_task_group())
+            self._exit_stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self._closed = True
+        assert self._tg is not None
+        assert self._exit_stack is not None
+        self._tg.cancel_scope.cancel()
+        try:
+            return await self._exit_stack.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # The body's own error comes back wrapped by the task group; hand it back as raised.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        finally:
+            self._tg = None
+            if self._owns_registry:
+                await anyio.to_thread.run_sync(self.registry.clear)
+
+    def transcribe_stream(
+        self,
+        source: AudioInput | AudioSource,
+        *,
+        options: TranscribeOptions | None = None,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        **changes: Any,
+    ) -> SegmentStream:
+        """Start transcribing ``source``; iterate the result for final segments.
+
+        Keyword ``changes`` override fields of ``options`` (``model=``, ``language=``,
+        ``beam_size=``, ...).
+
+        :raises StreamClosedError: the engine is not running
+        """
+        if self._tg is None:
+            raise StreamClosedError("Engine is not running: use 'async with Engine() as engine'")
+        opts = (options or TranscribeOptions()).with_changes(**changes)
+        stream = SegmentStream(self, open_source(source, sample_rate=sample_rate,
+                                                 channels=channels), opts)
+        self.streams_started += 1
+        return stream
+
+    def _limiter(self, key: ModelKey) -> anyio.CapacityLimiter:
+        # One limiter per loaded model, sized to its CTranslate2 workers: more concurrent calls
+        # would only queue inside CTranslate2 while holding a thread each.
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            limiter = self._limiters[key] = anyio.CapacityLimiter(self.settings.model_workers)
+        return limiter
+
+    def _spawn(self, stream: SegmentStream) -> None:
+        if self._tg is None:
+            raise StreamClosedError("Engine is closed")
+        self._tg.start_soon(stream._run, name=f"voicesub stream {id(stream):x}")
+
+
+class SegmentStream:
+    """An async iterator of final :class:`Segment` objects, and an async context manager.
+
+    ``async with`` guarantees its tasks are cancelled and waited for on exit; a bare
+    ``async for`` that breaks early relies on the stream being garbage collected, which
+    CPython does at once, but the cleanup then finishes in the background.
+    """
+
+    def __init__(self, engine: Engine | None, source: AudioSource,
+                 options: TranscribeOptions) -> None:
+        self.source = source
+        self.options = options
+        self._engine = engine
+        self._send, self._receive = create_memory_object_stream[Segment | _Failure](SEGMENT_BUFFER)
+        self._scope = anyio.CancelScope()
+        self._done = anyio.Event()
+        self._started = False
+        self._closed = False
+        self._host: asyncio.Task[None] | None = None
+        self._chunker: VadChunker | None = None
+        self._transcriber: Transcriber | None = None
+
+    # -- consumer side -------------------------------------------------------------------
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Segment:
+        if self._closed:
+            raise StopAsyncIteration
+        if not self._started:
+            self._start()
+        try:
+            item = await self._receive.receive()
+        except anyio.EndOfStream:
+            await self.aclose()
+            raise StopAsyncIteration from None
+        if isinstance(item, _Failure):
+            await self.aclose()
+            raise item.error
+        return item
+
+    async def __aenter__(self) -> Self:
+        if not self._started:
+            self._start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel the stream's work and wait until its tasks and threads have finished."""
+        if self._closed:
+            return
+        self._closed = True
+        self._scope.cancel()
+        self._receive.close()
+        if self._started:
+            with anyio.CancelScope(shield=True):
+                await self._done.wait()
+
+    def __del__(self) -> None:
+        # A bare ``async for`` that breaks never calls aclose(); cancel from here instead.
+        if not self._closed and self._started:
+            self._scope.cancel()
+
+    def statistics(self) -> dict[str, Any]:
+        """Progress figures for this stream (audio seen, speech found, model time)."""
+        out: dict[str, Any] = {"duration": self.source.duration}
+        if self._chunker:
+            out["audio_seconds"] = round(self._chunker.audio_seconds, 3)
+            out["speech_seconds"] = round(self._chunker.speech_seconds, 3)
+        if self._transcriber:
+            s = self._transcriber.stats
+            out.update(language=self._transcriber.runner.language,
+                       windows=s.windows, batches=s.batches, dropped_silent=s.dropped_silent,
+                       model_seconds=round(s.model_seconds, 3))
+        return out
+
+    # -- pipeline side ------------------------------------------------------------------
+    def _start(self) -> None:
+        self._started = True
+        if self._engine is not None:
+            self._engine._spawn(self)
+        else:
+            # No engine: this stream owns its one task, a task group for its stages inside.
+            self._host = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        send = self._send
+        try:
+            with self._scope:
+                async with send:
+                    try:
+                        await self._pipeline(send)
+                    except VoicesubError as exc:
+                        await send.send(_Failure(exc))
+                    except ExceptionGroup as group:
+                        await send.send(_Failure(_first_error(group)))
+                    except Exception as exc:  # the user's own source iterator failed
+                        await send.send(_Failure(exc))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # consumer went away: nobody left to tell
+        finally:
+            self._done.set()
+
+    async def _pipeline(self, out: MemoryObjectSendStream[Segment | _Failure]) -> None:
+        settings, registry = self._settings_and_registry()
+        key = registry.key_for(self.options.model)
+        model: LoadedModel = await anyio.to_thread.run_sync(registry.acquire, key)
+        source_error: list[BaseException] = []
+        try:
+            runner = WhisperRunner(model, self.options)
+            limiter = (self._engine._limiter(key) if self._engine is not None
+                       else _default_limiter(key, settings))
+            self._chunker = VadChunker(self.options.vad)
+            self._transcriber = Transcriber(runner, limiter)
+            audio_send, audio_recv = create_memory_object_stream[AudioChunk](AUDIO_BUFFER)
+            win_send, win_recv = create_memory_object_stream[SpeechWindow](
+                self.options.batch_size
+            )
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._read_source, audio_send, source_error)
+                tg.start_soon(self._chunker.run, audio_recv, win_send)
+                tg.start_soon(self._transcriber.run, win_recv, out.clone())
+        finally:
+            await anyio.to_thread.run_sync(registry.release, model)
+        if source_error:
+            # Everything decoded before the failure has been transcribed and delivered above.
+            raise source_error[0]
+
+    async def _read_source(self, send: ObjectSendStream[AudioChunk],
+                           error: list[BaseException]) -> None:
+        async with send:
+            try:
+                async for chunk in self.source.chunks():
+                    await send.send(chunk)
+            except VoicesubError as exc:
+                error.append(exc)
+
+    def _settings_and_registry(self) -> tuple[Settings, ModelRegistry]:
+        if self._engine is not None:
+            return self._engine.settings, self._engine.registry
+        return default_settings(), default_registry()
+
+
+def transcribe_stream(
+    source: AudioInput | AudioSource,
+    *,
+    options: TranscribeOptions | None = None,
+    sample_rate: int | None = None,
+    channels: int = 1,
+    engine: Engine | None = None,
+    **changes: Any,
+) -> SegmentStream:
+    """Transcribe ``source`` into final subtitle segments as the audio arrives.
+
+    ``async for seg in transcribe_stream("talk.mp3", model="tiny.en")`` or, for guaranteed
+    cleanup, ``async with transcribe_stream(...) as segments``. Without an ``engine`` the
+    stream runs on the process-wide model registry (models stay loaded between streams).
+
+    :param source: path, URL, container bytes, numpy array, or async iterable of PCM bytes /
+        numpy frames
+    :param sample_rate: rate of raw PCM / numpy input (default 16000)
+    :param channels: channel count of raw PCM / numpy input (interleaved)
+    :raises ConfigError: an option has an invalid value
+    """
+    if engine is not None:
+        return engine.transcribe_stream(source, options=options, sample_rate=sample_rate,
+                                        channels=channels, **changes)
+    opts = (options or TranscribeOptions()).with_changes(**changes)
+    return SegmentStream(None, open_source(source, sample_rate=sample_rate, channels=channels),
+                         opts)
+
+
+_defaults_lock = threading.Lock()
+_default: dict[str, Any] = {}
+
+
+def default_settings() -> Settings:
+    with _defaults_lock:
+        if "settings" not in _default:
+            _default["settings"] = Settings.load()
+        return _default["settings"]  # type: ignore[no-any-return]
+
+
+def default_registry() -> ModelRegistry:
+    """The process-wide registry used by streams that run without an :class:`Engine`."""
+    settings = default_settings()
+    with _defaults_lock:
+        if "registry" not in _default:
+            _default["registry"] = ModelRegistry(settings)
+        return _default["registry"]  # type: ignore[no-any-return]
+
+
+_loop_limiters: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[ModelKey, anyio.CapacityLimiter]
+] = weakref.WeakKeyDictionary()
+
+
+def _default_limiter(key: ModelKey, settings: Settings) -> anyio.CapacityLimiter:
+    # Limiters belong to one event loop; engine-less streams share one per model per loop.
+    limiters = _loop_limiters.setdefault(asyncio.get_running_loop(), {})
+    if key not in limiters:
+        limiters[key] = anyio.CapacityLimiter(settings.model_workers)
+    return limiters[key]
+
+
+def _first_error(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The error a caller should see from a stage failure, not the group around it."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_error(exc)
+        if not isinstance(exc, anyio.get_cancelled_exc_class()):
+            return exc  # type: ignore[no-any-return]
+    return group
+
+

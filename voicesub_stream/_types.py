@@ -1,0 +1,90 @@
+"""Values that flow through the pipeline: frozen, slotted, cheap to pass between tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+SAMPLE_RATE = 16_000
+"""Whisper's input rate; every source is resampled to it."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AudioChunk:
+    """A run of mono float32 samples at :data:`SAMPLE_RATE`, placed on the stream's clock.
+
+    :param samples: one-dimensional float32 array in [-1, 1]
+    :param start: stream time of the first sample, in seconds
+    """
+
+    samples: npt.NDArray[np.float32]
+    start: float
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One recognised word with its time span in stream seconds."""
+
+    start: float
+    end: float
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One subtitle-sized piece of transcript.
+
+    Times are in seconds on the stream's clock (0 = first sample of the source), so segments
+    from a live stream and from a file of the same audio line up.
+    """
+
+    index: int
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    language: str | None = None
+    language_probability: float | None = None
+    is_final: bool = True
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    translation: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (used by the JSON subtitle writer and the server)."""
+        return {
+            "index": self.index,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "text": self.text,
+            "words": [
+                {
+                    "start": round(w.start, 3),
+                    "end": round(w.end, 3),
+                    "text": w.text,
+                    "probability": round(w.probability, 4),
+                }
+                for w in self.words
+            ],
+            "language": self.language,
+            "language_probability": self.language_probability,
+            "is_final": self.is_final,
+            "avg_logprob": self.avg_logprob,
+            "no_speech_prob": self.no_speech_prob,
+            "translation": self.translation,
+            **({"metadata": self.metadata} if self.metadata else {}),
+        }

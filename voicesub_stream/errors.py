@@ -1,0 +1,85 @@
+"""The exceptions voicesub_stream raises, all under one root.
+
+::
+
+    VoicesubError
+    ├── ConfigError (ValueError)             bad option or environment value
+    ├── SourceError                          the audio could not be read
+    │   ├── UnsupportedSourceError (TypeError)   not a kind of source we know how to read
+    │   ├── SourceNotFoundError (FileNotFoundError)  a path that does not exist
+    │   └── AudioDecodeError                 bytes that are not (complete) audio
+    ├── ModelError
+    │   ├── ModelNotFoundError (LookupError) a name that resolves to no model here
+    │   └── ModelLoadError                   the model exists but would not load
+    ├── TranscriptionError                   the model failed while running
+    ├── StreamClosedError                    a stream or engine used after it was closed
+    └── StageTimeoutError (TimeoutError)     a pipeline stage took longer than allowed
+
+Third-party errors are translated at the boundary (``raise AudioDecodeError(...) from exc``)
+so callers never need to import PyAV or CTranslate2 to handle failures.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "AudioDecodeError",
+    "ConfigError",
+    "ModelError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "SourceError",
+    "SourceNotFoundError",
+    "StageTimeoutError",
+    "StreamClosedError",
+    "TranscriptionError",
+    "UnsupportedSourceError",
+    "VoicesubError",
+)
+
+
+class VoicesubError(Exception):
+    """Base class of every error raised by voicesub_stream."""
+
+
+class ConfigError(VoicesubError, ValueError):
+    """An option or environment variable has a value we cannot use."""
+
+
+class SourceError(VoicesubError):
+    """The audio source could not be opened or read."""
+
+
+class UnsupportedSourceError(SourceError, TypeError):
+    """The object passed as a source is not a kind of source we can read."""
+
+
+class SourceNotFoundError(SourceError, FileNotFoundError):
+    """A source path does not exist."""
+
+
+class AudioDecodeError(SourceError):
+    """The source is not audio, holds no audio stream, or is corrupt beyond recovery."""
+
+
+class ModelError(VoicesubError):
+    """Base class of model resolution and loading errors."""
+
+
+class ModelNotFoundError(ModelError, LookupError):
+    """No model matches the requested name; the message lists what was tried."""
+
+
+class ModelLoadError(ModelError):
+    """The model files were found but CTranslate2 could not load them."""
+
+
+class TranscriptionError(VoicesubError):
+    """The speech model raised while transcribing a window."""
+
+
+class StreamClosedError(VoicesubError):
+    """A stream or engine was used after it had been closed."""
+
+
+class StageTimeoutError(VoicesubError, TimeoutError):
+    """A pipeline stage did not finish within its time limit."""

@@ -1,0 +1,212 @@
+"""Loaded Whisper models: an LRU of at most N, loaded lazily, once, from any thread."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._config import Settings, cpu_count
+from ..errors import ModelLoadError
+from ._gpu import cuda_device_count
+from ._resolve import resolve_model
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelKey:
+    """What makes two loaded models different."""
+
+    name: str
+    device: str
+    compute_type: str
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    key: ModelKey
+    path: str
+    whisper: WhisperModel
+    load_seconds: float
+    leases: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def is_multilingual(self) -> bool:
+        return bool(self.whisper.model.is_multilingual)
+
+
+def pick_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if cuda_device_count() > 0 else "cpu"
+
+
+def pick_compute_type(compute_type: str, device: str) -> str:
+    if compute_type != "auto":
+        return compute_type
+    # int8 is CTranslate2's fastest CPU path; float16 is the standard GPU choice.
+    return "float16" if device == "cuda" else "int8"
+
+
+class ModelRegistry:
+    """Thread-safe LRU of loaded models keyed by (name, device, compute_type).
+
+    Two threads asking for the same missing model load it once: the second waits on a
+    per-key lock while other keys load in parallel (double-checked locking). Models in use
+    (leased) are never evicted; if every loaded model is in use the registry holds one more
+    than its capacity until a lease ends.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._capacity = settings.max_loaded_models
+        self._models: OrderedDict[ModelKey, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[ModelKey, threading.Lock] = {}
+        self.loads = 0
+        self.evictions = 0
+
+    def key_for(self, name: str | None) -> ModelKey:
+        device = pick_device(self._settings.device)
+        return ModelKey(
+            name or self._settings.model,
+            device,
+            pick_compute_type(self._settings.compute_type, device),
+        )
+
+    def acquire(self, key: ModelKey) -> LoadedModel:
+        """Load (if needed) and lease a model; it cannot be evicted until :meth:`release`.
+
+        Blocking: call it from a worker thread.
+        """
+        return self.get(key, lease=True)
+
+    def release(self, model: LoadedModel) -> None:
+        with self._lock:
+            model.leases -= 1
+            model.last_used = time.monotonic()
+            victims = self._pop_victims()
+        self._unload(victims)
+
+    def get(self, key: ModelKey, *, lease: bool = False) -> LoadedModel:
+        """Return the loaded model for ``key``, loading it first if needed.
+
+        :raises ModelNotFoundError: the name resolves to no model
+        :raises ModelLoadError: CTranslate2 could not load it
+        """
+        with self._lock:
+            model = self._models.get(key)
+            if model is not None:
+                self._models.move_to_end(key)
+                model.leases += lease
+                return model
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:  # second check: another thread may have loaded it meanwhile
+                model = self._models.get(key)
+                if model is not None:
+                    self._models.move_to_end(key)
+                    model.leases += lease
+                    return model
+            model = self._load(key)
+            with self._lock:
+                model.leases += lease
+                self._models[key] = model
+                victims = self._pop_victims()
+        self._unload(victims)
+        return model
+
+    def loaded(self) -> list[ModelKey]:
+        with self._lock:
+            return list(self._models)
+
+    def evict(self, key: ModelKey) -> bool:
+        """Unload ``key`` now if it is loaded and unused. Returns whether it was unloaded."""
+        with self._lock:
+            model = self._models.get(key)
+            if model is None or model.leases:
+                return False
+            del self._models[key]
+        self._unload([model])
+        return True
+
+    def clear(self) -> None:
+        with self._lock:
+            victims = list(self._models.values())
+            self._models.clear()
+        self._unload(victims)
+
+    def statistics(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "loaded": [
+                    {"name": k.name, "device": k.device, "compute_type": k.compute_type,
+                     "leases": m.leases, "load_seconds": round(m.load_seconds, 3)}
+                    for k, m in self._models.items()
+                ],
+                "capacity": self._capacity,
+                "loads": self.loads,
+                "evictions": self.evictions,
+            }
+
+    def _pop_victims(self) -> list[LoadedModel]:
+        victims: list[LoadedModel] = []
+        for key in list(self._models):
+            if len(self._models) <= self._capacity:
+                break
+            if self._models[key].leases == 0:
+                victims.append(self._models.pop(key))
+        return victims
+
+    def _unload(self, victims: list[LoadedModel]) -> None:
+        for model in victims:
+            self.evictions += 1
+            logger.info("unloading model %s (%s)", model.key.name, model.key.device)
+            # unload_model frees the weights now instead of whenever the last reference dies.
+            with contextlib.suppress(Exception):
+                model.whisper.model.unload_model()
+            del model
+        if victims:
+            gc.collect()
+            _empty_cuda_cache()
+
+    def _load(self, key: ModelKey) -> LoadedModel:
+        path = resolve_model(key.name, cache_dir=self._settings.cache_dir,
+                             offline=self._settings.offline)
+        from faster_whisper import WhisperModel
+
+        started = time.perf_counter()
+        try:
+            whisper = WhisperModel(
+                path,
+                device=key.device,
+                compute_type=key.compute_type,
+                cpu_threads=self._settings.cpu_threads or cpu_count(),
+                num_workers=self._settings.model_workers,
+                local_files_only=True,
+            )
+        except Exception as exc:
+            raise ModelLoadError(f"could not load {key.name!r} from {path}: {exc}") from exc
+        elapsed = time.perf_counter() - started
+        self.loads += 1
+        logger.info("loaded model %s from %s in %.2fs", key.name, path, elapsed)
+        return LoadedModel(key, path, whisper, elapsed)
+
+
+def _empty_cuda_cache() -> None:
+    try:
+        import torch  # optional extra "gpu"
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,141 @@
+"""PyAV decoding and resampling to 16 kHz mono float32, one chunk at a time."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import TYPE_CHECKING, Any
+
+import av
+import numpy as np
+
+from .._types import SAMPLE_RATE
+from ..errors import AudioDecodeError, SourceNotFoundError
+
+if TYPE_CHECKING:
+    from collections.abc import Generator, Iterator
+
+    import numpy.typing as npt
+
+logger = logging.getLogger(__name__)
+
+# Seconds to wait for a network source to open, then for each read, before giving up.
+URL_TIMEOUTS = (15.0, 30.0)
+
+
+def open_container(target: str | bytes, *, is_url: bool = False) -> Any:
+    """Open a path, URL or in-memory container with PyAV, mapping its errors to ours.
+
+    :raises SourceNotFoundError: the path does not exist
+    :raises AudioDecodeError: not a media file, or no audio stream in it
+    """
+    try:
+        if isinstance(target, bytes):
+            container = av.open(io.BytesIO(target), mode="r")
+        else:
+            container = av.open(target, mode="r", timeout=URL_TIMEOUTS if is_url else None)
+    except FileNotFoundError as exc:  # av.error.FileNotFoundError subclasses both
+        raise SourceNotFoundError(f"no such audio file: {target!r}") from exc
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise AudioDecodeError(f"cannot open {_describe(target)} as media: {exc}") from exc
+    if not container.streams.audio:
+        container.close()
+        raise AudioDecodeError(f"{_describe(target)} holds no audio stream")
+    return container
+
+
+def container_duration(container: Any) -> float | None:
+    stream = container.streams.audio[0]
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return float(container.duration / av.time_base)
+    return None
+
+
+def decode_chunks(
+    container: Any, chunk_samples: int
+) -> Generator[npt.NDArray[np.float32], None, None]:
+    """Yield mono float32 chunks of ``chunk_samples`` (the last may be shorter).
+
+    Corrupt packets are skipped and counted, the way ffmpeg's command line does it, so a file
+    damaged in the middle still yields everything readable. A file that yields nothing but
+    errors raises :class:`AudioDecodeError`.
+    """
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    stream = container.streams.audio[0]
+    pending: list[npt.NDArray[np.float32]] = []
+    pending_len = 0
+    produced = 0
+    errors = 0
+    last_error: Exception | None = None
+
+    def frames() -> Iterator[Any]:
+        nonlocal errors, last_error
+        for packet in container.demux(stream):
+            try:
+                yield from packet.decode()
+            except (av.FFmpegError, ValueError) as exc:
+                errors += 1
+                last_error = exc
+        yield None  # flush the resampler
+
+    try:
+        for frame in frames():
+            for out in resampler.resample(frame):
+                samples = np.asarray(out.to_ndarray(), dtype=np.float32).reshape(-1)
+                pending.append(samples)
+                pending_len += len(samples)
+            while pending_len >= chunk_samples:
+                joined = np.concatenate(pending)
+                yield joined[:chunk_samples]
+                produced += chunk_samples
+                rest = joined[chunk_samples:]
+                pending, pending_len = ([rest], len(rest)) if len(rest) else ([], 0)
+    except (av.FFmpegError, ValueError) as exc:
+        errors += 1
+        last_error = exc
+    if pending_len:
+        produced += pending_len
+        yield np.concatenate(pending)
+    if errors:
+        if produced == 0:
+            raise AudioDecodeError(f"no decodable audio ({errors} corrupt packets): {last_error}")
+        logger.warning("skipped %d corrupt packet(s) while decoding: %s", errors, last_error)
+
+
+class PcmResampler:
+    """Stateful converter from interleaved PCM (s16 or float) at any rate to 16 kHz mono float32."""
+
+    def __init__(self, sample_rate: int, channels: int) -> None:
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self._layout = {1: "mono", 2: "stereo"}.get(channels) or f"{channels}c"
+        self._passthrough = sample_rate == SAMPLE_RATE and channels == 1
+        self._resampler = None if self._passthrough else av.AudioResampler(
+            format="flt", layout="mono", rate=SAMPLE_RATE
+        )
+        self._pts = 0
+
+    def push(self, interleaved: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        if self._passthrough:
+            return interleaved
+        frame = av.AudioFrame.from_ndarray(
+            interleaved.reshape(1, -1), format="flt", layout=self._layout
+        )
+        frame.sample_rate = self.sample_rate
+        frame.pts = self._pts
+        self._pts += len(interleaved) // self.channels
+        return self._drain(frame)
+
+    def flush(self) -> npt.NDArray[np.float32]:
+        return np.zeros(0, np.float32) if self._passthrough else self._drain(None)
+
+    def _drain(self, frame: Any) -> npt.NDArray[np.float32]:
+        assert self._resampler is not None
+        outs = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        return np.concatenate(outs) if outs else np.zeros(0, np.float32)
+
+
+def _describe(target: str | bytes) -> str:
+    return f"{len(target)} bytes" if isinstance(target, bytes) else repr(target)

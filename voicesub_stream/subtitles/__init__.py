@@ -1,0 +1,21 @@
+"""Subtitle writers: SRT, WebVTT, JSON and plain text from segments (formats via pysubs2)."""
+
+from ._writers import (
+    FORMATS,
+    SubtitleFormat,
+    awrite_subtitles,
+    format_for_path,
+    render_subtitles,
+    wrap_lines,
+    write_subtitles,
+)
+
+__all__ = (
+    "FORMATS",
+    "SubtitleFormat",
+    "awrite_subtitles",
+    "format_for_path",
+    "render_subtitles",
+    "wrap_lines",
+    "write_subtitles",
+)

@@ -1,0 +1,124 @@
+"""Helpers for testing code built on voicesub_stream (and for our own tests).
+
+- :func:`speak`: real speech audio from text with espeak-ng, for self-contained WER tests.
+- :class:`FakeRunner`: a stand-in for the Whisper runner, for fast tests of pipeline plumbing.
+- :func:`resource_snapshot` / :func:`assert_no_leaks`: tasks, threads and files before/after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._config import TranscribeOptions
+from ._types import Word
+from .stages._transcriber import _WindowText
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .stages._vad import SpeechWindow
+
+__all__ = ("FakeRunner", "ResourceSnapshot", "assert_no_leaks", "resource_snapshot", "speak")
+
+
+def speak(text: str, path: Path, *, voice: str = "en-us", words_per_minute: int = 150) -> Path:
+    """Synthesise ``text`` to a WAV file with espeak-ng and return the path.
+
+    :raises RuntimeError: espeak-ng is not installed
+    """
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RuntimeError("espeak-ng is not installed (Debian package 'espeak-ng')")
+    subprocess.run([exe, "-v", voice, "-s", str(words_per_minute), "-w", str(path), text],
+                   check=True, capture_output=True)
+    return path
+
+
+class FakeRunner:
+    """Answers each window with ``"window <index>"`` after ``delay`` seconds of blocking work.
+
+    Same interface the :class:`~voicesub_stream.stages.Transcriber` uses on the real runner,
+    and it records every batch it was given.
+    """
+
+    def __init__(self, options: TranscribeOptions | None = None, *, delay: float = 0.0,
+                 fail_on_window: int | None = None) -> None:
+        self.options = options or TranscribeOptions()
+        self.language: str | None = "en"
+        self.language_probability: float | None = 1.0
+        self.delay = delay
+        self.fail_on_window = fail_on_window
+        self.batches: list[list[int]] = []
+        self.active = 0
+        self.max_active = 0
+        self._lock = threading.Lock()
+
+    def transcribe(self, windows: list[SpeechWindow]) -> list[_WindowText]:
+        import time
+
+        from .errors import TranscriptionError
+
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            self.batches.append([w.index for w in windows])
+            if self.delay:
+                time.sleep(self.delay)
+            out = []
+            for w in windows:
+                if w.index == self.fail_on_window:
+                    raise TranscriptionError(f"fake failure on window {w.index}")
+                words = [Word(w.start, (w.start + w.end) / 2, " window", 1.0),
+                         Word((w.start + w.end) / 2, w.end, f" {w.index}.", 1.0)]
+                out.append(_WindowText(w, f"window {w.index}.", words, -0.1, 0.0))
+            return out
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+@dataclass(frozen=True)
+class ResourceSnapshot:
+    tasks: frozenset[asyncio.Task[Any]]
+    threads: frozenset[threading.Thread]
+    open_files: frozenset[str]
+    busy_worker_threads: int
+
+
+def resource_snapshot() -> ResourceSnapshot:
+    """What this process holds now: asyncio tasks, non-pooled threads, open files."""
+    import psutil
+
+    tasks = frozenset(t for t in asyncio.all_tasks() if t is not asyncio.current_task())
+    # anyio keeps idle worker threads pooled for reuse; what matters is that none is busy.
+    threads = frozenset(t for t in threading.enumerate() if not t.name.startswith("AnyIO"))
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    files = frozenset(f.path for f in psutil.Process().open_files())
+    return ResourceSnapshot(tasks, threads, files, int(limiter.borrowed_tokens))
+
+
+async def assert_no_leaks(before: ResourceSnapshot, *, within: float = 5.0) -> None:
+    """Wait up to ``within`` seconds for the process to hold no more than it did ``before``."""
+    after = resource_snapshot()
+    with anyio.move_on_after(within):
+        while True:
+            after = resource_snapshot()
+            if (after.tasks <= before.tasks and after.threads <= before.threads
+                    and after.open_files <= before.open_files
+                    and after.busy_worker_threads <= before.busy_worker_threads):
+                return
+            await anyio.sleep(0.02)
+    raise AssertionError(
+        f"leaked: tasks={[t.get_name() for t in after.tasks - before.tasks]} "
+        f"threads={[t.name for t in after.threads - before.threads]} "
+        f"files={sorted(after.open_files - before.open_files)} "
+        f"busy worker threads={after.busy_worker_threads}"
+    )
