@@ -16,7 +16,7 @@ import asyncio
 import logging
 import threading
 import weakref
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from .stages._transcriber import Transcriber, WhisperRunner
 from .stages._vad import SpeechWindow, VadChunker
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
     from types import TracebackType
     from typing import Self
 
@@ -83,6 +84,8 @@ class Engine:
         async with AsyncExitStack() as stack:
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             self._exit_stack = stack.pop_all()
+        # Silero is process-wide and small; loading it now keeps it off the first stream's path.
+        await anyio.to_thread.run_sync(_load_vad)
         return self
 
     async def __aexit__(
@@ -139,43 +142,44 @@ class Engine:
             limiter = self._limiters[key] = anyio.CapacityLimiter(self.settings.model_workers)
         return limiter
 
-    def _spawn(self, stream: SegmentStream) -> None:
+    def _spawn(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
         if self._tg is None:
             raise StreamClosedError("Engine is closed")
-        self._tg.start_soon(stream._run, name=f"voicesub stream {id(stream):x}")
+        self._tg.start_soon(run, name="voicesub stream")
 
 
 class SegmentStream:
     """An async iterator of final :class:`Segment` objects, and an async context manager.
 
-    ``async with`` guarantees its tasks are cancelled and waited for on exit; a bare
-    ``async for`` that breaks early relies on the stream being garbage collected, which
-    CPython does at once, but the cleanup then finishes in the background.
+    ``async with`` guarantees its tasks are cancelled and waited for on exit. A bare
+    ``async for`` that breaks early cancels them when the stream is garbage collected (at
+    once in CPython); the cancellation then completes in the background.
     """
 
     def __init__(self, engine: Engine | None, source: AudioSource,
                  options: TranscribeOptions) -> None:
-        self.source = source
-        self.options = options
-        self._engine = engine
-        self._send, self._receive = create_memory_object_stream[Segment | _Failure](SEGMENT_BUFFER)
-        self._scope = anyio.CancelScope()
-        self._done = anyio.Event()
+        send, self._receive = create_memory_object_stream[Segment | _Failure](SEGMENT_BUFFER)
+        # The running tasks reference only the pipeline, never this object, so dropping the
+        # last reference to a stream really lets it be collected (and cancelled).
+        self._pipeline = _Pipeline(engine, source, options, send)
         self._started = False
         self._closed = False
-        self._host: asyncio.Task[None] | None = None
-        self._chunker: VadChunker | None = None
-        self._transcriber: Transcriber | None = None
 
-    # -- consumer side -------------------------------------------------------------------
+    @property
+    def source(self) -> AudioSource:
+        return self._pipeline.source
+
+    @property
+    def options(self) -> TranscribeOptions:
+        return self._pipeline.options
+
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> Segment:
         if self._closed:
             raise StopAsyncIteration
-        if not self._started:
-            self._start()
+        self._ensure_started()
         try:
             item = await self._receive.receive()
         except anyio.EndOfStream:
@@ -187,8 +191,7 @@ class SegmentStream:
         return item
 
     async def __aenter__(self) -> Self:
-        if not self._started:
-            self._start()
+        self._ensure_started()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -199,46 +202,72 @@ class SegmentStream:
         if self._closed:
             return
         self._closed = True
-        self._scope.cancel()
+        self._pipeline.scope.cancel()
         self._receive.close()
-        if self._started:
+        if not self._started:
+            self._pipeline.send.close()
+        else:
             with anyio.CancelScope(shield=True):
-                await self._done.wait()
+                await self._pipeline.done.wait()
 
     def __del__(self) -> None:
-        # A bare ``async for`` that breaks never calls aclose(); cancel from here instead.
-        if not self._closed and self._started:
-            self._scope.cancel()
+        if not self._closed:
+            self._pipeline.scope.cancel()
+            self._receive.close()
+            if not self._started:
+                self._pipeline.send.close()
 
     def statistics(self) -> dict[str, Any]:
         """Progress figures for this stream (audio seen, speech found, model time)."""
+        return self._pipeline.statistics()
+
+    def _ensure_started(self) -> None:
+        if not self._started:
+            self._started = True
+            self._pipeline.start()
+
+
+class _Pipeline:
+    """The task side of a :class:`SegmentStream`: its stages and its cancel scope."""
+
+    def __init__(self, engine: Engine | None, source: AudioSource, options: TranscribeOptions,
+                 send: MemoryObjectSendStream[Segment | _Failure]) -> None:
+        self.engine = engine
+        self.source = source
+        self.options = options
+        self.send = send
+        self.scope = anyio.CancelScope()
+        self.done = anyio.Event()
+        self.host: asyncio.Task[None] | None = None
+        self.chunker: VadChunker | None = None
+        self.transcriber: Transcriber | None = None
+
+    def start(self) -> None:
+        if self.engine is not None:
+            self.engine._spawn(self.run)
+        else:
+            # No engine: the stream owns this one task, with a task group for its stages inside.
+            self.host = asyncio.get_running_loop().create_task(self.run())
+
+    def statistics(self) -> dict[str, Any]:
         out: dict[str, Any] = {"duration": self.source.duration}
-        if self._chunker:
-            out["audio_seconds"] = round(self._chunker.audio_seconds, 3)
-            out["speech_seconds"] = round(self._chunker.speech_seconds, 3)
-        if self._transcriber:
-            s = self._transcriber.stats
-            out.update(language=self._transcriber.runner.language,
-                       windows=s.windows, batches=s.batches, dropped_silent=s.dropped_silent,
+        if self.chunker:
+            out["audio_seconds"] = round(self.chunker.audio_seconds, 3)
+            out["speech_seconds"] = round(self.chunker.speech_seconds, 3)
+        if self.transcriber:
+            s = self.transcriber.stats
+            out.update(language=self.transcriber.runner.language, windows=s.windows,
+                       batches=s.batches, dropped_silent=s.dropped_silent,
                        model_seconds=round(s.model_seconds, 3))
         return out
 
-    # -- pipeline side ------------------------------------------------------------------
-    def _start(self) -> None:
-        self._started = True
-        if self._engine is not None:
-            self._engine._spawn(self)
-        else:
-            # No engine: this stream owns its one task, a task group for its stages inside.
-            self._host = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        send = self._send
+    async def run(self) -> None:
+        send = self.send
         try:
-            with self._scope:
+            with self.scope:
                 async with send:
                     try:
-                        await self._pipeline(send)
+                        await self._stages(send)
                     except VoicesubError as exc:
                         await send.send(_Failure(exc))
                     except ExceptionGroup as group:
@@ -248,45 +277,46 @@ class SegmentStream:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # consumer went away: nobody left to tell
         finally:
-            self._done.set()
+            self.done.set()
 
-    async def _pipeline(self, out: MemoryObjectSendStream[Segment | _Failure]) -> None:
+    async def _stages(self, out: MemoryObjectSendStream[Segment | _Failure]) -> None:
         settings, registry = self._settings_and_registry()
         key = registry.key_for(self.options.model)
         model: LoadedModel = await anyio.to_thread.run_sync(registry.acquire, key)
         source_error: list[BaseException] = []
         try:
             runner = WhisperRunner(model, self.options)
-            limiter = (self._engine._limiter(key) if self._engine is not None
+            limiter = (self.engine._limiter(key) if self.engine is not None
                        else _default_limiter(key, settings))
-            self._chunker = VadChunker(self.options.vad)
-            self._transcriber = Transcriber(runner, limiter)
+            self.chunker = VadChunker(self.options.vad)
+            self.transcriber = Transcriber(runner, limiter)
             audio_send, audio_recv = create_memory_object_stream[AudioChunk](AUDIO_BUFFER)
             win_send, win_recv = create_memory_object_stream[SpeechWindow](
                 self.options.batch_size
             )
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read_source, audio_send, source_error)
-                tg.start_soon(self._chunker.run, audio_recv, win_send)
-                tg.start_soon(self._transcriber.run, win_recv, out.clone())
+                tg.start_soon(self.chunker.run, audio_recv, win_send)
+                tg.start_soon(self.transcriber.run, win_recv, out.clone())
         finally:
-            await anyio.to_thread.run_sync(registry.release, model)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(registry.release, model)
         if source_error:
             # Everything decoded before the failure has been transcribed and delivered above.
             raise source_error[0]
 
     async def _read_source(self, send: ObjectSendStream[AudioChunk],
                            error: list[BaseException]) -> None:
-        async with send:
+        async with send, aclosing(self.source.chunks()) as chunks:
             try:
-                async for chunk in self.source.chunks():
+                async for chunk in chunks:
                     await send.send(chunk)
             except VoicesubError as exc:
                 error.append(exc)
 
     def _settings_and_registry(self) -> tuple[Settings, ModelRegistry]:
-        if self._engine is not None:
-            return self._engine.settings, self._engine.registry
+        if self.engine is not None:
+            return self.engine.settings, self.engine.registry
         return default_settings(), default_registry()
 
 
@@ -350,6 +380,12 @@ def _default_limiter(key: ModelKey, settings: Settings) -> anyio.CapacityLimiter
     if key not in limiters:
         limiters[key] = anyio.CapacityLimiter(settings.model_workers)
     return limiters[key]
+
+
+def _load_vad() -> None:
+    from faster_whisper.vad import get_vad_model
+
+    get_vad_model()
 
 
 def _first_error(group: BaseExceptionGroup[Any]) -> BaseException:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 import anyio
@@ -40,6 +40,9 @@ CHUNK_SECONDS = 1.0
 """Decoded sources are cut into chunks this long: small enough to keep memory flat and
 cancellation prompt, large enough that the per-chunk thread hop costs nothing."""
 
+CLOSE_TIMEOUT = 5.0
+"""Seconds a caller's frame iterator gets to finish its own cleanup when the stream stops."""
+
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
@@ -59,7 +62,7 @@ class AudioSource:
             frames = source.shape[0] if source.ndim else 0
             self.duration = frames / (sample_rate or SAMPLE_RATE)
 
-    def chunks(self) -> AsyncIterator[AudioChunk]:
+    def chunks(self) -> AsyncGenerator[AudioChunk, None]:
         """The source as 16 kHz mono chunks with stream timestamps.
 
         :raises UnsupportedSourceError: not a kind of source we can read
@@ -80,7 +83,9 @@ class AudioSource:
             "array, or an async iterable of PCM bytes / numpy frames"
         )
 
-    async def _container(self, target: str | bytes, *, is_url: bool) -> AsyncIterator[AudioChunk]:
+    async def _container(
+        self, target: str | bytes, *, is_url: bool
+    ) -> AsyncGenerator[AudioChunk, None]:
         container = await anyio.to_thread.run_sync(lambda: open_container(target, is_url=is_url))
         gen = decode_chunks(container, int(CHUNK_SECONDS * SAMPLE_RATE))
         try:
@@ -98,9 +103,24 @@ class AudioSource:
             gen.close()
             container.close()
 
-    async def _frames(self, frames: AsyncIterable[Any]) -> AsyncIterator[AudioChunk]:
+    async def _frames(self, frames: AsyncIterable[Any]) -> AsyncGenerator[AudioChunk, None]:
         rate = self.sample_rate or SAMPLE_RATE
         resampler = PcmResampler(rate, self.channels)
+        iterator = aiter(frames)
+        try:
+            async for chunk in self._convert(iterator, resampler):
+                yield chunk
+        finally:
+            # Close the caller's generator now, not whenever it is garbage collected, so its
+            # own cleanup (a socket, a device) runs when the stream stops.
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+                    await aclose()
+
+    async def _convert(
+        self, frames: AsyncIterator[Any], resampler: PcmResampler
+    ) -> AsyncIterator[AudioChunk]:
         leftover = b""
         position = 0
         max_samples = int(CHUNK_SECONDS * SAMPLE_RATE) * 4

@@ -1,0 +1,88 @@
+"""Shared fixtures: real models, real speech (espeak-ng and the shared recorded clips)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from voicesub_stream import Engine, Settings
+from voicesub_stream.testing import speak
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+SPEECH_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
+
+SENTENCES = (
+    "The quick brown fox jumps over the lazy dog. "
+    "A journey of a thousand miles begins with a single step. "
+    "Knowledge is power, and time is money."
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _process_wide_models() -> None:
+    """Load what lives for the whole process (Silero VAD) before any leak check looks."""
+    from faster_whisper.vad import get_vad_model
+
+    get_vad_model()
+
+
+@pytest.fixture(scope="session")
+def speech_dir() -> Path:
+    if not (SPEECH_DIR / "SOURCES.md").is_file():
+        pytest.skip(f"recorded clips not found at {SPEECH_DIR}: accuracy tests read "
+                    "../shared/data/speech beside the checkout (CI always has it)")
+    return SPEECH_DIR
+
+
+@pytest.fixture(scope="session")
+def espeak_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three English sentences spoken by espeak-ng (22.05 kHz mono WAV)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is missing: the README's test command installs it")
+    return speak(SENTENCES, tmp_path_factory.mktemp("speech") / "sentences.wav")
+
+
+@pytest.fixture(scope="session")
+def espeak_audio(espeak_wav: Path) -> np.ndarray:
+    """The espeak clip as 16 kHz mono float32, as our file source decodes it."""
+    from voicesub_stream.sources._decode import decode_chunks, open_container
+
+    container = open_container(str(espeak_wav))
+    try:
+        return np.concatenate(list(decode_chunks(container, 16_000)))
+    finally:
+        container.close()
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings.load(model="tiny.en", device="cpu", offline=True,
+                         cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def engine(settings: Settings) -> AsyncIterator[Engine]:
+    # pytest-asyncio sets up and tears down a fixture in different tasks, and a task group
+    # must be left in the task that entered it, so the engine lives in a task of its own.
+    ready, stop = asyncio.Event(), asyncio.Event()
+    holder: list[Engine] = []
+
+    async def host() -> None:
+        async with Engine(settings) as engine:
+            holder.append(engine)
+            ready.set()
+            await stop.wait()
+
+    task = asyncio.create_task(host())
+    await ready.wait()
+    yield holder[0]
+    stop.set()
+    await task

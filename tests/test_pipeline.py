@@ -1,0 +1,253 @@
+"""Streaming behaviour: cleanup, cancellation, backpressure, errors, a free event loop."""
+
+from __future__ import annotations
+
+import gc
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+import numpy as np
+import pytest
+
+from voicesub_stream import Engine, Segment, transcribe_stream
+from voicesub_stream.errors import StreamClosedError, TranscriptionError
+from voicesub_stream.stages import SpeechWindow, Transcriber
+from voicesub_stream.testing import FakeRunner, assert_no_leaks, resource_snapshot
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.speech
+
+
+# What the pipeline may hold at once, in seconds of audio: 8 s of read-ahead, the VAD's
+# 30 s scan step plus an open region, 8 queued and 8 in-model 20 s windows, 32 segments.
+IN_FLIGHT_BOUND = 8 + 2 * 30 + 2 * 8 * 20 + 60
+
+
+class CountingSource:
+    """``repeats`` copies of a clip as async numpy frames, counting what was pulled."""
+
+    def __init__(self, audio: np.ndarray, repeats: int, frame: int = 8000) -> None:
+        self.audio, self.repeats, self.frame = audio, repeats, frame
+        self.pulled = 0
+        self.finished = False
+
+    @property
+    def total(self) -> int:
+        return len(self.audio) * self.repeats
+
+    async def __aiter__(self) -> AsyncIterator[np.ndarray]:
+        try:
+            for _ in range(self.repeats):
+                for i in range(0, len(self.audio), self.frame):
+                    piece = self.audio[i : i + self.frame]
+                    self.pulled += len(piece)
+                    yield piece
+        finally:
+            self.finished = True
+
+
+async def test_leaving_async_with_early_cancels_upstream_and_leaks_nothing(
+    engine: Engine, espeak_audio: np.ndarray
+) -> None:
+    source = CountingSource(espeak_audio, repeats=200)  # ~32 min of speech
+    before = resource_snapshot()
+    async with engine.transcribe_stream(source.__aiter__()) as stream:
+        async for _ in stream:
+            break
+    assert source.finished  # the source generator was closed, not left suspended
+    assert source.pulled / 16_000 < IN_FLIGHT_BOUND
+    await assert_no_leaks(before)
+
+
+async def test_bare_async_for_break_cleans_up(engine: Engine, espeak_audio: np.ndarray) -> None:
+    source = CountingSource(espeak_audio, repeats=200)
+    before = resource_snapshot()
+    async for _ in engine.transcribe_stream(source.__aiter__()):
+        break
+    gc.collect()
+    await assert_no_leaks(before)
+    assert source.finished
+    assert source.pulled / 16_000 < IN_FLIGHT_BOUND
+
+
+async def test_engineless_stream_runs_and_cleans_up(espeak_wav: Path) -> None:
+    before = resource_snapshot()
+    async with transcribe_stream(espeak_wav, model="tiny.en") as stream:
+        segments = [seg async for seg in stream]
+    assert "journey" in " ".join(s.text for s in segments).lower()
+    await assert_no_leaks(before)
+
+
+async def test_engineless_bare_break_cleans_up(espeak_audio: np.ndarray) -> None:
+    source = CountingSource(espeak_audio, repeats=40)
+    before = resource_snapshot()
+    async for _ in transcribe_stream(source.__aiter__(), model="tiny.en"):
+        break
+    gc.collect()
+    await assert_no_leaks(before)
+    assert source.finished
+
+
+async def test_cancelling_the_consumer_stops_the_stream(
+    engine: Engine, espeak_audio: np.ndarray
+) -> None:
+    source = CountingSource(espeak_audio, repeats=40)
+    before = resource_snapshot()
+    with anyio.CancelScope() as scope:
+        async with engine.transcribe_stream(source.__aiter__()) as stream:
+            async for _ in stream:
+                scope.cancel()
+                await anyio.sleep(1)  # cancelled here
+    assert scope.cancelled_caught
+    await assert_no_leaks(before)
+    assert source.finished
+
+
+async def test_slow_consumer_bounds_audio_in_flight(
+    engine: Engine, espeak_audio: np.ndarray
+) -> None:
+    source = CountingSource(espeak_audio, repeats=200)  # ~32 min of speech
+    async with engine.transcribe_stream(source.__aiter__()) as stream:
+        await stream.__anext__()
+        # Stop reading. The pipeline fills its bounded buffers, then waits.
+        previous = -1
+        while source.pulled != previous:
+            previous = source.pulled
+            await anyio.sleep(1.5)
+        stalled_at = source.pulled
+    assert stalled_at < source.total
+    assert stalled_at / 16_000 < IN_FLIGHT_BOUND
+
+
+async def test_event_loop_keeps_ticking_during_transcription(
+    engine: Engine, espeak_audio: np.ndarray
+) -> None:
+    ticks: list[float] = []
+    speech = np.tile(espeak_audio, 8)  # ~80 s: several model calls
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.perf_counter())
+            await anyio.sleep(0.005)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        started = time.perf_counter()
+        async with engine.transcribe_stream(speech) as stream:
+            segments = [seg async for seg in stream]
+            model_seconds = stream.statistics()["model_seconds"]
+        elapsed = time.perf_counter() - started
+        tg.cancel_scope.cancel()
+    assert segments
+    gaps = np.diff(ticks)
+    # The model ran for most of the time; had it run on the loop, one gap would span it.
+    assert model_seconds > 0.5 * elapsed
+    assert gaps.max() < 0.25 * model_seconds, gaps.max()
+
+
+async def test_a_closed_stream_stops_iterating(engine: Engine, espeak_wav: Path) -> None:
+    stream = engine.transcribe_stream(espeak_wav)
+    await stream.aclose()
+    assert [seg async for seg in stream] == []
+
+
+async def test_closed_engine_refuses_new_streams(settings: object, espeak_wav: Path) -> None:
+    async with Engine(settings) as engine:  # type: ignore[arg-type]
+        pass
+    with pytest.raises(StreamClosedError):
+        engine.transcribe_stream(espeak_wav)
+
+
+async def test_leaving_the_engine_cancels_its_running_streams(
+    settings: object, espeak_audio: np.ndarray
+) -> None:
+    source = CountingSource(espeak_audio, repeats=40)
+    before = resource_snapshot()
+    async with Engine(settings) as engine:  # type: ignore[arg-type]
+        stream = engine.transcribe_stream(source.__aiter__())
+        await stream.__anext__()
+    # The consumer never closed its stream; the engine cancelled it, so iterating ends after
+    # at most the segments already queued.
+    assert len([seg async for seg in stream]) <= 32
+    await assert_no_leaks(before)
+    assert source.finished
+
+
+# -- the transcription stage on its own, with a fake model -----------------------------
+
+def window(index: int, seconds: float = 2.0) -> SpeechWindow:
+    start = index * 160_000
+    length = int(seconds * 16_000)
+    return SpeechWindow(index, np.zeros(length, np.float32), ((start, start + length),))
+
+
+async def run_stage(runner: FakeRunner, windows: list[SpeechWindow]) -> list[Segment]:
+    send_w, recv_w = anyio.create_memory_object_stream[SpeechWindow](len(windows))
+    send_s, recv_s = anyio.create_memory_object_stream[Segment](100)
+    for w in windows:
+        send_w.send_nowait(w)
+    send_w.close()
+    out: list[Segment] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(Transcriber(runner, anyio.CapacityLimiter(1)).run, recv_w, send_s)
+        async with recv_s:
+            async for seg in recv_s:
+                out.append(seg)
+    return out
+
+
+async def test_stage_batches_waiting_windows_up_to_batch_size() -> None:
+    from voicesub_stream import TranscribeOptions
+
+    runner = FakeRunner(TranscribeOptions(batch_size=4))
+    segments = await run_stage(runner, [window(i) for i in range(10)])
+    assert runner.batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert [s.index for s in segments] == list(range(len(segments)))
+    assert [s.text for s in segments][:2] == ["window 0.", "window 1."]
+
+
+async def test_stage_error_arrives_after_every_earlier_segment() -> None:
+    from voicesub_stream import TranscribeOptions
+
+    runner = FakeRunner(TranscribeOptions(batch_size=1), fail_on_window=3)
+    got: list[str] = []
+    send_w, recv_w = anyio.create_memory_object_stream[SpeechWindow](10)
+    send_s, recv_s = anyio.create_memory_object_stream[Segment](100)
+    for i in range(6):
+        send_w.send_nowait(window(i))
+    send_w.close()
+    with pytest.raises(ExceptionGroup) as info:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(Transcriber(runner, anyio.CapacityLimiter(1)).run, recv_w, send_s)
+            async with recv_s:
+                async for seg in recv_s:
+                    got.append(seg.text)
+    assert info.group_contains(TranscriptionError)
+    assert got == ["window 0.", "window 1.", "window 2."]
+
+
+async def test_model_calls_never_exceed_the_limiter() -> None:
+    runner = FakeRunner(delay=0.02)
+    limiter = anyio.CapacityLimiter(2)
+
+    async def one(offset: int) -> None:
+        send_w, recv_w = anyio.create_memory_object_stream[SpeechWindow](10)
+        send_s, recv_s = anyio.create_memory_object_stream[Segment](100)
+        for i in range(5):
+            send_w.send_nowait(window(offset + i))
+        send_w.close()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(Transcriber(runner, limiter).run, recv_w, send_s)
+            async with recv_s:
+                async for _ in recv_s:
+                    await anyio.sleep(0)
+
+    runner.options = runner.options.with_changes(batch_size=1)
+    async with anyio.create_task_group() as tg:
+        for n in range(5):
+            tg.start_soon(one, n * 100)
+    assert runner.max_active == 2
