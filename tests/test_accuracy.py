@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -28,7 +29,7 @@ def text_of(segments: list[Segment]) -> str:
 
 def assert_well_formed(segments: list[Segment], duration: float) -> None:
     assert [s.index for s in segments] == list(range(len(segments)))
-    for prev, cur in zip(segments, segments[1:], strict=False):
+    for prev, cur in itertools.pairwise(segments):
         assert prev.end <= cur.start + 1e-6, (prev, cur)
     for s in segments:
         assert 0 <= s.start <= s.end <= duration + 0.05

@@ -42,7 +42,7 @@ async def test_empty_file_is_an_audio_decode_error(engine: Engine, tmp_path: Pat
 async def test_text_file_is_an_audio_decode_error(engine: Engine, tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("These are meeting notes, not audio.\n" * 50)
-    with pytest.raises(AudioDecodeError, match="notes.txt"):
+    with pytest.raises(AudioDecodeError, match=r"notes\.txt"):
         await collect(engine, text)
 
 
@@ -53,12 +53,12 @@ async def test_missing_path_is_source_not_found(engine: Engine, tmp_path: Path) 
 
 async def test_random_bytes_give_a_typed_error_or_nothing(engine: Engine) -> None:
     noise = np.random.default_rng(7).bytes(64_000)
+    outcome: object
     try:
-        segments = await collect(engine, noise)
+        outcome = await collect(engine, noise)
     except VoicesubError as exc:
-        assert isinstance(exc, AudioDecodeError)
-    else:
-        assert all(isinstance(s, Segment) for s in segments)
+        outcome = exc
+    assert isinstance(outcome, (AudioDecodeError, list))
 
 
 @pytest.mark.parametrize("suffix", [".flac", ".mp3"])
@@ -101,10 +101,14 @@ async def test_bad_frame_mid_stream_fails_after_delivering_earlier_speech(
         yield "not audio"
 
     received: list[Segment] = []
-    with pytest.raises(UnsupportedSourceError, match="str"):
+
+    async def consume() -> None:
         async with engine.transcribe_stream(frames()) as stream:
             async for seg in stream:
                 received.append(seg)
+
+    with pytest.raises(UnsupportedSourceError, match="str"):
+        await consume()
     # Every sentence spoken before the bad frame came out before the error.
     assert "money" in " ".join(s.text for s in received).lower()
 
@@ -141,7 +145,7 @@ async def test_unknown_model_online_fails_with_a_clear_message(tmp_path: Path) -
 async def test_model_directory_without_weights_is_not_found(
     engine: Engine, tmp_path: Path
 ) -> None:
-    with pytest.raises(ModelNotFoundError, match="model.bin"):
+    with pytest.raises(ModelNotFoundError, match=r"model\.bin"):
         await collect(engine, np.zeros(16_000, np.float32), model=str(tmp_path))
 
 

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 import numpy as np
 import pytest
 
@@ -220,12 +221,16 @@ async def test_stage_error_arrives_after_every_earlier_segment() -> None:
     for i in range(6):
         send_w.send_nowait(window(i))
     send_w.close()
-    with pytest.raises(ExceptionGroup) as info:
+
+    async def run() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(Transcriber(runner, anyio.CapacityLimiter(1)).run, recv_w, send_s)
             async with recv_s:
                 async for seg in recv_s:
                     got.append(seg.text)
+
+    with pytest.raises(ExceptionGroup) as info:
+        await run()
     assert info.group_contains(TranscriptionError)
     assert got == ["window 0.", "window 1.", "window 2."]
 
@@ -244,7 +249,7 @@ async def test_model_calls_never_exceed_the_limiter() -> None:
             tg.start_soon(Transcriber(runner, limiter).run, recv_w, send_s)
             async with recv_s:
                 async for _ in recv_s:
-                    await anyio.sleep(0)
+                    await anyio.lowlevel.checkpoint()
 
     runner.options = runner.options.with_changes(batch_size=1)
     async with anyio.create_task_group() as tg:

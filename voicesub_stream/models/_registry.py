@@ -122,7 +122,7 @@ class ModelRegistry:
             with self._lock:
                 model.leases += lease
                 self._models[key] = model
-                victims = self._pop_victims()
+                victims = self._pop_victims(keep=key)
         self._unload(victims)
         return model
 
@@ -159,12 +159,13 @@ class ModelRegistry:
                 "evictions": self.evictions,
             }
 
-    def _pop_victims(self) -> list[LoadedModel]:
+    def _pop_victims(self, keep: ModelKey | None = None) -> list[LoadedModel]:
+        """Unused models to drop, least recently used first, until within capacity."""
         victims: list[LoadedModel] = []
         for key in list(self._models):
             if len(self._models) <= self._capacity:
                 break
-            if self._models[key].leases == 0:
+            if self._models[key].leases == 0 and key != keep:
                 victims.append(self._models.pop(key))
         return victims
 

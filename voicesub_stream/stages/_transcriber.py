@@ -197,8 +197,9 @@ def split_cues(
     """Cut a window's words into subtitle cues.
 
     A cue ends after a sentence, at a pause longer than ``max_gap``, or before it would pass
-    ``max_chars`` / ``max_duration``; in that last case it backs up to the latest clause end
-    (comma, semicolon) if there is one in its second half, so lines break where a reader pauses.
+    ``max_chars`` / ``max_duration``; in that last case it breaks in its second half where the
+    speaker paused longest, a clause end (comma, semicolon) counting as a long pause, so cues
+    break where a listener hears a break.
     """
     cues: list[list[Word]] = []
     cue: list[Word] = []
@@ -212,11 +213,7 @@ def split_cues(
                 cues.append(cue)
                 cue = []
             elif too_long:
-                cut = next(
-                    (i + 1 for i in range(len(cue) - 1, len(cue) // 2 - 1, -1)
-                     if _CLAUSE_END.search(cue[i].text.strip())),
-                    len(cue),
-                )
+                cut = _best_break(cue + [word])
                 cues.append(cue[:cut])
                 cue = cue[cut:]
         cue.append(word)
@@ -226,6 +223,16 @@ def split_cues(
     if cue:
         cues.append(cue)
     return cues
+
+
+def _best_break(words: list[Word]) -> int:
+    """Index to cut ``words`` (the cue plus the word that overflowed it) in its second half."""
+    def pause(i: int) -> float:
+        clause = 1.0 if _CLAUSE_END.search(words[i - 1].text.strip()) else 0.0
+        return clause + words[i].start - words[i - 1].end
+
+    candidates = range(max(1, (len(words) - 1) // 2), len(words))
+    return max(candidates, key=lambda i: (pause(i), i))
 
 
 class Transcriber:

@@ -60,9 +60,20 @@ def render_subtitles(segments: Iterable[Segment], fmt: str) -> str:
         text = seg.text if seg.translation is None else seg.translation
         subs.append(pysubs2.SSAEvent(
             start=round(seg.start * 1000), end=round(seg.end * 1000),
-            text=r"\N".join(wrap_lines(text)),
+            text=r"\N".join(_escape(line, fmt) for line in wrap_lines(text)),
         ))
     return str(subs.to_string(fmt))
+
+
+def _escape(text: str, fmt: str) -> str:
+    """Keep spoken text from being read as markup; pysubs2 writes cue text as given.
+
+    WebVTT has entities for this. SRT has none and players treat ``<...>`` as tags, so the
+    angle brackets become their typographic look-alikes there.
+    """
+    if fmt == "vtt":
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("<", "‹").replace(">", "›")
 
 
 def write_subtitles(segments: Iterable[Segment], path: str | os.PathLike[str],

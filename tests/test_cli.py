@@ -1,0 +1,68 @@
+"""The ``voicesub`` command, run as a user runs it: a real process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pysubs2
+import pytest
+
+from .conftest import SENTENCES
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.speech
+
+
+def voicesub(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "voicesub_stream.cli", *args],
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_cli_writes_srt_vtt_and_json_with_the_same_cues(espeak_wav: Path, tmp_path: Path) -> None:
+    counts = {}
+    for fmt in ("srt", "vtt", "json"):
+        out = tmp_path / f"out.{fmt}"
+        result = voicesub("transcribe", str(espeak_wav), "-o", str(out), "--model", "tiny.en")
+        assert result.returncode == 0, result.stderr
+        assert "RTF" in result.stderr
+        if fmt == "json":
+            counts[fmt] = len(json.loads(out.read_text()))
+        else:
+            counts[fmt] = len(pysubs2.load(str(out)))
+    assert counts["srt"] == counts["vtt"] == counts["json"] >= 2
+
+
+def test_cli_prints_text_to_stdout(espeak_wav: Path) -> None:
+    result = voicesub("transcribe", str(espeak_wav), "--model", "tiny.en", "-f", "txt")
+    assert result.returncode == 0, result.stderr
+    assert "journey" in result.stdout.lower()
+
+
+def test_cli_reports_a_missing_file_without_a_traceback(tmp_path: Path) -> None:
+    result = voicesub("transcribe", str(tmp_path / "missing.wav"), "--model", "tiny.en")
+    assert result.returncode == 1
+    assert "SourceNotFoundError" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bench_file_writes_json_comparing_three_runs(espeak_wav: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "ref.txt"
+    reference.write_text(SENTENCES)
+    out = tmp_path / "bench.json"
+    result = voicesub("bench", "file", str(espeak_wav), "--reference", str(reference),
+                      "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    runs = {r["run"]: r for r in report["runs"]}
+    assert set(runs) == {"faster-whisper", "faster-whisper-batched", "voicesub"}
+    for run in runs.values():
+        assert "error" not in run, run
+        assert run["wall"] > 0
+        assert run["peak_rss_mb"] > 0
+        assert 0 <= run["wer"] <= 0.5
+    assert "speedup_vs_faster-whisper-batched" in report["comparison"]

@@ -1,0 +1,125 @@
+"""Model resolution and the LRU registry, on the real bundled models."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import pytest
+
+from voicesub_stream import Settings
+from voicesub_stream.errors import ModelLoadError, ModelNotFoundError
+from voicesub_stream.models import ModelKey, ModelRegistry, _gpu, gpu_info, resolve_model
+from voicesub_stream.models._registry import pick_compute_type, pick_device
+from voicesub_stream.models._resolve import bundled_base
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.speech
+
+
+def registry(tmp_path: Path, **kw: object) -> ModelRegistry:
+    return ModelRegistry(Settings.load(device="cpu", offline=True, cache_dir=tmp_path, **kw))
+
+
+def test_concurrent_first_requests_load_the_model_once(tmp_path: Path) -> None:
+    reg = registry(tmp_path)
+    key = reg.key_for("tiny.en")
+    barrier = threading.Barrier(4)
+
+    def get() -> object:
+        barrier.wait()
+        return reg.get(key)
+
+    with ThreadPoolExecutor(4) as pool:
+        models = list(pool.map(lambda _: get(), range(4)))
+    assert reg.loads == 1
+    assert all(m is models[0] for m in models)
+
+
+def test_least_recently_used_model_is_evicted_and_unloaded(tmp_path: Path) -> None:
+    reg = registry(tmp_path, max_loaded_models=2)
+    keys = [ModelKey("tiny.en", "cpu", ct) for ct in ("int8", "float32", "int8_float32")]
+    first = reg.get(keys[0])
+    reg.get(keys[1])
+    reg.get(keys[0])  # now keys[1] is the least recently used
+    reg.get(keys[2])
+    assert reg.loaded() == [keys[0], keys[2]]
+    assert reg.evictions == 1
+    assert first.whisper.model.model_is_loaded
+    reg.clear()
+    assert not first.whisper.model.model_is_loaded  # weights really freed
+
+
+def test_a_leased_model_is_never_evicted(tmp_path: Path) -> None:
+    reg = registry(tmp_path, max_loaded_models=1)
+    a, b = ModelKey("tiny.en", "cpu", "int8"), ModelKey("tiny.en", "cpu", "float32")
+    held = reg.acquire(a)
+    reg.get(b)
+    assert a in reg.loaded()  # over capacity while leased
+    reg.release(held)
+    assert reg.loaded() == [b]
+    assert not held.whisper.model.model_is_loaded
+
+
+def test_bundled_base_is_joined_once_atomically(tmp_path: Path) -> None:
+    with ThreadPoolExecutor(3) as pool:
+        paths = list(pool.map(lambda _: bundled_base(tmp_path), range(3)))
+    assert paths[0] is not None
+    assert len(set(paths)) == 1
+    model_bin = paths[0] / "model.bin"
+    assert model_bin.stat().st_size == 145_217_532
+    leftovers = [p for p in paths[0].parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+    assert bundled_base(tmp_path) == paths[0]  # second call reuses, no copy
+
+
+def test_names_resolve_to_bundled_models_and_local_dirs(tmp_path: Path) -> None:
+    tiny = resolve_model("tiny.en", cache_dir=tmp_path, offline=True)
+    assert resolve_model(tiny, cache_dir=tmp_path, offline=True) == tiny
+    with pytest.raises(ModelNotFoundError, match="Hub download skipped"):
+        resolve_model("medium", cache_dir=tmp_path, offline=True)
+
+
+def test_cuda_without_a_gpu_is_a_typed_load_error(tmp_path: Path) -> None:
+    if _gpu.cuda_device_count():
+        pytest.skip("a GPU is present; this test covers machines without one")
+    reg = ModelRegistry(Settings.load(device="cuda", offline=True, cache_dir=tmp_path))
+    with pytest.raises(ModelLoadError, match=r"tiny\.en"):
+        reg.get(reg.key_for("tiny.en"))
+
+
+def test_auto_device_and_compute_type_follow_the_hardware() -> None:
+    has_gpu = _gpu.cuda_device_count() > 0
+    assert pick_device("auto") == ("cuda" if has_gpu else "cpu")
+    assert pick_compute_type("auto", "cpu") == "int8"
+    assert pick_compute_type("auto", "cuda") == "float16"
+    assert pick_compute_type("float32", "cpu") == "float32"
+
+
+def test_gpu_info_is_cached_for_30_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def fake_query() -> tuple[_gpu.GpuInfo, ...]:
+        calls.append(1)
+        return (_gpu.GpuInfo(0, "fake", 16 << 30, 4 << 30, 50.0),)
+
+    monkeypatch.setattr(_gpu, "_query", fake_query)
+    monkeypatch.setattr(_gpu, "_cache", None)
+    now = [1000.0]
+    monkeypatch.setattr(_gpu.time, "monotonic", lambda: now[0])
+    first = gpu_info()
+    now[0] += 29
+    assert gpu_info() is first
+    now[0] += 2
+    gpu_info()
+    assert len(calls) == 2
+    assert first[0].memory_free == 12 << 30
+
+
+def test_gpu_info_without_a_gpu_is_empty() -> None:
+    if _gpu.cuda_device_count():
+        pytest.skip("a GPU is present")
+    assert gpu_info(max_age=0) == ()

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pysubs2
+import pytest
+
+from voicesub_stream import Segment, Word
+from voicesub_stream.errors import ConfigError
+from voicesub_stream.stages import split_cues
+from voicesub_stream.subtitles import (
+    awrite_subtitles,
+    render_subtitles,
+    wrap_lines,
+    write_subtitles,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SEGMENTS = [
+    Segment(0, 0.5, 2.25, "Hello there, and welcome to the show about streaming speech."),
+    Segment(1, 2.5, 4.0, "Ünïcödé «quotes» & <angle> brackets"),
+    Segment(2, 3661.2, 3663.0, "Past the hour."),
+]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "angle"), [("srt", "‹angle›"), ("vtt", "&lt;angle&gt;")]
+)
+def test_subtitles_parse_back_with_the_same_cues(fmt: str, angle: str) -> None:
+    subs = pysubs2.SSAFile.from_string(render_subtitles(SEGMENTS, fmt))
+    assert len(subs) == len(SEGMENTS)
+    for event, seg in zip(subs, SEGMENTS, strict=True):
+        assert event.start == round(seg.start * 1000)
+        assert event.end == round(seg.end * 1000)
+        # Spoken "<angle>" must not turn into a markup tag that players hide.
+        expected = seg.text.replace("<angle>", angle)
+        if fmt == "vtt":
+            expected = expected.replace(" & ", " &amp; ")
+        assert event.plaintext.replace("\n", " ") == expected
+
+
+def test_json_keeps_every_field() -> None:
+    data = json.loads(render_subtitles(SEGMENTS, "json"))
+    assert [d["text"] for d in data] == [s.text for s in SEGMENTS]
+    assert data[2]["start"] == 3661.2
+
+
+def test_unknown_format_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        render_subtitles(SEGMENTS, "docx")
+
+
+def test_long_cues_wrap_into_two_balanced_lines() -> None:
+    lines = wrap_lines(SEGMENTS[0].text)
+    assert len(lines) == 2
+    assert all(len(line) <= 42 for line in lines)
+    assert " ".join(lines) == SEGMENTS[0].text
+    assert wrap_lines("short") == ["short"]
+
+
+async def test_sync_and_async_writers_write_the_same_file(tmp_path: Path) -> None:
+    write_subtitles(SEGMENTS, tmp_path / "a.vtt")
+    await awrite_subtitles(SEGMENTS, tmp_path / "b.vtt")
+    assert (tmp_path / "a.vtt").read_text() == (tmp_path / "b.vtt").read_text()
+    assert (tmp_path / "a.vtt").read_text().startswith("WEBVTT")
+
+
+def words(*spec: tuple[float, float, str]) -> list[Word]:
+    return [Word(s, e, t, 1.0) for s, e, t in spec]
+
+
+def test_cues_end_at_sentences_and_pauses() -> None:
+    ws = words((0, 0.5, " One"), (0.5, 1.2, " sentence."), (1.3, 1.8, " Then"),
+               (1.8, 2.2, " more"), (4.0, 4.5, " after"), (4.5, 5.0, " pause"))
+    cues = split_cues(ws, max_chars=84, max_duration=7.0)
+    assert [[w.text for w in c] for c in cues] == [
+        [" One", " sentence."], [" Then", " more"], [" after", " pause"]]
+
+
+def test_long_cues_break_at_a_clause_when_possible() -> None:
+    ws = words(*[(i * 0.5, i * 0.5 + 0.4, f" w{i}" + ("," if i == 6 else ""))
+                 for i in range(20)])
+    cues = split_cues(ws, max_chars=40, max_duration=60.0)
+    assert cues[0][-1].text == " w6,"
+    assert sum(len(c) for c in cues) == 20
+    assert all(len("".join(w.text for w in c)) <= 40 for c in cues)
