@@ -97,3 +97,41 @@ async def test_file_source_is_decoded_in_bounded_chunks(espeak_wav: Path) -> Non
     sizes = [len(c.samples) async for c in source.chunks()]
     assert max(sizes) <= 16_000
     assert source.duration == pytest.approx(sum(sizes) / 16_000, abs=0.05)
+
+
+@pytest.mark.speech
+async def test_http_url_is_streamed_like_a_file(engine: Engine, espeak_wav: Path) -> None:
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(espeak_wav.parent))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{espeak_wav.name}"
+        assert await text_of(engine, url) == await text_of(engine, espeak_wav)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def test_url_that_never_answers_is_a_stage_timeout(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from voicesub_stream.errors import StageTimeoutError
+    from voicesub_stream.sources import _decode
+
+    monkeypatch.setattr(_decode, "URL_TIMEOUTS", (0.5, 0.5))
+    with socket.socket() as silent:  # accepts connections, never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/live.mp3"
+        with pytest.raises(StageTimeoutError, match="did not answer"):
+            await text_of(engine, url)

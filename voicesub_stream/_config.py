@@ -46,7 +46,6 @@ class Settings(BaseSettings):
     max_loaded_models: int = Field(default=3, ge=1)
     cache_dir: Path = Field(default_factory=default_cache_dir)
     offline: bool = False
-    max_concurrent_streams: int = Field(default=0, ge=0)
 
     @field_validator("compute_type")
     @classmethod

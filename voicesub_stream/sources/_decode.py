@@ -10,7 +10,7 @@ import av
 import numpy as np
 
 from .._types import SAMPLE_RATE
-from ..errors import AudioDecodeError, SourceNotFoundError
+from ..errors import AudioDecodeError, SourceNotFoundError, StageTimeoutError
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
@@ -36,6 +36,10 @@ def open_container(target: str | bytes, *, is_url: bool = False) -> Any:
             container = av.open(target, mode="r", timeout=URL_TIMEOUTS if is_url else None)
     except FileNotFoundError as exc:  # av.error.FileNotFoundError subclasses both
         raise SourceNotFoundError(f"no such audio file: {target!r}") from exc
+    except av.error.ExitError as exc:  # FFmpeg's interrupt callback: our timeout fired
+        raise StageTimeoutError(
+            f"{_describe(target)} did not answer within {URL_TIMEOUTS[0]:.0f} s"
+        ) from exc
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise AudioDecodeError(f"cannot open {_describe(target)} as media: {exc}") from exc
     if not container.streams.audio:
@@ -75,6 +79,8 @@ def decode_chunks(
         for packet in container.demux(stream):
             try:
                 yield from packet.decode()
+            except av.error.ExitError:
+                raise
             except (av.FFmpegError, ValueError) as exc:
                 errors += 1
                 last_error = exc
@@ -92,6 +98,10 @@ def decode_chunks(
                 produced += chunk_samples
                 rest = joined[chunk_samples:]
                 pending, pending_len = ([rest], len(rest)) if len(rest) else ([], 0)
+    except av.error.ExitError as exc:
+        raise StageTimeoutError(
+            f"the source stopped sending data for {URL_TIMEOUTS[1]:.0f} s"
+        ) from exc
     except (av.FFmpegError, ValueError) as exc:
         errors += 1
         last_error = exc

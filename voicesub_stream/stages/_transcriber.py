@@ -213,7 +213,7 @@ def split_cues(
                 cues.append(cue)
                 cue = []
             elif too_long:
-                cut = _best_break(cue + [word])
+                cut = _best_break([*cue, word])
                 cues.append(cue[:cut])
                 cue = cue[cut:]
         cue.append(word)
