@@ -74,16 +74,23 @@ def words(*spec: tuple[float, float, str]) -> list[Word]:
 
 def test_cues_end_at_sentences_and_pauses() -> None:
     ws = words((0, 0.5, " One"), (0.5, 1.2, " sentence."), (1.3, 1.8, " Then"),
-               (1.8, 2.2, " more"), (4.0, 4.5, " after"), (4.5, 5.0, " pause"))
+               (1.8, 2.6, " more"), (4.0, 4.5, " after"), (4.5, 5.6, " pause"))
     cues = split_cues(ws, max_chars=84, max_duration=7.0)
     assert [[w.text for w in c] for c in cues] == [
         [" One", " sentence."], [" Then", " more"], [" after", " pause"]]
 
 
-def test_long_cues_break_at_a_clause_when_possible() -> None:
-    ws = words(*[(i * 0.5, i * 0.5 + 0.4, f" w{i}" + ("," if i == 6 else ""))
-                 for i in range(20)])
-    cues = split_cues(ws, max_chars=40, max_duration=60.0)
-    assert cues[0][-1].text == " w6,"
+def test_a_very_short_sentence_joins_the_cue_before_it() -> None:
+    ws = words((0, 0.5, " Is"), (0.5, 1.0, " it"), (1.0, 1.6, " ready?"),
+               (1.8, 2.2, " Yes."))
+    cues = split_cues(ws, max_chars=84, max_duration=7.0)
+    assert [[w.text for w in c] for c in cues] == [[" Is", " it", " ready?", " Yes."]]
+
+
+def test_a_long_sentence_becomes_balanced_cues_at_its_pauses() -> None:
+    spec = [(i * 0.5, i * 0.5 + 0.4, f" w{i:02d}" + ("," if i == 9 else "")) for i in range(20)]
+    cues = split_cues(words(*spec), max_chars=40, max_duration=60.0)
+    assert cues[0][-1].text == " w09,"  # the comma near the middle, not the 40th character
     assert sum(len(c) for c in cues) == 20
-    assert all(len("".join(w.text for w in c)) <= 40 for c in cues)
+    assert all(len("".join(w.text for w in c).strip()) <= 40 for c in cues)
+    assert min(len(c) for c in cues) >= 4  # no orphaned last word

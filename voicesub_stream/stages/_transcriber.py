@@ -196,43 +196,62 @@ def split_cues(
 ) -> list[list[Word]]:
     """Cut a window's words into subtitle cues.
 
-    A cue ends after a sentence, at a pause longer than ``max_gap``, or before it would pass
-    ``max_chars`` / ``max_duration``; in that last case it breaks in its second half where the
-    speaker paused longest, a clause end (comma, semicolon) counting as a long pause, so cues
-    break where a listener hears a break.
+    Cues end at sentence ends and at pauses longer than ``max_gap``. A sentence too long for
+    one cue (``max_chars`` / ``max_duration``) is halved recursively where the speaker paused
+    longest, a clause end (comma, semicolon) counting as a long pause and lopsided halves
+    counting against a break, so a long sentence becomes balanced cues, not a full cue and an
+    orphaned last word. A very short sentence joins the cue before it when both fit together.
     """
-    cues: list[list[Word]] = []
-    cue: list[Word] = []
+    phrases: list[list[Word]] = []
+    phrase: list[Word] = []
     for word in words:
-        if cue:
-            too_long = (
-                len("".join(w.text for w in cue) + word.text) > max_chars
-                or word.end - cue[0].start > max_duration
-            )
-            if word.start - cue[-1].end > max_gap:
-                cues.append(cue)
-                cue = []
-            elif too_long:
-                cut = _best_break([*cue, word])
-                cues.append(cue[:cut])
-                cue = cue[cut:]
-        cue.append(word)
-        if _SENTENCE_END.search(word.text.strip()) and word.end - cue[0].start >= 1.0:
-            cues.append(cue)
-            cue = []
-    if cue:
-        cues.append(cue)
+        if phrase and word.start - phrase[-1].end > max_gap:
+            phrases.append(phrase)
+            phrase = []
+        phrase.append(word)
+        if _SENTENCE_END.search(word.text.strip()):
+            phrases.append(phrase)
+            phrase = []
+    if phrase:
+        phrases.append(phrase)
+
+    def fits(cue: list[Word]) -> bool:
+        return (len(_cue_text(cue)) <= max_chars
+                and cue[-1].end - cue[0].start <= max_duration)
+
+    def split(cue: list[Word]) -> list[list[Word]]:
+        if len(cue) < 2 or fits(cue):
+            return [cue]
+        cut = _best_break(cue)
+        return split(cue[:cut]) + split(cue[cut:])
+
+    cues: list[list[Word]] = []
+    for phrase in phrases:
+        for piece in split(phrase):
+            prev = cues[-1] if cues else None
+            if (prev is not None and piece[-1].end - piece[0].start < 1.0
+                    and piece[0].start - prev[-1].end <= max_gap and fits(prev + piece)):
+                prev.extend(piece)
+            else:
+                cues.append(piece)
     return cues
 
 
-def _best_break(words: list[Word]) -> int:
-    """Index to cut ``words`` (the cue plus the word that overflowed it) in its second half."""
-    def pause(i: int) -> float:
-        clause = 1.0 if _CLAUSE_END.search(words[i - 1].text.strip()) else 0.0
-        return clause + words[i].start - words[i - 1].end
+def _cue_text(words: list[Word]) -> str:
+    return "".join(w.text for w in words).strip()
 
-    candidates = range(max(1, (len(words) - 1) // 2), len(words))
-    return max(candidates, key=lambda i: (pause(i), i))
+
+def _best_break(words: list[Word]) -> int:
+    """Index at which to cut ``words`` in two: a long pause near the middle."""
+    total = len(_cue_text(words))
+
+    def score(i: int) -> float:
+        clause = 0.5 if _CLAUSE_END.search(words[i - 1].text.strip()) else 0.0
+        pause = min(words[i].start - words[i - 1].end, 1.0)
+        imbalance = abs(2 * len(_cue_text(words[:i])) - total) / max(total, 1)
+        return clause + pause - imbalance
+
+    return max(range(1, len(words)), key=score)
 
 
 class Transcriber:
