@@ -66,3 +66,20 @@ def test_bench_file_writes_json_comparing_three_runs(espeak_wav: Path, tmp_path:
         assert run["peak_rss_mb"] > 0
         assert 0 <= run["wer"] <= 0.5
     assert "speedup_vs_faster-whisper-batched" in report["comparison"]
+
+
+def test_bench_wer_pools_a_manifest(espeak_wav: Path, tmp_path: Path) -> None:
+    (tmp_path / "clip.txt").write_text(SENTENCES)
+    (tmp_path / "clip.wav").write_bytes(espeak_wav.read_bytes())
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"entries": [
+        {"file": "clip.wav", "language": "en", "reference_file": "clip.txt", "duration_s": 10},
+        {"file": "other.wav", "language": "de", "reference_file": "x.txt", "duration_s": 5},
+    ]}))
+    out = tmp_path / "wer.json"
+    result = voicesub("bench", "wer", "--manifest", str(manifest), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert [c["file"] for c in report["clips"]] == ["clip.wav"]  # German entry filtered out
+    assert report["words"] == len(SENTENCES.split())
+    assert 0 <= report["pooled_wer"]["voicesub"] <= 0.5

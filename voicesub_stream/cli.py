@@ -136,6 +136,37 @@ def bench_file_cmd(
     Console().print(f"written {output}")
 
 
+@bench_app.command("wer")
+def bench_wer_cmd(
+    manifest: Annotated[Path, typer.Option(help="Corpus manifest (JSON).")] = (
+        _SHARED_CLIP.parent.parent / "manifest.json"
+    ),
+    language: str = "en",
+    model: str = "tiny.en",
+    compute_type: str = "int8",
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-wer.json"),
+) -> None:
+    """Pooled WER over every clip of a language: ours vs faster-whisper's batched pipeline."""
+    from .bench._wer import bench_wer
+
+    _logging(False)
+    if not manifest.is_file():
+        raise typer.BadParameter(f"no such manifest: {manifest}")
+    report = bench_wer(manifest, language=language, model=model, compute_type=compute_type)
+    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    table = Table(title=f"WER · {language} · {model} {compute_type}")
+    for col in ("clip", "words", "voicesub", "batched"):
+        table.add_column(col, justify="right")
+    for clip in report["clips"]:
+        table.add_row(clip["file"], str(clip["words"]), f"{clip['wer']['voicesub']:.1%}",
+                      f"{clip['wer']['faster-whisper-batched']:.1%}")
+    pooled = report["pooled_wer"]
+    table.add_row("pooled", str(report["words"]), f"{pooled['voicesub']:.2%}",
+                  f"{pooled['faster-whisper-batched']:.2%}")
+    Console().print(table)
+    Console().print(f"written {output}")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
