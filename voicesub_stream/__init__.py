@@ -3,6 +3,7 @@
 from ._api import Engine as Engine
 from ._api import SegmentStream as SegmentStream
 from ._api import transcribe_stream as transcribe_stream
+from ._config import LiveOptions as LiveOptions
 from ._config import Settings as Settings
 from ._config import TranscribeOptions as TranscribeOptions
 from ._config import VadOptions as VadOptions
@@ -10,7 +11,10 @@ from ._types import AudioChunk as AudioChunk
 from ._types import Segment as Segment
 from ._types import Word as Word
 from .sources import AudioSource as AudioSource
+from .sources import PacedSource as PacedSource
+from .sources import microphone as microphone
 from .sources import open_source as open_source
+from .sources import paced as paced
 
 __version__ = "0.1.0"
 
@@ -18,12 +22,16 @@ __all__ = (
     "AudioChunk",
     "AudioSource",
     "Engine",
+    "LiveOptions",
+    "PacedSource",
     "Segment",
     "SegmentStream",
     "Settings",
     "TranscribeOptions",
     "VadOptions",
     "Word",
+    "microphone",
     "open_source",
+    "paced",
     "transcribe_stream",
 )

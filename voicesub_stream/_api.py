@@ -24,11 +24,12 @@ import anyio
 import anyio.to_thread
 from anyio import create_memory_object_stream
 
-from ._config import Settings, TranscribeOptions
+from ._config import LiveOptions, Settings, TranscribeOptions
 from ._types import AudioChunk, Segment
 from .errors import StreamClosedError, VoicesubError
 from .models import LoadedModel, ModelKey, ModelRegistry
 from .sources import AudioInput, AudioSource, open_source
+from .stages._live import LiveTranscriber
 from .stages._transcriber import Transcriber, WhisperRunner
 from .stages._vad import SpeechWindow, VadChunker
 
@@ -38,12 +39,15 @@ if TYPE_CHECKING:
     from typing import Self
 
     from anyio.abc import ObjectSendStream, TaskGroup
-    from anyio.streams.memory import MemoryObjectSendStream
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 logger = logging.getLogger(__name__)
 
 AUDIO_BUFFER = 8
 """Decoded 1 s chunks allowed ahead of the VAD: decoding stays a few seconds ahead, no more."""
+LIVE_BACKLOG = 4096
+"""Chunks a live stream under ``drop-oldest`` / ``skip-partials`` may queue (the stage drains
+all of them each update and applies its policy, so the queue stays short in practice)."""
 SEGMENT_BUFFER = 32
 """Finished segments waiting for a slow consumer before transcription pauses."""
 
@@ -128,7 +132,7 @@ class Engine:
         """
         if self._tg is None:
             raise StreamClosedError("Engine is not running: use 'async with Engine() as engine'")
-        opts = (options or TranscribeOptions()).with_changes(**changes)
+        opts = _options(options, changes)
         stream = SegmentStream(self, open_source(source, sample_rate=sample_rate,
                                                  channels=channels), opts)
         self.streams_started += 1
@@ -241,6 +245,7 @@ class _Pipeline:
         self.host: asyncio.Task[None] | None = None
         self.chunker: VadChunker | None = None
         self.transcriber: Transcriber | None = None
+        self.live: LiveTranscriber | None = None
 
     def start(self) -> None:
         if self.engine is not None:
@@ -259,6 +264,11 @@ class _Pipeline:
             out.update(language=self.transcriber.runner.language, windows=s.windows,
                        batches=s.batches, dropped_silent=s.dropped_silent,
                        model_seconds=round(s.model_seconds, 3))
+        if self.live:
+            out.update(language=self.live.runner.language,
+                       audio_seconds=round(self.live.received_seconds, 3),
+                       **{k: round(v, 3) if isinstance(v, float) else v
+                          for k, v in vars(self.live.stats).items()})
         return out
 
     async def run(self) -> None:
@@ -288,22 +298,38 @@ class _Pipeline:
             runner = WhisperRunner(model, self.options)
             limiter = (self.engine._limiter(key) if self.engine is not None
                        else _default_limiter(key, settings))
-            self.chunker = VadChunker(self.options.vad)
-            self.transcriber = Transcriber(runner, limiter)
-            audio_send, audio_recv = create_memory_object_stream[AudioChunk](AUDIO_BUFFER)
-            win_send, win_recv = create_memory_object_stream[SpeechWindow](
-                self.options.batch_size
-            )
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._read_source, audio_send, source_error)
-                tg.start_soon(self.chunker.run, audio_recv, win_send)
-                tg.start_soon(self.transcriber.run, win_recv, out.clone())
+            live = self.options.live
+            # Under "block" a slow model holds the source back. The other policies decide
+            # themselves what to do with a backlog, so the source must never wait on them.
+            size = AUDIO_BUFFER if live is None or live.policy == "block" else LIVE_BACKLOG
+            audio_send, audio_recv = create_memory_object_stream[AudioChunk](size)
+            if live is not None:
+                self.live = LiveTranscriber(runner, limiter, self.options, live)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._read_source, audio_send, source_error)
+                    tg.start_soon(self.live.run, audio_recv, out.clone())
+            else:
+                await self._file_stages(runner, limiter, audio_send, audio_recv, out,
+                                        source_error)
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(registry.release, model)
         if source_error:
             # Everything decoded before the failure has been transcribed and delivered above.
             raise source_error[0]
+
+    async def _file_stages(self, runner: WhisperRunner, limiter: anyio.CapacityLimiter,
+                           audio_send: MemoryObjectSendStream[AudioChunk],
+                           audio_recv: MemoryObjectReceiveStream[AudioChunk],
+                           out: MemoryObjectSendStream[Segment | _Failure],
+                           source_error: list[BaseException]) -> None:
+        self.chunker = VadChunker(self.options.vad)
+        self.transcriber = Transcriber(runner, limiter)
+        win_send, win_recv = create_memory_object_stream[SpeechWindow](self.options.batch_size)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._read_source, audio_send, source_error)
+            tg.start_soon(self.chunker.run, audio_recv, win_send)
+            tg.start_soon(self.transcriber.run, win_recv, out.clone())
 
     async def _read_source(self, send: ObjectSendStream[AudioChunk],
                            error: list[BaseException]) -> None:
@@ -332,7 +358,9 @@ def transcribe_stream(
     """Transcribe ``source`` into final subtitle segments as the audio arrives.
 
     ``async for seg in transcribe_stream("talk.mp3", model="tiny.en")`` or, for guaranteed
-    cleanup, ``async with transcribe_stream(...) as segments``. Without an ``engine`` the
+    cleanup, ``async with transcribe_stream(...) as segments``. With ``live=True`` (or a
+    :class:`LiveOptions`) partial segments arrive too, replaced by later partials and
+    finally by the final segment with the same index. Without an ``engine`` the
     stream runs on the process-wide model registry (models stay loaded between streams).
 
     :param source: path, URL, container bytes, numpy array, or async iterable of PCM bytes /
@@ -344,9 +372,16 @@ def transcribe_stream(
     if engine is not None:
         return engine.transcribe_stream(source, options=options, sample_rate=sample_rate,
                                         channels=channels, **changes)
-    opts = (options or TranscribeOptions()).with_changes(**changes)
+    opts = _options(options, changes)
     return SegmentStream(None, open_source(source, sample_rate=sample_rate, channels=channels),
                          opts)
+
+
+def _options(options: TranscribeOptions | None, changes: dict[str, Any]) -> TranscribeOptions:
+    live = changes.get("live")
+    if isinstance(live, bool):  # live=True is the common spelling of LiveOptions()
+        changes = {**changes, "live": LiveOptions() if live else None}
+    return (options or TranscribeOptions()).with_changes(**changes)
 
 
 _defaults_lock = threading.Lock()

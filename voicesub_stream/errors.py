@@ -7,7 +7,8 @@
     ├── SourceError                          the audio could not be read
     │   ├── UnsupportedSourceError (TypeError)   not a kind of source we know how to read
     │   ├── SourceNotFoundError (FileNotFoundError)  a path that does not exist
-    │   └── AudioDecodeError                 bytes that are not (complete) audio
+    │   ├── AudioDecodeError                 bytes that are not (complete) audio
+    │   └── DeviceError                      no microphone, or no PortAudio to reach one
     ├── ModelError
     │   ├── ModelNotFoundError (LookupError) a name that resolves to no model here
     │   └── ModelLoadError                   the model exists but would not load
@@ -24,6 +25,7 @@ from __future__ import annotations
 __all__ = (
     "AudioDecodeError",
     "ConfigError",
+    "DeviceError",
     "ModelError",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -59,6 +61,10 @@ class SourceNotFoundError(SourceError, FileNotFoundError):
 
 class AudioDecodeError(SourceError):
     """The source is not audio, holds no audio stream, or is corrupt beyond recovery."""
+
+
+class DeviceError(SourceError):
+    """An audio input device could not be opened (none present, PortAudio or extra missing)."""
 
 
 class ModelError(VoicesubError):

@@ -60,7 +60,8 @@ class FakeRunner:
         self.max_active = 0
         self._lock = threading.Lock()
 
-    def transcribe(self, windows: list[SpeechWindow]) -> list[_WindowText]:
+    def transcribe(self, windows: list[SpeechWindow], *,
+                   prompt: str | None = None) -> list[_WindowText]:
         import time
 
         from .errors import TranscriptionError

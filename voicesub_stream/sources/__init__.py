@@ -7,9 +7,13 @@ at a time, so a long file is never held in memory whole and the event loop never
 
 from __future__ import annotations
 
+import bisect
+import math
 import os
 import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 import anyio
@@ -19,11 +23,20 @@ import numpy as np
 from .._types import SAMPLE_RATE, AudioChunk
 from ..errors import ConfigError, UnsupportedSourceError
 from ._decode import PcmResampler, container_duration, decode_chunks, open_container
+from ._mic import microphone
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ("AudioInput", "AudioSource", "open_source", "probe_duration")
+__all__ = (
+    "AudioInput",
+    "AudioSource",
+    "PacedSource",
+    "microphone",
+    "open_source",
+    "paced",
+    "probe_duration",
+)
 
 AudioInput: TypeAlias = Union[
     str,
@@ -144,6 +157,55 @@ class AudioSource:
         tail = resampler.flush()
         if len(tail):
             yield AudioChunk(tail, position / SAMPLE_RATE)
+
+
+class PacedSource(AudioSource):
+    """Another source fed at real-time pace (or ``speed`` times it), as a microphone would.
+
+    Audio up to stream time *t* becomes available *t / speed* seconds after the first chunk.
+    :meth:`fed_at` tells when a stream time was fed, which is how latency is measured. A
+    consumer that falls behind gets the late chunks at once, as from a real device's buffer.
+    """
+
+    def __init__(self, inner: AudioSource, *, speed: float = 1.0, chunk: float = 0.1) -> None:
+        if speed <= 0:
+            raise ConfigError(f"speed must be positive, got {speed}")
+        super().__init__(inner._source, sample_rate=inner.sample_rate, channels=inner.channels)
+        self.inner = inner
+        self.speed = speed
+        self._chunk = max(round(chunk * SAMPLE_RATE), 1)
+        self._fed: list[tuple[float, float]] = []  # (stream seconds fed up to, monotonic time)
+
+    def chunks(self) -> AsyncGenerator[AudioChunk, None]:
+        return self._paced()
+
+    def fed_at(self, stream_time: float) -> float | None:
+        """``time.monotonic()`` when audio up to ``stream_time`` had been fed, if it has."""
+        i = bisect.bisect_left(self._fed, (stream_time, -math.inf))
+        return self._fed[i][1] if i < len(self._fed) else None
+
+    async def _paced(self) -> AsyncGenerator[AudioChunk, None]:
+        started: float | None = None
+        async with aclosing(self.inner.chunks()) as chunks:
+            async for chunk in chunks:
+                self.duration = self.inner.duration
+                for i in range(0, len(chunk.samples), self._chunk):
+                    piece = AudioChunk(chunk.samples[i : i + self._chunk],
+                                       chunk.start + i / SAMPLE_RATE)
+                    now = time.monotonic()
+                    started = now if started is None else started
+                    delay = started + piece.end / self.speed - now
+                    if delay > 0:
+                        await anyio.sleep(delay)
+                    self._fed.append((piece.end, time.monotonic()))
+                    yield piece
+
+
+def paced(source: AudioInput | AudioSource, *, speed: float = 1.0, chunk: float = 0.1,
+          sample_rate: int | None = None, channels: int = 1) -> PacedSource:
+    """Feed ``source`` in real time (``speed`` > 1 for a time-compressed rehearsal)."""
+    inner = open_source(source, sample_rate=sample_rate, channels=channels)
+    return PacedSource(inner, speed=speed, chunk=chunk)
 
 
 def open_source(

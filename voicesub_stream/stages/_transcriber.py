@@ -87,7 +87,12 @@ class WhisperRunner:
     def features(self, window: SpeechWindow) -> Any:
         return self._whisper.feature_extractor(window.audio)[..., :-1]
 
-    def transcribe(self, windows: list[SpeechWindow]) -> list[_WindowText]:
+    def transcribe(self, windows: list[SpeechWindow], *,
+                   prompt: str | None = None) -> list[_WindowText]:
+        """Transcribe ``windows`` as one batch; ``prompt`` overrides the options' initial prompt.
+
+        :raises TranscriptionError: the model failed
+        """
         try:
             feats = [self.features(w) for w in windows]
             if self.language is None:
@@ -100,7 +105,7 @@ class WhisperRunner:
                 groups.setdefault(self._encoder_frames(f.shape[-1]), []).append(i)
             for frames, idx in groups.items():
                 for i, out in zip(idx, self._forward([windows[i] for i in idx],
-                                                     [feats[i] for i in idx], frames),
+                                                     [feats[i] for i in idx], frames, prompt),
                                   strict=True):
                     outputs[i] = out
                 if frames < FULL_FRAMES:
@@ -110,7 +115,7 @@ class WhisperRunner:
                     if redo:
                         logger.debug("re-decoding %d window(s) at 30 s", len(redo))
                         again = self._forward([windows[i] for i in redo],
-                                              [feats[i] for i in redo], FULL_FRAMES)
+                                              [feats[i] for i in redo], FULL_FRAMES, prompt)
                         for i, out in zip(redo, again, strict=True):
                             outputs[i] = out
                         self.redecoded += len(redo)
@@ -130,8 +135,8 @@ class WhisperRunner:
                 return size + size % 2  # the encoder's strided conv halves the length
         return FULL_FRAMES
 
-    def _forward(self, windows: list[SpeechWindow], feats: list[Any],
-                 frames: int) -> list[list[dict[str, Any]]]:
+    def _forward(self, windows: list[SpeechWindow], feats: list[Any], frames: int,
+                 prompt: str | None) -> list[list[dict[str, Any]]]:
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
 
@@ -145,7 +150,7 @@ class WhisperRunner:
         metadata = [{"offset": 0.0, "duration": w.duration, "segments": []} for w in windows]
         # A fresh pipeline object per call: it keeps per-call state (last_speech_timestamp).
         outputs: list[list[dict[str, Any]]] = self._pipeline_cls(self._whisper).forward(
-            batch, tokenizer, metadata, self._fw_options()
+            batch, tokenizer, metadata, self._fw_options(prompt)
         )
         return outputs
 
@@ -164,7 +169,7 @@ class WhisperRunner:
         no_speech = float(parts[0]["no_speech_prob"]) if parts else 1.0
         return _WindowText(window, text, words, avg_logprob, no_speech)
 
-    def _fw_options(self) -> Any:
+    def _fw_options(self, prompt: str | None = None) -> Any:
         from faster_whisper.transcribe import TranscriptionOptions
 
         o = self.options
@@ -173,7 +178,7 @@ class WhisperRunner:
             repetition_penalty=1.0, no_repeat_ngram_size=0, log_prob_threshold=LOGPROB_THRESHOLD,
             no_speech_threshold=NO_SPEECH_THRESHOLD, compression_ratio_threshold=2.4,
             condition_on_previous_text=False, prompt_reset_on_temperature=0.5,
-            temperatures=[0.0], initial_prompt=o.initial_prompt, prefix=None,
+            temperatures=[0.0], initial_prompt=prompt or o.initial_prompt, prefix=None,
             suppress_blank=True, suppress_tokens=[-1], without_timestamps=True,
             max_initial_timestamp=1.0, word_timestamps=o.word_timestamps,
             prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、",

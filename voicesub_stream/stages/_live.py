@@ -1,0 +1,357 @@
+"""Live stage: partial and final segments while the audio arrives.
+
+The buffer since the last final is transcribed again every ``step`` seconds of new audio. A
+word is committed once two consecutive hypotheses agree on it (LocalAgreement-2, matched on
+normalised text after the last committed word); committed words never change. Finals are cut
+at a committed sentence end, when Silero hears ``finalize_silence`` after the speech, or when
+the buffer grows past ``max_buffer``; the buffer is then trimmed to the end of the final, so a
+trim never drops a committed word. Partials (committed words plus the unconfirmed tail) carry
+the index their final will have.
+
+Under the ``block`` policy updates happen at fixed steps of audio, so the output depends on
+the audio alone, not on how fast it arrived or how fast the model ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+import numpy as np
+
+from .._types import SAMPLE_RATE, Segment, Word
+from ._transcriber import LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, split_cues
+from ._vad import SpeechWindow
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    from anyio.abc import ObjectSendStream
+    from anyio.streams.memory import MemoryObjectReceiveStream
+
+    from .._config import LiveOptions, TranscribeOptions
+    from .._types import AudioChunk
+    from ._transcriber import WhisperRunner
+
+logger = logging.getLogger(__name__)
+
+_NON_WORD = re.compile(r"[^\w']+")
+_SENTENCE_END = re.compile(r"[.!?。！？…]['\")\]]*$")
+_CLAUSE_END = re.compile(r"[,;:、，；：]$")
+WINDOW_LIMIT = 29.0
+"""Whisper reads at most 30 s; a buffer that grew past this (a long backlog under ``block``)
+is transcribed in its first 29 s and force-finalised there."""
+
+
+def _norm(word: Word) -> str:
+    return _NON_WORD.sub("", word.text.lower())
+
+
+def _text(words: list[Word]) -> str:
+    return "".join(w.text for w in words).strip()
+
+
+def _after(words: list[Word], before: list[Word], last_end: float) -> list[Word]:
+    """The words of a new hypothesis that come after ``before`` (words already committed).
+
+    The buffer still holds the audio of committed words, and their times move by a tenth of a
+    second or more between hypotheses, so the new words are found by matching the text of the
+    last committed words near where they ended; time alone is the fallback.
+    """
+    norm = [_norm(w) for w in words]
+    tail = [_norm(w) for w in before]
+    for k in range(min(len(tail), 4), min(len(tail), 2) - 1, -1):
+        if k == 0:
+            break
+        for i in range(len(words) - k, -1, -1):
+            if norm[i : i + k] == tail[-k:] and abs(words[i + k - 1].end - last_end) < 1.0:
+                return words[i + k :]
+    return [w for w in words if (w.start + w.end) / 2 > last_end]
+
+
+@dataclass
+class LiveStats:
+    updates: int = 0
+    model_calls: int = 0
+    model_seconds: float = 0.0
+    skipped_silent: int = 0
+    partials: int = 0
+    finals: int = 0
+    dropped_repeats: int = 0
+    dropped_seconds: float = 0.0
+    behind_events: int = 0
+    max_backlog: float = 0.0
+
+
+class LiveTranscriber:
+    """Stage: :class:`AudioChunk` in, partial and final :class:`Segment` out."""
+
+    def __init__(self, runner: WhisperRunner, limiter: anyio.CapacityLimiter,
+                 options: TranscribeOptions, live: LiveOptions) -> None:
+        self.runner = runner
+        self.limiter = limiter
+        self.options = options
+        self.live = live
+        self.stats = LiveStats()
+        self._step = round(live.step * SAMPLE_RATE)
+        self._pieces: list[npt.NDArray[np.float32]] = []
+        self._buffer = np.zeros(0, np.float32)
+        self._buffer_start = 0  # stream sample of _buffer[0]
+        self._received = 0  # stream samples received
+        self._processed = 0  # stream samples the last update saw
+        self._committed: list[Word] = []
+        self._tentative: list[Word] = []
+        self._final_end = 0  # stream sample where the last final ended
+        self._last_final_end = 0.0  # the same in seconds, as emitted
+        self._final_tail: list[Word] = []
+        self._final_words: list[Word] = []
+        self._last_partial = ""
+        self._finals_text: list[str] = []
+        self._next_index = 0
+
+    @property
+    def received_seconds(self) -> float:
+        return self._received / SAMPLE_RATE
+
+    async def run(self, receive: MemoryObjectReceiveStream[AudioChunk],
+                  send: ObjectSendStream[Segment]) -> None:
+        async with receive, send:
+            eof = False
+            while not eof:
+                try:
+                    self._append(await receive.receive())
+                except anyio.EndOfStream:
+                    eof = True
+                while not eof:  # take what is already waiting
+                    try:
+                        self._append(receive.receive_nowait())
+                    except anyio.WouldBlock:
+                        break
+                    except anyio.EndOfStream:
+                        eof = True
+                for segment in await self._catch_up(eof):
+                    await send.send(segment)
+
+    async def _catch_up(self, eof: bool) -> list[Segment]:
+        out: list[Segment] = []
+        backlog = (self._received - self._processed) / SAMPLE_RATE
+        self.stats.max_backlog = max(self.stats.max_backlog, backlog)
+        behind = backlog > self.live.max_lag
+        if behind:
+            self.stats.behind_events += 1
+            if self.live.policy == "drop-oldest":
+                out += await self._drop_backlog()
+        if behind and self.live.policy == "skip-partials":
+            # One update over the whole backlog, no partial: catch up at the cost of detail.
+            target = self._received if eof else self._received - self._received % self._step
+            if target > self._processed:
+                out += await self._update(target, eof and target == self._received, False)
+        while self._received - self._processed >= self._step:
+            out += await self._update(self._processed + self._step, False, self.live.partials)
+        if eof:
+            out += await self._update(self._received, True, False)
+        return out
+
+    async def _update(self, until: int, eof: bool, partial: bool) -> list[Segment]:
+        started = anyio.current_time()
+        segments = await anyio.to_thread.run_sync(self._transcribe_until, until, eof, partial,
+                                                  limiter=self.limiter)
+        self.stats.model_seconds += anyio.current_time() - started
+        return segments
+
+    async def _drop_backlog(self) -> list[Segment]:
+        """Drop unprocessed audio older than the last ``max_lag`` seconds (drop-oldest)."""
+        keep_from = self._received - round(self.live.max_lag * SAMPLE_RATE)
+        # Finish what the buffer already holds first: its words must not be lost.
+        out = await self._update(self._processed, True, False) if self._processed > 0 else []
+        self._flatten()
+        cut = keep_from - self._buffer_start
+        if cut > 0:
+            dropped = min(cut, len(self._buffer)) / SAMPLE_RATE
+            self._buffer = self._buffer[cut:]
+            self._buffer_start = keep_from
+            self._processed = max(self._processed, keep_from)
+            self.stats.dropped_seconds += dropped
+            logger.warning("live stream behind by more than %.1f s: dropped %.2f s of audio "
+                           "(%.2f s in total)", self.live.max_lag, dropped,
+                           self.stats.dropped_seconds)
+        return out
+
+    def _append(self, chunk: AudioChunk) -> None:
+        self._pieces.append(chunk.samples)
+        self._received += len(chunk.samples)
+
+    def _flatten(self) -> None:
+        if self._pieces:
+            self._buffer = np.concatenate([self._buffer, *self._pieces])
+            self._pieces = []
+
+    # -- runs in a worker thread ----------------------------------------------------------
+    def _transcribe_until(self, until: int, eof: bool, partial: bool) -> list[Segment]:
+        self._flatten()
+        self._processed = max(self._processed, until)
+        self.stats.updates += 1
+        audio = self._buffer[: max(until - self._buffer_start, 0)]
+        speech = [(s, e) for s, e in self._speech(audio)
+                  if self._buffer_start + e > self._final_end]
+        if not speech:
+            out = self._finalize(self._committed + self._tentative)
+            # Nothing new was said: keep only a little audio, a word may start at the edge.
+            self._trim(until - round(0.3 * SAMPLE_RATE))
+            self.stats.skipped_silent += 1
+            return out
+
+        limit = round(WINDOW_LIMIT * SAMPLE_RATE)
+        overflow = len(audio) > limit
+        done = eof or len(audio) - speech[-1][1] >= self.live.finalize_silence * SAMPLE_RATE
+        end = min(len(audio), speech[-1][1] + round(0.2 * SAMPLE_RATE)) if done else len(audio)
+        words = self._hypothesis(audio[: min(end, limit)])
+        if done and not overflow:
+            out = self._finalize(self._agree(words, commit_all=True))
+            self._trim_after_final()
+            return out
+
+        committed = self._agree(words, commit_all=False,
+                                horizon=(until / SAMPLE_RATE) - self.live.holdback)
+        # Where a final may end: a sentence end, a clause end, or (when the committed words
+        # already span max_final seconds) anywhere, so committed words do not wait long.
+        sentence_ends = [i for i, w in enumerate(committed)
+                         if (_SENTENCE_END.search(w.text.strip())
+                             or _CLAUSE_END.search(w.text.strip()))
+                         and w.end - committed[0].start >= 1.0]
+        if committed and committed[-1].end - committed[0].start >= self.live.max_final:
+            sentence_ends.append(len(committed) - 1)
+        pending = (until - max(self._final_end, self._buffer_start)) / SAMPLE_RATE
+        if overflow:
+            committed, self._tentative = committed + self._tentative, []
+            cut = len(committed)
+        elif sentence_ends:
+            cut = sentence_ends[-1] + 1
+        elif pending > self.live.max_buffer and committed:
+            cut = len(committed)
+        elif pending > self.live.max_buffer:
+            # Nothing agreed for a whole buffer: take the hypothesis but its last word.
+            cut = max(len(self._tentative) - 1, 0)
+            committed, self._tentative = self._tentative[:cut], self._tentative[cut:]
+        else:
+            cut = 0
+        out = []
+        if cut:
+            rest = committed[cut:]
+            out += self._finalize(committed[:cut], keep_tentative=True)
+            self._committed = rest
+            self._trim_after_final()
+        else:
+            self._committed = committed
+        if partial:
+            out += self._partial()
+        return out
+
+    def _speech(self, audio: npt.NDArray[np.float32]) -> list[tuple[int, int]]:
+        if len(audio) < 512:
+            return []
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        vad = self.options.vad
+        opts = VadOptions(threshold=vad.threshold, min_silence_duration_ms=100,
+                          speech_pad_ms=100, min_speech_duration_ms=100)
+        return [(int(s["start"]), int(s["end"])) for s in get_speech_timestamps(audio, opts)]
+
+    def _hypothesis(self, audio: npt.NDArray[np.float32]) -> list[Word]:
+        window = SpeechWindow(self.stats.model_calls, audio,
+                              ((self._buffer_start, self._buffer_start + len(audio)),))
+        self.stats.model_calls += 1
+        # Prompt with final text whose audio is no longer in the buffer: text that is still
+        # audible makes Whisper skip those words and misplace the rest.
+        start = self._buffer_start / SAMPLE_RATE
+        prompt = _text([w for w in self._final_words if w.end <= start])[-self.live.prompt_chars:]
+        (result,) = self.runner.transcribe([window], prompt=prompt or None)
+        if result.no_speech_prob > NO_SPEECH_THRESHOLD and result.avg_logprob < LOGPROB_THRESHOLD:
+            return []
+        return result.words
+
+    def _agree(self, words: list[Word], *, commit_all: bool,
+               horizon: float = math.inf) -> list[Word]:
+        """Committed words after LocalAgreement-2 between this hypothesis and the last."""
+        committed = list(self._committed)
+        before = committed[-5:] if committed else self._final_tail
+        last_end = committed[-1].end if committed else self._final_end / SAMPLE_RATE
+        new = _after(words, before, last_end)
+        if commit_all:
+            self._tentative = []
+            return committed + new
+        agreed = 0
+        for old, cur in zip(self._tentative, new, strict=False):
+            if _norm(old) != _norm(cur) or not _norm(cur) or cur.end > horizon:
+                break
+            agreed += 1
+        self._tentative = new[agreed:]
+        return committed + new[:agreed]
+
+    def _finalize(self, words: list[Word], *, keep_tentative: bool = False) -> list[Segment]:
+        self._committed, self._last_partial = [], ""
+        if not keep_tentative:
+            self._tentative = []
+        if words:
+            self._final_end = max(self._final_end, round(words[-1].end * SAMPLE_RATE))
+            self._final_tail = (self._final_tail + words)[-5:]
+            self._final_words = (self._final_words + words)[-80:]
+        out = []
+        for cue in split_cues(words, max_chars=self.options.max_cue_chars,
+                              max_duration=self.options.max_cue_duration):
+            text = _text(cue)
+            if not text:
+                continue
+            norm = " ".join(_norm(w) for w in cue)
+            if len(cue) >= 3 and self._finals_text and norm == self._finals_text[-1]:
+                self.stats.dropped_repeats += 1
+                logger.debug("dropped a repeated final: %r", text)
+                continue
+            self._finals_text.append(norm)
+            del self._finals_text[:-8]
+            out.append(self._segment(cue, is_final=True))
+            self._next_index += 1
+            self.stats.finals += 1
+        return out
+
+    def _partial(self) -> list[Segment]:
+        words = self._committed + self._tentative
+        text = _text(words)
+        if not words or text == self._last_partial:
+            return []
+        self._last_partial = text
+        self.stats.partials += 1
+        segment = self._segment(words, is_final=False)
+        segment.metadata["committed_words"] = len(self._committed)
+        return [segment]
+
+    def _segment(self, words: list[Word], *, is_final: bool) -> Segment:
+        # Word times are accurate to about a tenth of a second; a final never starts before
+        # the previous one ended.
+        floor = self._last_final_end
+        words = [w if w.start >= floor else Word(floor, max(w.end, floor), w.text, w.probability)
+                 for w in words]
+        if is_final:
+            self._last_final_end = words[-1].end
+        return Segment(
+            self._next_index, words[0].start, max(words[-1].end, words[0].start), _text(words),
+            tuple(words), language=self.runner.language,
+            language_probability=self.runner.language_probability, is_final=is_final,
+            metadata={"audio_received": round(self._processed / SAMPLE_RATE, 3)},
+        )
+
+    def _trim_after_final(self) -> None:
+        # Keep some already-final audio: the model hears the words before the next ones,
+        # which short utterances need ("ask not" alone is easily misheard).
+        self._trim(self._final_end - round(self.live.context * SAMPLE_RATE))
+
+    def _trim(self, sample: int) -> None:
+        """Drop buffered audio before stream position ``sample``."""
+        self._flatten()
+        cut = min(max(sample - self._buffer_start, 0), len(self._buffer))
+        self._buffer = self._buffer[cut:]
+        self._buffer_start += cut
