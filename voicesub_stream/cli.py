@@ -156,6 +156,35 @@ async def _live(audio: str | None, mic: bool, device: str | None, speed: float,
     err.print()
 
 
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model: Annotated[str | None, typer.Option(help="Default model for every session.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve the ASGI app (WebSocket live captions, OpenAI-style HTTP API) with uvicorn.
+
+    Limits and the bearer token come from VOICESUB_* variables (see the README).
+    """
+    try:
+        import uvicorn
+
+        from .server import create_app
+    except ImportError as exc:
+        raise typer.BadParameter(
+            f"the server needs the 'server' extra: pip install 'voicesub-stream[server]' ({exc})"
+        ) from exc
+    _logging(verbose)
+    overrides = {"model": model} if model else {}
+    try:
+        app = create_app(engine_settings=Settings.load(**overrides))
+    except VoicesubError as exc:
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning")
+
+
 @bench_app.command("file")
 def bench_file_cmd(
     audio: Annotated[Path | None, typer.Argument(help="Clip to transcribe; defaults to the "

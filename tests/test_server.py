@@ -1,0 +1,268 @@
+"""The ASGI app on a real uvicorn, driven by websocket, httpx and OpenAI clients."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+import numpy as np
+import pysubs2
+import pytest
+import uvicorn
+import websockets
+from websockets.asyncio.client import connect
+
+from voicesub_stream import Settings
+from voicesub_stream._text import word_error_rate
+from voicesub_stream.server import ServerSettings, create_app
+
+from .conftest import SENTENCES
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.speech
+
+
+@contextlib.contextmanager
+def running_server(**limits: Any) -> Iterator[str]:
+    """A real uvicorn on a free loopback port, in a thread; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(settings=ServerSettings.load(**limits),
+                     engine_settings=Settings.load(model="tiny.en", device="cpu", offline=True))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
+                                           ws_max_size=16 << 20, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with running_server() as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def wav_bytes(espeak_wav: Path) -> bytes:
+    return espeak_wav.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def pcm(espeak_audio: np.ndarray) -> bytes:
+    return (np.clip(espeak_audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+async def drain(ws: Any) -> list[dict[str, Any]]:
+    """Every message until the server closes, whatever the close code."""
+    out = []
+    with contextlib.suppress(websockets.ConnectionClosed):
+        while True:
+            out.append(json.loads(await ws.recv()))
+    return out
+
+
+async def caption(address: str, pcm: bytes, config: dict[str, Any], frame: int = 3200,
+                  **connect_args: Any) -> list[dict[str, Any]]:
+    events = []
+    async with connect(f"ws://{address}/v1/stream", **connect_args) as ws:
+        await ws.send(json.dumps(config))
+        for i in range(0, len(pcm), frame):
+            await ws.send(pcm[i : i + frame])
+        await ws.send(json.dumps({"type": "stop"}))
+        async for message in ws:
+            events.append(json.loads(message))
+    return events
+
+
+async def test_websocket_streams_partials_finals_and_stats(server: str, pcm: bytes) -> None:
+    events = await caption(server, pcm, {"language": "en", "sample_rate": 16000})
+    kinds = [e["type"] for e in events]
+    assert "partial" in kinds
+    assert kinds[-1] == "stats"
+    finals = " ".join(e["text"] for e in events if e["type"] == "final")
+    assert word_error_rate(SENTENCES, finals) <= 0.3
+
+
+async def test_websocket_without_partials_sends_only_finals(server: str, pcm: bytes) -> None:
+    events = await caption(server, pcm, {"partials": False})
+    assert {e["type"] for e in events} == {"final", "stats"}
+
+
+async def test_bad_config_json_is_rejected_with_an_error_event(server: str) -> None:
+    async with connect(f"ws://{server}/v1/stream") as ws:
+        await ws.send("{not json")
+        event = json.loads(await ws.recv())
+        assert event["type"] == "error"
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await ws.recv()
+    assert info.value.rcvd is not None
+    assert info.value.rcvd.code == 1007
+
+
+async def test_text_frame_where_audio_is_expected_closes_1003(server: str) -> None:
+    async with connect(f"ws://{server}/v1/stream") as ws:
+        await ws.send(json.dumps({"sample_rate": 16000}))
+        await ws.send("hello")
+        messages = await drain(ws)
+    assert messages[-1]["type"] == "error"
+    assert ws.close_code == 1003
+
+
+async def test_oversized_frame_closes_1009() -> None:
+    with running_server(max_frame_bytes=4096) as address:
+        async with connect(f"ws://{address}/v1/stream") as ws:
+            await ws.send(json.dumps({}))
+            await ws.send(b"\0" * 8192)
+            messages = await drain(ws)
+        assert "limit" in messages[-1]["message"]
+        assert ws.close_code == 1009
+
+
+async def test_client_disconnect_mid_stream_frees_the_session(pcm: bytes) -> None:
+    with running_server(max_sessions=1) as address:
+        async with connect(f"ws://{address}/v1/stream") as ws:
+            await ws.send(json.dumps({}))
+            await ws.send(pcm[:64000])
+        # The slot comes back once the server has noticed and cleaned up.
+        deadline = time.monotonic() + 20
+        async with httpx.AsyncClient() as http:
+            while True:
+                health = (await http.get(f"http://{address}/healthz")).json()
+                if health["sessions"] == 0:
+                    break
+                assert time.monotonic() < deadline, health
+                await anyio.sleep(0.05)
+        events = await caption(address, pcm, {"partials": False})
+        assert events[-1]["type"] == "stats"
+
+
+async def test_too_many_sessions_close_1013_and_http_503(pcm: bytes) -> None:
+    with running_server(max_sessions=1, retry_after=7) as address:
+        async with connect(f"ws://{address}/v1/stream") as first:
+            await first.send(json.dumps({}))
+            async with connect(f"ws://{address}/v1/stream") as second:
+                with pytest.raises(websockets.ConnectionClosed):
+                    await second.recv()
+            assert second.close_code == 1013
+            async with httpx.AsyncClient() as http:
+                response = await http.post(f"http://{address}/v1/audio/transcriptions",
+                                           files={"file": ("a.wav", b"x")},
+                                           data={"model": "whisper-1"})
+            assert response.status_code == 503
+            assert response.headers["retry-after"] == "7"
+
+
+async def test_idle_socket_is_closed() -> None:
+    with running_server(idle_timeout=0.5) as address:
+        async with connect(f"ws://{address}/v1/stream") as ws:
+            await ws.send(json.dumps({}))
+            messages = await drain(ws)
+        assert messages[-1]["type"] == "error"
+        assert ws.close_code == 1011
+
+
+async def test_bearer_token_is_required_when_set(wav_bytes: bytes, pcm: bytes) -> None:
+    with running_server(api_token="s3cret") as address:
+        url = f"http://{address}/v1/audio/transcriptions"
+        files = {"file": ("clip.wav", wav_bytes)}
+        async with httpx.AsyncClient(timeout=120) as http:
+            assert (await http.post(url, files=files)).status_code == 401
+            wrong = {"Authorization": "Bearer nope"}
+            assert (await http.post(url, files=files, headers=wrong)).status_code == 401
+            ok = await http.post(url, files=files, headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+        with pytest.raises(websockets.InvalidStatus):
+            async with connect(f"ws://{address}/v1/stream"):
+                pass
+        events = await caption(address, pcm, {"partials": False},
+                               additional_headers={"Authorization": "Bearer s3cret"})
+        assert events[-1]["type"] == "stats"
+
+
+async def test_upload_limit_is_413() -> None:
+    with running_server(max_upload_bytes=2048) as address:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(f"http://{address}/v1/audio/transcriptions",
+                                       files={"file": ("a.wav", b"\0" * 10_000)})
+        assert response.status_code == 413
+
+
+async def test_openai_client_round_trip(server: str, espeak_wav: Path) -> None:
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=f"http://{server}/v1", api_key="unused", max_retries=0)
+    with espeak_wav.open("rb") as fh:
+        plain = await client.audio.transcriptions.create(model="whisper-1", file=fh)
+    assert word_error_rate(SENTENCES, plain.text) <= 0.3
+    with espeak_wav.open("rb") as fh:
+        verbose = await client.audio.transcriptions.create(
+            model="whisper-1", file=fh, response_format="verbose_json",
+            timestamp_granularities=["word", "segment"])
+    assert verbose.language == "en"
+    assert verbose.segments
+    assert verbose.words
+    assert verbose.words[-1].end <= 10.5
+    for fmt in ("srt", "vtt"):
+        with espeak_wav.open("rb") as fh:
+            text = await client.audio.transcriptions.create(model="whisper-1", file=fh,
+                                                            response_format=fmt)
+        assert len(pysubs2.SSAFile.from_string(str(text))) == len(verbose.segments)
+    await client.close()
+
+
+async def test_streamed_transcription_is_server_sent_events(server: str, wav_bytes: bytes
+                                                            ) -> None:
+    async with httpx.AsyncClient(timeout=120) as http, http.stream(
+        "POST", f"http://{server}/v1/audio/transcriptions",
+        files={"file": ("clip.wav", wav_bytes)}, data={"stream": "true"},
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [json.loads(line[6:]) async for line in response.aiter_lines()
+                  if line.startswith("data: ")]
+    assert {e["type"] for e in events[:-1]} == {"transcript.text.delta"}
+    assert events[-1]["type"] == "transcript.text.done"
+    assert word_error_rate(SENTENCES, events[-1]["text"]) <= 0.3
+
+
+async def test_translation_endpoint_and_bad_upload(server: str) -> None:
+    async with httpx.AsyncClient(timeout=60) as http:
+        bad = await http.post(f"http://{server}/v1/audio/translations",
+                              files={"file": ("notes.txt", b"not audio at all")})
+        health = (await http.get(f"http://{server}/healthz")).json()
+    assert bad.status_code == 400
+    assert "AudioDecodeError" in bad.json()["error"]["message"]
+    assert health["status"] == "ok"
+
+
+def test_fastapi_example_shares_one_engine(espeak_wav: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from examples.fastapi_app import app
+
+    with TestClient(app) as client:
+        own = client.post("/captions", files={"file": ("c.wav", espeak_wav.read_bytes())})
+        mounted = client.post("/asr/v1/audio/transcriptions",
+                              files={"file": ("c.wav", espeak_wav.read_bytes())})
+    assert own.status_code == 200
+    assert mounted.status_code == 200
+    text = " ".join(s["text"] for s in own.json()["segments"])
+    assert text == mounted.json()["text"]

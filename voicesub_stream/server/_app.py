@@ -1,0 +1,401 @@
+"""The ASGI application.
+
+- ``WS /v1/stream``: a JSON config message, then binary s16le frames; JSON events back
+  (``partial``, ``final``, ``stats``, ``error``). Send ``{"type": "stop"}`` to finish.
+- ``POST /v1/audio/transcriptions`` and ``/v1/audio/translations``: OpenAI's audio API
+  (multipart ``file``, ``model``, ``language``, ``prompt``, ``response_format``,
+  ``timestamp_granularities[]``, ``stream``), so OpenAI clients work against it.
+- ``GET /healthz``.
+
+The app uses an :class:`~voicesub_stream.Engine` it is given, or owns one through its
+lifespan. Every session (a socket or a request) holds one of ``max_sessions`` slots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from .._api import Engine
+from .._config import LiveOptions, Settings
+from ..errors import ConfigError, ModelError, SourceError, VoicesubError
+from ..subtitles import render_subtitles
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, MutableMapping
+
+    from starlette.requests import Request
+
+    from .._types import Segment
+
+logger = logging.getLogger(__name__)
+
+OPENAI_MODEL_ALIASES = {"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"}
+"""Model names OpenAI clients send by default; they mean "the server's default model"."""
+
+
+class ServerSettings(BaseSettings):
+    """Limits and credentials, from ``VOICESUB_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="VOICESUB_", frozen=True, extra="ignore")
+
+    api_token: str | None = None
+    max_sessions: int = Field(default=8, ge=1)
+    max_frame_bytes: int = Field(default=1 << 20, ge=1024)
+    max_upload_bytes: int = Field(default=200 << 20, ge=1024)
+    idle_timeout: float = Field(default=30.0, gt=0)
+    retry_after: int = Field(default=5, ge=1)
+
+    @classmethod
+    def load(cls, **overrides: Any) -> ServerSettings:
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(str(exc)) from exc
+
+
+class _Protocol(Exception):
+    """A client broke the socket protocol; closes with ``code``."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Sessions:
+    def __init__(self, limit: int) -> None:
+        self.limit, self.active = limit, 0
+
+    def try_acquire(self) -> bool:
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        return True
+
+    def release(self) -> None:
+        self.active -= 1
+
+
+class _State:
+    def __init__(self, settings: ServerSettings, engine: Engine | None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.sessions = _Sessions(settings.max_sessions)
+
+    def authorized(self, headers: Any, query: Any = None) -> bool:
+        token = self.settings.api_token
+        if not token:
+            return True
+        given = headers.get("authorization", "")
+        given = given[7:] if given.lower().startswith("bearer ") else ""
+        if not given and query is not None:
+            given = query.get("token", "")  # browsers cannot set headers on a WebSocket
+        return hmac.compare_digest(given.encode(), token.encode())
+
+
+def create_app(engine: Engine | None = None, *, settings: ServerSettings | None = None,
+               engine_settings: Settings | None = None) -> Starlette:
+    """The ASGI app. Without ``engine`` its lifespan starts and owns one."""
+    state = _State(settings or ServerSettings.load(), engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if state.engine is not None:
+            yield
+            return
+        async with Engine(engine_settings) as owned:
+            state.engine = owned
+            try:
+                yield
+            finally:
+                state.engine = None
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", _healthz, methods=["GET"]),
+            Route("/v1/audio/transcriptions", _transcriptions, methods=["POST"]),
+            Route("/v1/audio/translations", _translations, methods=["POST"]),
+            WebSocketRoute("/v1/stream", _stream),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.voicesub = state
+    return app
+
+
+def _state(scope_owner: Request | WebSocket) -> _State:
+    state: _State = scope_owner.app.state.voicesub
+    return state
+
+
+def _engine(state: _State) -> Engine:
+    if state.engine is None:
+        raise RuntimeError("the voicesub app is not running (no lifespan, no engine)")
+    return state.engine
+
+
+async def _healthz(request: Request) -> Response:
+    state = _state(request)
+    engine = state.engine
+    return JSONResponse({
+        "status": "ok" if engine is not None else "starting",
+        "sessions": state.sessions.active,
+        "max_sessions": state.settings.max_sessions,
+        "models": engine.registry.statistics() if engine is not None else None,
+    })
+
+
+# -- WebSocket live captions --------------------------------------------------------------
+
+async def _stream(ws: WebSocket) -> None:
+    state = _state(ws)
+    if not state.authorized(ws.headers, ws.query_params):
+        await ws.close(code=1008, reason="unauthorized")
+        return
+    await ws.accept()
+    if not state.sessions.try_acquire():
+        await ws.close(code=1013, reason="too many sessions, try again later")
+        return
+    try:
+        await _serve_socket(ws, state)
+    except WebSocketDisconnect:
+        logger.info("websocket client went away")
+    except _Protocol as exc:
+        await _close(ws, exc.code, str(exc))
+    except (VoicesubError, TimeoutError) as exc:
+        code = 1008 if isinstance(exc, (ConfigError, ModelError)) else 1011
+        await _close(ws, code, f"{type(exc).__name__}: {exc}")
+    finally:
+        state.sessions.release()
+
+
+async def _close(ws: WebSocket, code: int, message: str) -> None:
+    if ws.application_state != WebSocketState.CONNECTED:
+        return
+    with contextlib.suppress(Exception):
+        await ws.send_json({"type": "error", "code": code, "message": message})
+        await ws.close(code=code, reason=message[:120])
+
+
+async def _serve_socket(ws: WebSocket, state: _State) -> None:
+    settings = state.settings
+    with anyio.fail_after(settings.idle_timeout):
+        first = await ws.receive()
+    config = _parse_config(first)
+    send, receive = anyio.create_memory_object_stream[bytes](64)
+
+    async def frames() -> AsyncIterator[bytes]:
+        async with receive:
+            async for frame in receive:
+                yield frame
+
+    async def read() -> None:
+        async with send:
+            while True:
+                with anyio.fail_after(settings.idle_timeout):
+                    message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(message.get("code", 1000))
+                data = message.get("bytes")
+                if data is not None:
+                    if len(data) > settings.max_frame_bytes:
+                        raise _Protocol(1009, f"frame of {len(data)} bytes is over the "
+                                              f"{settings.max_frame_bytes}-byte limit")
+                    await send.send(data)
+                    continue
+                try:
+                    control = json.loads(message.get("text") or "")
+                except json.JSONDecodeError:
+                    control = None
+                if isinstance(control, dict) and control.get("type") == "stop":
+                    return
+                raise _Protocol(1003, "expected binary s16le audio frames or "
+                                      '{"type": "stop"}')
+
+    stream = _engine(state).transcribe_stream(
+        frames(), sample_rate=config["sample_rate"], model=config["model"],
+        language=config["language"], task=config["task"],
+        live=LiveOptions(partials=config["partials"], policy=config["policy"]),
+    )
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read)
+            async with stream:
+                async for seg in stream:
+                    await ws.send_json({"type": "final" if seg.is_final else "partial",
+                                        **seg.to_dict()})
+                await ws.send_json({"type": "stats", **stream.statistics()})
+    except BaseExceptionGroup as group:
+        # One failure ends the session; report the first (the rest are its consequences).
+        raise group.exceptions[0] from None
+    await ws.close(code=1000)
+
+
+def _parse_config(message: MutableMapping[str, Any]) -> dict[str, Any]:
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    if message.get("text") is None:
+        raise _Protocol(1003, "the first message must be a JSON config (text frame)")
+    try:
+        raw = json.loads(message["text"])
+    except json.JSONDecodeError as exc:
+        raise _Protocol(1007, f"config is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise _Protocol(1007, "config must be a JSON object")
+    known = {"type", "model", "language", "task", "sample_rate", "partials", "policy"}
+    if unknown := set(raw) - known:
+        raise _Protocol(1007, f"unknown config keys: {sorted(unknown)}")
+    config = {
+        "model": raw.get("model"),
+        "language": raw.get("language"),
+        "task": raw.get("task", "transcribe"),
+        "sample_rate": raw.get("sample_rate", 16_000),
+        "partials": raw.get("partials", True),
+        "policy": raw.get("policy", "block"),
+    }
+    if config["model"] in OPENAI_MODEL_ALIASES:
+        config["model"] = None
+    if not isinstance(config["sample_rate"], int) or not 8_000 <= config["sample_rate"] <= 48_000:
+        raise _Protocol(1007, "sample_rate must be an integer from 8000 to 48000")
+    if config["task"] not in ("transcribe", "translate"):
+        raise _Protocol(1007, "task must be 'transcribe' or 'translate'")
+    if config["policy"] not in ("block", "drop-oldest", "skip-partials"):
+        raise _Protocol(1007, "policy must be block, drop-oldest or skip-partials")
+    if not isinstance(config["partials"], bool):
+        raise _Protocol(1007, "partials must be true or false")
+    return config
+
+
+# -- OpenAI-compatible HTTP ---------------------------------------------------------------
+
+def _error(status: int, message: str, kind: str = "invalid_request_error",
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status,
+                        headers=headers)
+
+
+async def _transcriptions(request: Request) -> Response:
+    return await _audio(request, "transcribe")
+
+
+async def _translations(request: Request) -> Response:
+    return await _audio(request, "translate")
+
+
+async def _audio(request: Request, task: str) -> Response:
+    state = _state(request)
+    settings = state.settings
+    if not state.authorized(request.headers):
+        return _error(401, "missing or wrong bearer token", "authentication_error")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > settings.max_upload_bytes:
+        return _error(413, f"upload over the {settings.max_upload_bytes}-byte limit")
+    if not state.sessions.try_acquire():
+        return _error(503, "too many concurrent sessions", "server_busy",
+                      headers={"Retry-After": str(settings.retry_after)})
+    release = True
+    try:
+        try:
+            form = await request.form(max_files=1, max_fields=32,
+                                      max_part_size=settings.max_upload_bytes)
+        except Exception as exc:
+            return _error(400, f"could not read the multipart form: {exc}")
+        try:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                return _error(400, "the 'file' field (audio file) is required")
+            data = await upload.read()
+        finally:
+            await form.close()  # spooled upload files are deleted now, not at GC
+        if len(data) > settings.max_upload_bytes:
+            return _error(413, f"upload over the {settings.max_upload_bytes}-byte limit")
+        fmt = str(form.get("response_format") or "json")
+        if fmt not in ("json", "text", "srt", "vtt", "verbose_json"):
+            return _error(400, f"unsupported response_format {fmt!r}")
+        model = str(form.get("model") or "") or None
+        language = str(form.get("language") or "") or None
+        prompt = str(form.get("prompt") or "") or None
+        granularities = {str(g) for key in ("timestamp_granularities[]",
+                                            "timestamp_granularities")
+                         for g in form.getlist(key)}
+        options: dict[str, Any] = {
+            "model": None if model in OPENAI_MODEL_ALIASES else model,
+            "language": language, "task": task, "initial_prompt": prompt,
+        }
+        engine = _engine(state)
+        if str(form.get("stream") or "").lower() in ("true", "1"):
+            release = False  # the event stream releases the slot when it ends
+            return StreamingResponse(_sse(engine, data, options, state),
+                                     media_type="text/event-stream")
+        try:
+            async with engine.transcribe_stream(data, **options) as stream:
+                segments = [seg async for seg in stream]
+                duration = stream.source.duration
+        except (SourceError, ConfigError) as exc:
+            return _error(400, f"{type(exc).__name__}: {exc}")
+        except ModelError as exc:
+            return _error(400, f"{type(exc).__name__}: {exc}", "invalid_model")
+        except VoicesubError as exc:
+            return _error(500, f"{type(exc).__name__}: {exc}", "server_error")
+        return _format(segments, fmt, task, duration, granularities)
+    finally:
+        if release:
+            state.sessions.release()
+
+
+def _format(segments: list[Segment], fmt: str, task: str, duration: float | None,
+            granularities: set[str]) -> Response:
+    text = " ".join(s.text for s in segments)
+    if fmt == "text":
+        return PlainTextResponse(text + "\n")
+    if fmt in ("srt", "vtt"):
+        return PlainTextResponse(render_subtitles(segments, fmt),
+                                 media_type="text/vtt" if fmt == "vtt" else "text/plain")
+    if fmt == "json":
+        return JSONResponse({"text": text})
+    body: dict[str, Any] = {
+        "task": task,
+        "language": segments[0].language if segments else None,
+        "duration": duration,
+        "text": text,
+    }
+    if not granularities or "segment" in granularities:
+        body["segments"] = [
+            {"id": s.index, "seek": 0, "start": s.start, "end": s.end, "text": s.text,
+             "tokens": [], "temperature": 0.0, "avg_logprob": s.avg_logprob,
+             "compression_ratio": 0.0, "no_speech_prob": s.no_speech_prob}
+            for s in segments
+        ]
+    if "word" in granularities:
+        body["words"] = [{"word": w.text.strip(), "start": w.start, "end": w.end}
+                         for s in segments for w in s.words]
+    return JSONResponse(body)
+
+
+async def _sse(engine: Engine, data: bytes, options: dict[str, Any],
+               state: _State) -> AsyncIterator[str]:
+    try:
+        texts = []
+        async with engine.transcribe_stream(data, **options) as stream:
+            async for seg in stream:
+                texts.append(seg.text)
+                delta = {"type": "transcript.text.delta",
+                         "delta": (" " if len(texts) > 1 else "") + seg.text}
+                yield f"data: {json.dumps(delta)}\n\n"
+        done = {"type": "transcript.text.done", "text": " ".join(texts)}
+        yield f"data: {json.dumps(done)}\n\n"
+    except VoicesubError as exc:
+        yield f"data: {json.dumps({'type': 'error', 'message': str(exc)})}\n\n"
+    finally:
+        state.sessions.release()
