@@ -237,3 +237,62 @@ def test_live_command_writes_subtitles(espeak_wav: Path, tmp_path: Path) -> None
     text = " ".join(e.plaintext for e in pysubs2.load(str(out)))
     assert word_error_rate(SENTENCES, text) <= 0.3
     assert "latency" in result.stderr
+
+
+def vtt_segments(directory: Path) -> list[Path]:
+    return sorted(directory.glob("subs-*.vtt"))
+
+
+async def test_hls_feed_has_segments_covering_every_cue(tmp_path: Path) -> None:
+    import pysubs2
+
+    from voicesub_stream.subtitles import HlsSubtitleWriter
+
+    writer = HlsSubtitleWriter(tmp_path, segment_seconds=4, window=3)
+    cues = [Segment(i, i * 1.5, i * 1.5 + 1.2, f"cue {i}") for i in range(12)]  # to 17.7 s
+    for cue in cues:
+        await writer.write(cue)
+        await writer.write(Segment(99, cue.start, cue.end, "partial", is_final=False))
+    playlist = (tmp_path / "subs.m3u8").read_text()
+    assert "#EXT-X-ENDLIST" not in playlist  # still live
+    await writer.aclose()
+    playlist = (tmp_path / "subs.m3u8").read_text().splitlines()
+    assert playlist[0] == "#EXTM3U"
+    assert playlist[-1] == "#EXT-X-ENDLIST"
+    segments = vtt_segments(tmp_path)
+    assert len(segments) == 5  # 0-4, 4-8, 8-12, 12-16, 16-20 s
+    assert [line for line in playlist if line.endswith(".vtt")] == [p.name for p in segments[-3:]]
+    seen = set()
+    for n, path in enumerate(segments):
+        text = path.read_text()
+        assert text.startswith("WEBVTT\nX-TIMESTAMP-MAP=")
+        for event in pysubs2.SSAFile.from_string(text):
+            assert event.start < (n + 1) * 4000
+            assert event.end > n * 4000
+            seen.add(event.plaintext)
+    assert seen == {c.text for c in cues}
+    assert "partial" not in seen
+
+
+@pytest.mark.speech
+async def test_live_mode_reads_an_http_stream(engine: Engine, espeak_wav: Path) -> None:
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(espeak_wav.parent))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{espeak_wav.name}"
+        segments, _ = await live_run(engine, url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    check_invariants(segments)
+    finals = " ".join(s.text for s in segments if s.is_final)
+    assert word_error_rate(SENTENCES, finals) <= 0.3

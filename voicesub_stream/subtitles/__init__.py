@@ -1,6 +1,6 @@
 """Subtitle writers: SRT, WebVTT, JSON and plain text from segments (formats via pysubs2)."""
 
-from ._live import LiveSubtitleWriter
+from ._live import HlsSubtitleWriter, LiveSubtitleWriter
 from ._writers import (
     FORMATS,
     SubtitleFormat,
@@ -13,6 +13,7 @@ from ._writers import (
 
 __all__ = (
     "FORMATS",
+    "HlsSubtitleWriter",
     "LiveSubtitleWriter",
     "SubtitleFormat",
     "awrite_subtitles",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import aiofiles
+import aiofiles.os
 import pysubs2
 
 from ..errors import ConfigError, StreamClosedError
@@ -84,3 +85,69 @@ class LiveSubtitleWriter:
         if self._file is not None:
             await self._file.close()
             self._file = None
+
+
+class HlsSubtitleWriter:
+    """WebVTT for a live HLS feed: fixed-length ``.vtt`` segments and a sliding playlist.
+
+    Finals are cut at segment boundaries (a cue spanning two segments appears in both, as HLS
+    expects). A segment is written once the stream has moved past its end, and the playlist
+    (``subs.m3u8``) is rewritten atomically after each, listing the last ``window`` segments;
+    :meth:`aclose` flushes the last segment and ends the playlist.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, segment_seconds: int = 6,
+                 window: int = 10, name: str = "subs") -> None:
+        from pathlib import Path
+
+        self.directory = Path(directory)
+        self.segment_seconds = segment_seconds
+        self.window = window
+        self.name = name
+        self._pending: list[Segment] = []
+        self._written = 0  # segments written so far
+
+    async def write(self, segment: Segment) -> None:
+        """Take a final (partials are ignored) and write every segment it completes."""
+        if not segment.is_final:
+            return
+        self._pending.append(segment)
+        while segment.start >= (self._written + 1) * self.segment_seconds:
+            await self._flush_segment(ended=False)
+
+    async def aclose(self) -> None:
+        while self._pending:
+            await self._flush_segment(ended=not any(
+                s.end > (self._written + 1) * self.segment_seconds for s in self._pending))
+        await self._write_playlist(ended=True)
+
+    async def _flush_segment(self, *, ended: bool) -> None:
+        start = self._written * self.segment_seconds
+        end = start + self.segment_seconds
+        cues = [s for s in self._pending if s.start < end and s.end > start]
+        body = "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:900000,LOCAL:00:00:00.000\n\n" + "".join(
+            render_cue(s, n, "vtt") for n, s in enumerate(cues, 1))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        async with aiofiles.open(self.directory / self._segment_name(self._written), "w",
+                                 encoding="utf-8") as fh:
+            await fh.write(body)
+        self._written += 1
+        self._pending = [s for s in self._pending if s.end > end]
+        await self._write_playlist(ended=ended)
+
+    def _segment_name(self, n: int) -> str:
+        return f"{self.name}-{n:05d}.vtt"
+
+    async def _write_playlist(self, *, ended: bool) -> None:
+        first = max(self._written - self.window, 0)
+        lines = ["#EXTM3U", "#EXT-X-VERSION:3",
+                 f"#EXT-X-TARGETDURATION:{self.segment_seconds}",
+                 f"#EXT-X-MEDIA-SEQUENCE:{first}"]
+        for n in range(first, self._written):
+            lines += [f"#EXTINF:{self.segment_seconds:.3f},", self._segment_name(n)]
+        if ended:
+            lines.append("#EXT-X-ENDLIST")
+        tmp = self.directory / f".{self.name}.m3u8.tmp"
+        async with aiofiles.open(tmp, "w", encoding="utf-8") as fh:
+            await fh.write("\n".join(lines) + "\n")
+        await aiofiles.os.replace(tmp, self.directory / f"{self.name}.m3u8")
