@@ -266,3 +266,29 @@ def test_fastapi_example_shares_one_engine(espeak_wav: Path) -> None:
     assert mounted.status_code == 200
     text = " ".join(s["text"] for s in own.json()["segments"])
     assert text == mounted.json()["text"]
+
+
+def test_serve_command_starts_a_server() -> None:
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "voicesub_stream.cli", "serve", "--port",
+                             str(port), "--model", "tiny.en"])
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, "voicesub serve exited"
+                assert time.monotonic() < deadline, "voicesub serve did not come up"
+                time.sleep(0.1)
+        assert health["status"] == "ok"
+    finally:
+        proc.terminate()
+        # uvicorn shuts down gracefully, then re-raises the signal it caught.
+        assert proc.wait(timeout=30) in (0, -15)
