@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import http.server
 import shutil
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +18,7 @@ from voicesub_stream import Engine, Settings
 from voicesub_stream.testing import speak
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
 
 SPEECH_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 
@@ -60,6 +63,23 @@ def espeak_audio(espeak_wav: Path) -> np.ndarray:
         return np.concatenate(list(decode_chunks(container, 16_000)))
     finally:
         container.close()
+
+
+@pytest.fixture(scope="session")
+def espeak_url(espeak_wav: Path) -> Iterator[str]:
+    """The espeak clip served over HTTP by a real server on a loopback port."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(espeak_wav.parent))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{espeak_wav.name}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 @pytest.fixture(scope="session")

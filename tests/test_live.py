@@ -275,24 +275,8 @@ async def test_hls_feed_has_segments_covering_every_cue(tmp_path: Path) -> None:
 
 
 @pytest.mark.speech
-async def test_live_mode_reads_an_http_stream(engine: Engine, espeak_wav: Path) -> None:
-    import functools
-    import http.server
-    import threading
-
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
-                                directory=str(espeak_wav.parent))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/{espeak_wav.name}"
-        segments, _ = await live_run(engine, url)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+async def test_live_mode_reads_an_http_stream(engine: Engine, espeak_url: str) -> None:
+    segments, _ = await live_run(engine, espeak_url)
     check_invariants(segments)
     finals = " ".join(s.text for s in segments if s.is_final)
     assert word_error_rate(SENTENCES, finals) <= 0.3

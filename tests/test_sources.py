@@ -100,24 +100,10 @@ async def test_file_source_is_decoded_in_bounded_chunks(espeak_wav: Path) -> Non
 
 
 @pytest.mark.speech
-async def test_http_url_is_streamed_like_a_file(engine: Engine, espeak_wav: Path) -> None:
-    import functools
-    import http.server
-    import threading
-
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
-                                directory=str(espeak_wav.parent))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/{espeak_wav.name}"
-        assert await text_of(engine, url) == await text_of(engine, espeak_wav)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+async def test_http_url_is_streamed_like_a_file(
+    engine: Engine, espeak_wav: Path, espeak_url: str
+) -> None:
+    assert await text_of(engine, espeak_url) == await text_of(engine, espeak_wav)
 
 
 async def test_url_that_never_answers_is_a_stage_timeout(
