@@ -256,3 +256,14 @@ async def test_model_calls_never_exceed_the_limiter() -> None:
         for n in range(5):
             tg.start_soon(one, n * 100)
     assert runner.max_active == 2
+
+
+async def test_engine_statistics_count_streams_and_models(settings: object,
+                                                          espeak_wav: Path) -> None:
+    async with Engine(settings) as engine:  # type: ignore[arg-type]
+        async with engine.transcribe_stream(espeak_wav) as stream:
+            _ = [seg async for seg in stream]
+        stats = engine.statistics()
+    assert stats["streams_started"] == 1
+    assert stats["running"] is True
+    assert [m["name"] for m in stats["models"]["loaded"]] == ["tiny.en"]

@@ -138,6 +138,12 @@ class Engine:
         self.streams_started += 1
         return stream
 
+    def statistics(self) -> dict[str, Any]:
+        """Streams started and the model registry's figures, for monitoring."""
+        return {"streams_started": self.streams_started,
+                "running": self._tg is not None,
+                "models": self.registry.statistics()}
+
     def _limiter(self, key: ModelKey) -> anyio.CapacityLimiter:
         # One limiter per loaded model, sized to its CTranslate2 workers: more concurrent calls
         # would only queue inside CTranslate2 while holding a thread each.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -62,7 +62,6 @@ class TranscriberStats:
     batches: int = 0
     dropped_silent: int = 0
     model_seconds: float = 0.0
-    batch_sizes: list[int] = field(default_factory=list)
 
 
 class WhisperRunner:
@@ -295,7 +294,6 @@ class Transcriber:
                              sum(w.duration for w in batch), elapsed)
                 self.stats.batches += 1
                 self.stats.windows += len(batch)
-                self.stats.batch_sizes.append(len(batch))
                 for result in results:
                     for segment in self._segments(result):
                         await send.send(segment)
