@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -45,8 +45,23 @@ class Settings(BaseSettings):
     cpu_threads: int = Field(default=0, ge=0)
     model_workers: int = Field(default=1, ge=1)
     max_loaded_models: int = Field(default=3, ge=1)
-    cache_dir: Path = Field(default_factory=default_cache_dir)
+    cache_dir: Path = Field(default_factory=default_cache_dir,
+                            validation_alias=AliasChoices("VOICESUB_CACHE_DIR", "CACHE_DIR",
+                                                          "cache_dir"))
     offline: bool = False
+    cache_type: Literal["memory", "file", "redis", "tiered", "none"] = Field(
+        default="memory",
+        validation_alias=AliasChoices("VOICESUB_CACHE_TYPE", "CACHE_TYPE", "cache_type"))
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("VOICESUB_REDIS_URL", "REDIS_URL",
+                                                    "redis_url"))
+    cache_ttl: float | None = Field(
+        default=7 * 24 * 3600.0, gt=0,
+        validation_alias=AliasChoices("VOICESUB_CACHE_TTL", "CACHE_TTL", "cache_ttl"))
+    cache_max_size: int = Field(
+        default=10_000, ge=1,
+        validation_alias=AliasChoices("VOICESUB_CACHE_MAX_SIZE", "CACHE_MAX_SIZE",
+                                      "cache_max_size"))
 
     @field_validator("compute_type")
     @classmethod

@@ -1,0 +1,284 @@
+"""Caches: memory, file (several processes), real Redis (killed and restarted), tiered,
+and the single-flight decorator."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+
+from voicesub_stream.cache import (
+    CircuitBreaker,
+    FileCache,
+    MemoryCache,
+    RedisCache,
+    TieredCache,
+    cached,
+    make_key,
+)
+from voicesub_stream.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .conftest import RedisServer
+
+VALUES = [
+    "plain text",
+    "Ünïcödé — 日本語のテキスト — emoji 🎙️",
+    {"segments": [{"text": "héllo", "start": 0.5}], "n": 3, "ok": True, "none": None},
+    bytes(range(256)) * 40,  # binary, and long enough to be compressed in Redis
+    "x" * 5000,
+]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- memory -------------------------------------------------------------------------------
+
+async def test_memory_cache_evicts_the_least_recently_used() -> None:
+    cache = MemoryCache(max_size=3)
+    for key in "abc":
+        await cache.set(key, key.upper())
+    assert await cache.get("a") == "A"  # a is now the most recently used
+    await cache.set("d", "D")
+    assert await cache.get("b") is None
+    assert [await cache.get(k) for k in "acd"] == ["A", "C", "D"]
+    stats = cache.statistics()
+    assert stats["evictions"] == 1
+    assert stats["hits"] == 4
+    assert stats["misses"] == 1
+    assert stats["hit_ratio"] == pytest.approx(0.8)
+
+
+async def test_memory_ttl_follows_the_clock() -> None:
+    clock = Clock()
+    cache = MemoryCache(ttl=10, clock=clock)
+    await cache.set("default", 1)
+    await cache.set("short", 2, ttl=1)
+    clock.now += 5
+    assert await cache.get_many(["default", "short"]) == {"default": 1}
+    clock.now += 6
+    assert await cache.get("default") is None
+    assert len(cache) == 0
+
+
+# -- file -----------------------------------------------------------------------------------
+
+async def test_file_cache_round_trips_every_kind_of_value(tmp_path: Path) -> None:
+    cache = FileCache(tmp_path)
+    for i, value in enumerate(VALUES):
+        await cache.set(f"k{i}", value)
+    assert [await cache.get(f"k{i}") for i in range(len(VALUES))] == VALUES
+    assert await cache.delete("k0")
+    assert await cache.get("k0") is None
+
+
+async def test_file_ttl_follows_the_clock(tmp_path: Path) -> None:
+    clock = Clock()
+    cache = FileCache(tmp_path, ttl=60, clock=clock)
+    await cache.set("k", "v")
+    clock.now += 59
+    assert await cache.get("k") == "v"
+    clock.now += 2
+    assert await cache.get("k") is None
+
+
+async def test_corrupt_file_entry_is_a_logged_miss_and_removed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = FileCache(tmp_path)
+    await cache.set("k", "x" * 1000)
+    path = cache._path("k")
+    path.write_bytes(path.read_bytes()[:200])  # truncated
+    with caplog.at_level(logging.WARNING):
+        assert await cache.get("k") is None
+    assert "corrupt" in caplog.text
+    assert not path.exists()
+    assert cache.statistics()["errors"] == 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"garbage")
+    assert await cache.get("k") is None
+
+
+async def test_file_cache_keeps_under_its_size_cap(tmp_path: Path) -> None:
+    cache = FileCache(tmp_path, max_bytes=50_000)
+    for i in range(40):
+        await cache.set(f"k{i}", "v" * 2000)
+    assert cache._disk_usage() <= 50_000
+    assert cache.statistics()["evictions"] > 0
+    assert await cache.get("k39") == "v" * 2000  # the newest survive
+
+
+def _hammer(directory: str, worker: int, rounds: int) -> None:
+    async def main() -> None:
+        cache = FileCache(directory)
+        for i in range(rounds):
+            key = f"shared-{i % 10}"
+            await cache.set(key, {"worker": worker, "i": i, "pad": "x" * (i % 7) * 100})
+            value = await cache.get(key)
+            assert value is None or set(value) == {"worker", "i", "pad"}
+            assert cache.stats.errors == 0
+
+    anyio.run(main)
+
+
+def leftover_temp_files(directory: Path) -> list[Path]:
+    return list(directory.rglob(".tmp-*"))
+
+
+async def test_two_processes_writing_the_same_keys_never_corrupt_them(tmp_path: Path) -> None:
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_hammer, args=(str(tmp_path), w, 300)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        await anyio.to_thread.run_sync(p.join)
+        assert p.exitcode == 0
+    cache = FileCache(tmp_path)
+    for i in range(10):
+        assert set(await cache.get(f"shared-{i}")) == {"worker", "i", "pad"}
+    assert cache.stats.errors == 0
+    assert not leftover_temp_files(tmp_path)
+
+
+def test_values_must_be_json_or_bytes() -> None:
+    from voicesub_stream.cache._base import encode
+
+    with pytest.raises(ConfigError):
+        encode(object())
+
+
+# -- redis ----------------------------------------------------------------------------------
+
+async def test_redis_round_trip_with_compression(redis_server: RedisServer) -> None:
+    async with RedisCache(redis_server.url, namespace="t") as cache:
+        await cache.set_many({f"k{i}": v for i, v in enumerate(VALUES)})
+        got = await cache.get_many([f"k{i}" for i in range(len(VALUES))] + ["missing"])
+        assert got == {f"k{i}": v for i, v in enumerate(VALUES)}
+        raw = await cache._client.get("t:v1:k3")
+        assert raw[:1] == b"g"  # the binary value went in gzipped
+        assert len(raw) < len(VALUES[3])
+        assert (await cache._client.get("t:v1:k0"))[:1] == b"r"  # small: stored as is
+
+
+async def test_redis_ttl_and_namespaced_clear(redis_server: RedisServer) -> None:
+    async with RedisCache(redis_server.url, namespace="a") as a, \
+            RedisCache(redis_server.url, namespace="b") as b:
+        await a.set("k", "short", ttl=0.2)
+        await a.set("keep", 1)
+        await b.set("keep", 2)
+        await anyio.sleep(0.4)
+        assert await a.get("k") is None
+        await a.clear()
+        assert await a.get("keep") is None
+        assert await b.get("keep") == 2  # another namespace is untouched
+
+
+async def test_redis_outage_degrades_then_recovers(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    breaker = CircuitBreaker("test redis", base=0.1, maximum=0.2)
+    async with RedisCache(redis_server.url, breaker=breaker, socket_timeout=0.5) as cache:
+        await cache.set("k", "v")
+        redis_server.stop()
+        with caplog.at_level(logging.WARNING):
+            for _ in range(5):
+                assert await cache.get("k") is None  # a miss, never an exception
+                await cache.set("k2", "v2")
+        assert breaker.is_open
+        assert caplog.text.count("unavailable") == 1  # logged once per outage
+        assert cache.statistics()["errors"] >= 1
+        redis_server.start()  # an empty server on the same port
+        with anyio.fail_after(10):
+            while True:
+                await anyio.sleep(0.25)
+                await cache.set("k3", "v3")
+                if await cache.get("k3") == "v3":
+                    break
+        assert not breaker.is_open
+        assert "reachable again" in caplog.text
+
+
+async def test_tiered_cache_writes_through_promotes_and_survives_redis_loss(
+    redis_server: RedisServer,
+) -> None:
+    front = MemoryCache(max_size=100)
+    back = RedisCache(redis_server.url, breaker=CircuitBreaker("r", base=60))
+    async with TieredCache(front, back) as tiered:
+        await tiered.set("both", "v")
+        assert await front.get("both") == "v"
+        assert await back.get("both") == "v"
+        await back.set("only-back", "w")
+        assert await tiered.get("only-back") == "w"
+        assert await front.get("only-back") == "w"  # promoted
+        redis_server.stop()
+        assert await tiered.get("both") == "v"  # served by the front tier
+        await tiered.set("new", 1)
+        assert await tiered.get("new") == 1
+        stats = tiered.statistics()
+        assert stats["back"]["circuit_open"]
+
+
+# -- decorator ------------------------------------------------------------------------------
+
+async def test_concurrent_calls_for_one_key_compute_once() -> None:
+    calls = []
+
+    @cached(MemoryCache(), ttl=60)
+    async def slow_square(x: int) -> int:
+        calls.append(x)
+        await anyio.sleep(0.05)
+        return x * x
+
+    results: list[int] = []
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(lambda: _append(results, slow_square(7)))
+    assert results == [49] * 10
+    assert calls == [7]
+    assert await slow_square(7) == 49
+    assert calls == [7]
+
+
+async def _append(results: list[int], awaitable: object) -> None:
+    results.append(await awaitable)  # type: ignore[misc]
+
+
+async def test_sync_functions_run_in_a_thread_and_errors_are_not_cached() -> None:
+    import threading
+
+    threads = []
+    attempts = []
+
+    @cached(MemoryCache())
+    def flaky(name: str, *, loud: bool = False) -> str:
+        threads.append(threading.current_thread())
+        attempts.append(name)
+        if len(attempts) == 1:
+            raise RuntimeError("first call fails")
+        return name.upper() if loud else name
+
+    with pytest.raises(RuntimeError):
+        await flaky("a")
+    assert await flaky("a") == "a"
+    assert await flaky("a", loud=False) == "a"  # same key: bound with defaults
+    assert attempts == ["a", "a"]
+    assert threading.main_thread() not in threads
+
+
+def test_keys_are_stable_and_bind_arguments() -> None:
+    def f(a: int, b: int = 2) -> None: ...
+
+    assert make_key(f, (1,), {}) == make_key(f, (1, 2), {}) == make_key(f, (), {"a": 1, "b": 2})
+    assert make_key(f, (1,), {}) != make_key(f, (2,), {})
+    assert make_key(f, (1,), {}).startswith("tests.test_cache.")

@@ -1,0 +1,57 @@
+"""Async caches for transcriptions (and, later, translations).
+
+Backends share one interface (:class:`Cache`): :class:`MemoryCache` (LRU + TTL),
+:class:`FileCache` (atomic files, several processes), :class:`RedisCache` (pooled,
+compressed, pipelined, behind a circuit breaker) and :class:`TieredCache` (memory in front of
+either). :func:`cached` memoises functions with single flight.
+
+Why not aiocache's backends as they are: its memory cache has no size bound or LRU order,
+it has no file backend, its Redis backend has no fallback when Redis goes away and no
+pipelined multi-set with TTLs, and its ``cached`` decorator does not coalesce concurrent
+misses. What we take from the ecosystem instead: redis.asyncio (+ hiredis) for the protocol,
+aiofiles for file I/O.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._base import Cache, CacheStats
+from ._decorator import cached, make_key
+from ._file import FileCache
+from ._memory import MemoryCache
+from ._redis import CircuitBreaker, RedisCache
+from ._tiered import TieredCache
+
+if TYPE_CHECKING:
+    from .._config import Settings
+
+__all__ = (
+    "Cache",
+    "CacheStats",
+    "CircuitBreaker",
+    "FileCache",
+    "MemoryCache",
+    "RedisCache",
+    "TieredCache",
+    "cached",
+    "make_cache",
+    "make_key",
+)
+
+
+def make_cache(settings: Settings) -> Cache | None:
+    """The cache ``settings.cache_type`` names (``none`` gives ``None``)."""
+    kind = settings.cache_type
+    ttl = settings.cache_ttl
+    if kind == "none":
+        return None
+    memory = MemoryCache(max_size=settings.cache_max_size, ttl=ttl)
+    if kind == "memory":
+        return memory
+    back: Cache
+    if kind == "file" or (kind == "tiered" and not settings.redis_url):
+        back = FileCache(settings.cache_dir / "cache", ttl=ttl)
+    else:
+        back = RedisCache(settings.redis_url or "redis://localhost:6379/0", ttl=ttl)
+    return TieredCache(memory, back) if kind == "tiered" else back
