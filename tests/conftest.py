@@ -131,7 +131,9 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings.load(model="tiny.en", device="cpu", offline=True,
+    # No result cache for the shared engine: tests that look at how a stream ran must not be
+    # served an earlier test's result. Caching has tests of its own.
+    return Settings.load(model="tiny.en", device="cpu", offline=True, cache_type="none",
                          cache_dir=tmp_path_factory.mktemp("cache"))
 
 

@@ -282,3 +282,78 @@ def test_keys_are_stable_and_bind_arguments() -> None:
     assert make_key(f, (1,), {}) == make_key(f, (1, 2), {}) == make_key(f, (), {"a": 1, "b": 2})
     assert make_key(f, (1,), {}) != make_key(f, (2,), {})
     assert make_key(f, (1,), {}).startswith("tests.test_cache.")
+
+
+# -- the engine's transcription cache ---------------------------------------------------------
+
+async def transcribe_with(settings: object, source: object, **kw: object
+                          ) -> tuple[list[object], dict[str, object], int]:
+    from voicesub_stream import Engine
+
+    async with Engine(settings, **kw) as engine:  # type: ignore[arg-type]
+        async with engine.transcribe_stream(source) as stream:
+            segments = [seg async for seg in stream]
+        return segments, stream.statistics(), engine.registry.loads
+
+
+@pytest.mark.speech
+async def test_second_run_is_served_from_cache_without_loading_the_model(
+    settings: object, espeak_wav: Path
+) -> None:
+    cache = MemoryCache()
+    first, stats1, loads1 = await transcribe_with(settings, espeak_wav, cache=cache)
+    second, stats2, loads2 = await transcribe_with(settings, espeak_wav, cache=cache)
+    assert (stats1["cache"], loads1) == ("miss", 1)
+    assert (stats2["cache"], loads2) == ("hit", 0)  # a fresh engine never loaded a model
+    assert second == first
+    # Other options, other output: not served from the cache.
+    from voicesub_stream import Engine
+
+    async with Engine(settings, cache=cache) as engine:  # type: ignore[arg-type]
+        async with engine.transcribe_stream(espeak_wav, beam_size=1) as stream:
+            _ = [seg async for seg in stream]
+        assert stream.statistics()["cache"] == "miss"
+
+
+@pytest.mark.speech
+async def test_file_cache_serves_a_later_engine_like_a_later_process(
+    settings: object, espeak_audio: object, tmp_path: Path
+) -> None:
+    first, _, _ = await transcribe_with(settings, espeak_audio, cache=FileCache(tmp_path))
+    second, stats, loads = await transcribe_with(settings, espeak_audio,
+                                                 cache=FileCache(tmp_path))
+    assert (stats["cache"], loads) == ("hit", 0)
+    assert second == first
+
+
+@pytest.mark.speech
+async def test_a_dead_redis_never_fails_the_stream(
+    settings: object, espeak_wav: Path, redis_server: RedisServer
+) -> None:
+    redis_server.stop()
+    cache = RedisCache(redis_server.url, socket_timeout=0.3)
+    segments, stats, _ = await transcribe_with(settings, espeak_wav, cache=cache)
+    assert "journey" in " ".join(s.text for s in segments).lower()  # type: ignore[attr-defined]
+    assert stats["cache"] == "miss"
+    assert cache.statistics()["errors"] >= 1
+    await cache.aclose()
+
+
+def test_cache_type_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    from voicesub_stream import Settings
+    from voicesub_stream.cache import make_cache
+
+    monkeypatch.setenv("CACHE_TYPE", "tiered")
+    monkeypatch.setenv("CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("VOICESUB_CACHE_TTL", "60")
+    settings = Settings.load()
+    cache = make_cache(settings)
+    assert isinstance(cache, TieredCache)
+    assert isinstance(cache.back, FileCache)  # tiered without REDIS_URL: memory over files
+    assert cache.front.ttl == 60
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    assert isinstance(make_cache(Settings.load()).back, RedisCache)  # type: ignore[union-attr]
+    monkeypatch.setenv("CACHE_TYPE", "sqlite")
+    with pytest.raises(ConfigError):
+        Settings.load()

@@ -10,13 +10,12 @@ from ._config import VadOptions as VadOptions
 from ._types import AudioChunk as AudioChunk
 from ._types import Segment as Segment
 from ._types import Word as Word
+from ._version import __version__ as __version__
 from .sources import AudioSource as AudioSource
 from .sources import PacedSource as PacedSource
 from .sources import microphone as microphone
 from .sources import open_source as open_source
 from .sources import paced as paced
-
-__version__ = "0.1.0"
 
 __all__ = (
     "AudioChunk",

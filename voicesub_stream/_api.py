@@ -13,12 +13,15 @@ travel down the output channel to surface at the consumer's ``__anext__``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import json
 import logging
 import threading
 import weakref
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -26,6 +29,8 @@ from anyio import create_memory_object_stream
 
 from ._config import LiveOptions, Settings, TranscribeOptions
 from ._types import AudioChunk, Segment
+from ._version import __version__
+from .cache import Cache, make_cache
 from .errors import StreamClosedError, VoicesubError
 from .models import LoadedModel, ModelKey, ModelRegistry
 from .sources import AudioInput, AudioSource, open_source
@@ -71,11 +76,17 @@ class Engine:
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, registry: ModelRegistry | None = None
+        self, settings: Settings | None = None, *, registry: ModelRegistry | None = None,
+        cache: Cache | Literal["settings"] | None = "settings",
     ) -> None:
         self.settings = settings or Settings.load()
         self._owns_registry = registry is None
         self.registry = registry or ModelRegistry(self.settings)
+        # Transcription results, keyed by audio content and every output-changing option.
+        # Built from the settings (CACHE_TYPE) unless one is passed in, which we then leave
+        # open on exit for its owner.
+        self._owns_cache = cache == "settings"
+        self.cache: Cache | None = make_cache(self.settings) if cache == "settings" else cache
         self._limiters: dict[ModelKey, anyio.CapacityLimiter] = {}
         self._tg: TaskGroup | None = None
         self._exit_stack: AsyncExitStack | None = None
@@ -111,8 +122,11 @@ class Engine:
             raise
         finally:
             self._tg = None
-            if self._owns_registry:
-                await anyio.to_thread.run_sync(self.registry.clear)
+            with anyio.CancelScope(shield=True):
+                if self._owns_cache and self.cache is not None:
+                    await self.cache.aclose()
+                if self._owns_registry:
+                    await anyio.to_thread.run_sync(self.registry.clear)
 
     def transcribe_stream(
         self,
@@ -142,7 +156,8 @@ class Engine:
         """Streams started and the model registry's figures, for monitoring."""
         return {"streams_started": self.streams_started,
                 "running": self._tg is not None,
-                "models": self.registry.statistics()}
+                "models": self.registry.statistics(),
+                "cache": self.cache.statistics() if self.cache is not None else None}
 
     def _limiter(self, key: ModelKey) -> anyio.CapacityLimiter:
         # One limiter per loaded model, sized to its CTranslate2 workers: more concurrent calls
@@ -252,6 +267,7 @@ class _Pipeline:
         self.chunker: VadChunker | None = None
         self.transcriber: Transcriber | None = None
         self.live: LiveTranscriber | None = None
+        self.cache_result: str | None = None  # "hit", "miss", or None when not cached
 
     def start(self) -> None:
         if self.engine is not None:
@@ -261,7 +277,7 @@ class _Pipeline:
             self.host = asyncio.get_running_loop().create_task(self.run())
 
     def statistics(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"duration": self.source.duration}
+        out: dict[str, Any] = {"duration": self.source.duration, "cache": self.cache_result}
         if self.chunker:
             out["audio_seconds"] = round(self.chunker.audio_seconds, 3)
             out["speech_seconds"] = round(self.chunker.speech_seconds, 3)
@@ -298,6 +314,41 @@ class _Pipeline:
     async def _stages(self, out: MemoryObjectSendStream[Segment | _Failure]) -> None:
         settings, registry = self._settings_and_registry()
         key = registry.key_for(self.options.model)
+        cache = self.engine.cache if self.engine is not None else default_cache()
+        cache_key = None
+        if cache is not None and self.options.live is None:
+            cache_key = await self._cache_key(key)
+        if cache_key is not None and cache is not None:
+            hit = await cache.get(cache_key)
+            if hit is not None:
+                self.cache_result = "hit"
+                for data in hit["segments"]:
+                    await out.send(Segment.from_dict(data))
+                return
+            self.cache_result = "miss"
+            done: list[Segment] = []
+            await self._run_model(settings, registry, key, _Tee(out, done))
+            # Only a complete, error-free run is stored (a failure raised above).
+            await cache.set(cache_key, {"segments": [s.to_dict(exact=True) for s in done]})
+            return
+        await self._run_model(settings, registry, key, out)
+
+    async def _cache_key(self, model: ModelKey) -> str | None:
+        content = await self.source.content_hash()
+        if content is None:
+            return None
+        o = self.options
+        described = json.dumps({
+            "model": [model.name, model.device, model.compute_type], "language": o.language,
+            "task": o.task, "beam": o.beam_size, "words": o.word_timestamps,
+            "prompt": o.initial_prompt, "vad": dataclasses.asdict(o.vad),
+            "cue": [o.max_cue_chars, o.max_cue_duration],
+            "pcm": [self.source.sample_rate, self.source.channels], "version": __version__,
+        }, sort_keys=True)
+        return f"transcript:{content}:{hashlib.sha256(described.encode()).hexdigest()[:32]}"
+
+    async def _run_model(self, settings: Settings, registry: ModelRegistry, key: ModelKey,
+                         out: MemoryObjectSendStream[Segment | _Failure] | _Tee) -> None:
         model: LoadedModel = await anyio.to_thread.run_sync(registry.acquire, key)
         source_error: list[BaseException] = []
         try:
@@ -313,7 +364,7 @@ class _Pipeline:
                 self.live = LiveTranscriber(runner, limiter, self.options, live)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._read_source, audio_send, source_error)
-                    tg.start_soon(self.live.run, audio_recv, out.clone())
+                    tg.start_soon(self.live.run, audio_recv, out.clone())  # type: ignore[arg-type]
             else:
                 await self._file_stages(runner, limiter, audio_send, audio_recv, out,
                                         source_error)
@@ -327,7 +378,7 @@ class _Pipeline:
     async def _file_stages(self, runner: WhisperRunner, limiter: anyio.CapacityLimiter,
                            audio_send: MemoryObjectSendStream[AudioChunk],
                            audio_recv: MemoryObjectReceiveStream[AudioChunk],
-                           out: MemoryObjectSendStream[Segment | _Failure],
+                           out: MemoryObjectSendStream[Segment | _Failure] | _Tee,
                            source_error: list[BaseException]) -> None:
         self.chunker = VadChunker(self.options.vad)
         self.transcriber = Transcriber(runner, limiter)
@@ -335,7 +386,7 @@ class _Pipeline:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._read_source, audio_send, source_error)
             tg.start_soon(self.chunker.run, audio_recv, win_send)
-            tg.start_soon(self.transcriber.run, win_recv, out.clone())
+            tg.start_soon(self.transcriber.run, win_recv, out.clone())  # type: ignore[arg-type]
 
     async def _read_source(self, send: ObjectSendStream[AudioChunk],
                            error: list[BaseException]) -> None:
@@ -421,6 +472,41 @@ def _default_limiter(key: ModelKey, settings: Settings) -> anyio.CapacityLimiter
     if key not in limiters:
         limiters[key] = anyio.CapacityLimiter(settings.model_workers)
     return limiters[key]
+
+
+class _Tee:
+    """A send stream that also keeps what it sends (to cache a completed transcription)."""
+
+    def __init__(self, out: MemoryObjectSendStream[Segment | _Failure],
+                 kept: list[Segment]) -> None:
+        self.out, self.kept = out, kept
+
+    def clone(self) -> _Tee:
+        return _Tee(self.out.clone(), self.kept)
+
+    async def send(self, segment: Segment) -> None:
+        await self.out.send(segment)
+        self.kept.append(segment)
+
+    async def aclose(self) -> None:
+        await self.out.aclose()
+
+    async def __aenter__(self) -> _Tee:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def default_cache() -> Cache | None:
+    """Streams without an Engine share a process-wide memory cache (when CACHE_TYPE is
+    memory): shared backends hold connections bound to one event loop, an Engine's job."""
+    settings = default_settings()
+    with _defaults_lock:
+        if "cache" not in _default:
+            _default["cache"] = (make_cache(settings) if settings.cache_type == "memory"
+                                 else None)
+        return _default["cache"]  # type: ignore[no-any-return]
 
 
 def _load_vad() -> None:

@@ -64,20 +64,37 @@ class Segment:
     translation: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (used by the JSON subtitle writer and the server)."""
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Segment:
+        """Inverse of :meth:`to_dict` (used to restore cached transcriptions)."""
+        return cls(
+            data["index"], data["start"], data["end"], data["text"],
+            tuple(Word(w["start"], w["end"], w["text"], w["probability"])
+                  for w in data.get("words", ())),
+            language=data.get("language"),
+            language_probability=data.get("language_probability"),
+            is_final=data.get("is_final", True),
+            avg_logprob=data.get("avg_logprob", 0.0),
+            no_speech_prob=data.get("no_speech_prob", 0.0),
+            translation=data.get("translation"),
+            metadata=dict(data.get("metadata", {})),
+        )
+
+    def to_dict(self, *, exact: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict (JSON subtitles, the server). Times are rounded to the
+        millisecond unless ``exact`` (used by the cache, which must give back what it got)."""
+
+        def r(x: float, digits: int = 3) -> float:
+            return x if exact else round(x, digits)
+
         return {
             "index": self.index,
-            "start": round(self.start, 3),
-            "end": round(self.end, 3),
+            "start": r(self.start),
+            "end": r(self.end),
             "text": self.text,
             "words": [
-                {
-                    "start": round(w.start, 3),
-                    "end": round(w.end, 3),
-                    "text": w.text,
-                    "probability": round(w.probability, 4),
-                }
+                {"start": r(w.start), "end": r(w.end), "text": w.text,
+                 "probability": r(w.probability, 4)}
                 for w in self.words
             ],
             "language": self.language,

@@ -8,6 +8,7 @@ at a time, so a long file is never held in memory whole and the event loop never
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
 import os
 import re
@@ -74,6 +75,20 @@ class AudioSource:
         if isinstance(source, np.ndarray):
             frames = source.shape[0] if source.ndim else 0
             self.duration = frames / (sample_rate or SAMPLE_RATE)
+
+    async def content_hash(self) -> str | None:
+        """SHA-256 of the input's bytes (plus how raw samples are to be read), or ``None``
+        for inputs that cannot be read twice: URLs and iterators. The cache keys on it."""
+        src = self._source
+        if isinstance(src, (str, os.PathLike)) and not _URL.match(os.fspath(src)):
+            return await anyio.to_thread.run_sync(_hash_file, os.fspath(src))
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            return hashlib.sha256(src).hexdigest()
+        if isinstance(src, np.ndarray):
+            digest = hashlib.sha256(np.ascontiguousarray(src).tobytes())
+            digest.update(f"{src.dtype}{src.shape}{self.sample_rate}{self.channels}".encode())
+            return digest.hexdigest()
+        return None
 
     def chunks(self) -> AsyncGenerator[AudioChunk, None]:
         """The source as 16 kHz mono chunks with stream timestamps.
@@ -228,6 +243,17 @@ def probe_duration(path: str | os.PathLike[str]) -> float | None:
         return container_duration(container)
     finally:
         container.close()
+
+
+def _hash_file(path: str) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return None  # reading it for real will raise the right error
+    return digest.hexdigest()
 
 
 async def _single(array: npt.NDArray[Any]) -> AsyncIterator[npt.NDArray[Any]]:
