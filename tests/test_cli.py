@@ -83,3 +83,16 @@ def test_bench_wer_pools_a_manifest(espeak_wav: Path, tmp_path: Path) -> None:
     assert [c["file"] for c in report["clips"]] == ["clip.wav"]  # German entry filtered out
     assert report["words"] == len(SENTENCES.split())
     assert 0 <= report["pooled_wer"]["voicesub"] <= 0.5
+
+
+def test_bench_cache_compares_with_redis_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "cache.json"
+    result = voicesub("bench", "cache", "--entries", "500", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert {"memory", "file", "redis", "redis (pipelined 100)",
+            "tiered (memory over redis)"} <= set(report["runs"])
+    for run in report["runs"].values():
+        assert run["get"]["ops_per_s"] > 0
+        assert run["get"]["p99_us"] >= run["get"]["p50_us"]
+    assert report["redis_benchmark"]["1 client"]["get"] > 0

@@ -307,6 +307,38 @@ def bench_live_cmd(
     Console().print(f"written {output}")
 
 
+@bench_app.command("cache")
+def bench_cache_cmd(
+    entries: Annotated[int, typer.Option(help="Keys per run.")] = 20_000,
+    redis_url: Annotated[str | None, typer.Option(help="Use this Redis instead of starting "
+                                                  "a private redis-server.")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-cache.json"),
+) -> None:
+    """Cache get/set per second and latency, beside redis-benchmark on the same server."""
+    from .bench._cache import bench_cache
+
+    _logging(False)
+    report = bench_cache(entries, redis_url)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    table = Table(title=f"cache · {entries} keys")
+    for col in ("backend", "get/s", "get p50 µs", "get p99 µs", "set/s", "set p99 µs"):
+        table.add_column(col, justify="right")
+    for name, run in report["runs"].items():
+        g, st = run["get"], run["set"]
+        table.add_row(name, f"{g['ops_per_s']:,.0f}", f"{g['p50_us']:.1f}", f"{g['p99_us']:.1f}",
+                      f"{st['ops_per_s']:,.0f}", f"{st['p99_us']:.1f}")
+    for name, rates in (report["redis_benchmark"] or {}).items():
+        if rates:
+            table.add_row(f"redis-benchmark {name}", f"{rates.get('get', 0):,.0f}", "", "",
+                          f"{rates.get('set', 0):,.0f}", "")
+    Console().print(table)
+    for key, ratio in report.items():
+        if key.startswith("redis_pipelined_get_vs_redis_benchmark"):
+            Console().print(f"pipelined Redis get vs redis-benchmark "
+                            f"{key.split(' ', 1)[1]}: {ratio:.0%}")
+    Console().print(f"written {output}")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
