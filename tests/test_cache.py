@@ -209,6 +209,22 @@ async def test_redis_outage_degrades_then_recovers(
         assert "reachable again" in caplog.text
 
 
+async def test_slow_redis_counts_as_unavailable(redis_server: RedisServer) -> None:
+    import redis.asyncio as redis
+
+    breaker = CircuitBreaker("slow redis", base=5)
+    async with RedisCache(redis_server.url, breaker=breaker, socket_timeout=0.2) as cache:
+        await cache.set("k", "v")
+        admin = redis.Redis.from_url(redis_server.url)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(admin.execute_command, "DEBUG", "SLEEP", "1")
+            await anyio.sleep(0.1)
+            assert await cache.get("k") is None  # timed out: a miss, not a hang
+        await admin.aclose()
+        assert breaker.is_open
+        assert await cache.get("k") is None  # skipped while the circuit is open
+
+
 async def test_tiered_cache_writes_through_promotes_and_survives_redis_loss(
     redis_server: RedisServer,
 ) -> None:
