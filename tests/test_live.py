@@ -13,6 +13,7 @@ import pytest
 from voicesub_stream import AudioChunk, Engine, LiveOptions, Segment, TranscribeOptions, paced
 from voicesub_stream._text import normalize, word_error_rate
 from voicesub_stream.errors import ConfigError
+from voicesub_stream.scheduler import Scheduler
 from voicesub_stream.stages._live import LiveTranscriber
 from voicesub_stream.testing import FakeRunner, assert_no_leaks, resource_snapshot
 
@@ -115,7 +116,7 @@ def test_live_options_are_validated() -> None:
 async def run_stage(audio: np.ndarray, live: LiveOptions, delay: float, speed: float
                     ) -> tuple[list[Segment], LiveTranscriber]:
     runner = FakeRunner(TranscribeOptions(), delay=delay)
-    stage = LiveTranscriber(runner, anyio.CapacityLimiter(1), TranscribeOptions(), live)  # type: ignore[arg-type]
+    stage = LiveTranscriber(runner, Scheduler(1), TranscribeOptions(), live)  # type: ignore[arg-type]
     # As in the engine: only "block" holds the source back.
     send_a, recv_a = anyio.create_memory_object_stream[AudioChunk](
         4 if live.policy == "block" else 4096)

@@ -13,6 +13,7 @@ import pytest
 
 from voicesub_stream import Engine, Segment, transcribe_stream
 from voicesub_stream.errors import StreamClosedError, TranscriptionError
+from voicesub_stream.scheduler import Scheduler
 from voicesub_stream.stages import SpeechWindow, Transcriber
 from voicesub_stream.testing import FakeRunner, assert_no_leaks, resource_snapshot
 
@@ -194,7 +195,7 @@ async def run_stage(runner: FakeRunner, windows: list[SpeechWindow]) -> list[Seg
     send_w.close()
     out: list[Segment] = []
     async with anyio.create_task_group() as tg:
-        tg.start_soon(Transcriber(runner, anyio.CapacityLimiter(1)).run, recv_w, send_s)
+        tg.start_soon(Transcriber(runner, Scheduler(1)).run, recv_w, send_s)
         async with recv_s:
             async for seg in recv_s:
                 out.append(seg)
@@ -224,7 +225,7 @@ async def test_stage_error_arrives_after_every_earlier_segment() -> None:
 
     async def run() -> None:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(Transcriber(runner, anyio.CapacityLimiter(1)).run, recv_w, send_s)
+            tg.start_soon(Transcriber(runner, Scheduler(1)).run, recv_w, send_s)
             async with recv_s:
                 async for seg in recv_s:
                     got.append(seg.text)
@@ -235,9 +236,9 @@ async def test_stage_error_arrives_after_every_earlier_segment() -> None:
     assert got == ["window 0.", "window 1.", "window 2."]
 
 
-async def test_model_calls_never_exceed_the_limiter() -> None:
+async def test_model_calls_never_exceed_the_scheduler_bound() -> None:
     runner = FakeRunner(delay=0.02)
-    limiter = anyio.CapacityLimiter(2)
+    limiter = Scheduler(2)
 
     async def one(offset: int) -> None:
         send_w, recv_w = anyio.create_memory_object_stream[SpeechWindow](10)
@@ -267,3 +268,27 @@ async def test_engine_statistics_count_streams_and_models(settings: object,
     assert stats["streams_started"] == 1
     assert stats["running"] is True
     assert [m["name"] for m in stats["models"]["loaded"]] == ["tiny.en"]
+
+
+async def test_live_and_file_streams_share_the_engine_scheduler(
+    settings: object, espeak_audio: np.ndarray, espeak_wav: Path
+) -> None:
+    from voicesub_stream import paced
+
+    async with Engine(settings) as engine:  # type: ignore[arg-type]
+        async def file_run() -> None:
+            async with engine.transcribe_stream(espeak_wav) as stream:
+                _ = [seg async for seg in stream]
+
+        async def live_run() -> None:
+            async with engine.transcribe_stream(paced(espeak_audio, speed=50),
+                                                live=True) as stream:
+                _ = [seg async for seg in stream]
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(file_run)
+            tg.start_soon(live_run)
+        classes = engine.statistics()["scheduler"]["classes"]
+    assert classes["live"]["completed"] > 0
+    assert classes["batch"]["completed"] > 0
+    assert engine.scheduler.peak_running <= engine.scheduler.workers

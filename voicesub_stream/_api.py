@@ -32,7 +32,9 @@ from ._types import AudioChunk, Segment
 from ._version import __version__
 from .cache import Cache, make_cache
 from .errors import StreamClosedError, VoicesubError
-from .models import LoadedModel, ModelKey, ModelRegistry
+from .models import LoadedModel, ModelKey, ModelRegistry, cuda_device_count
+from .models._registry import pick_device
+from .scheduler import Scheduler, auto_workers
 from .sources import AudioInput, AudioSource, open_source
 from .stages._live import LiveTranscriber
 from .stages._transcriber import Transcriber, WhisperRunner
@@ -87,7 +89,7 @@ class Engine:
         # open on exit for its owner.
         self._owns_cache = cache == "settings"
         self.cache: Cache | None = make_cache(self.settings) if cache == "settings" else cache
-        self._limiters: dict[ModelKey, anyio.CapacityLimiter] = {}
+        self.scheduler = _make_scheduler(self.settings)
         self._tg: TaskGroup | None = None
         self._exit_stack: AsyncExitStack | None = None
         self._closed = False
@@ -157,15 +159,8 @@ class Engine:
         return {"streams_started": self.streams_started,
                 "running": self._tg is not None,
                 "models": self.registry.statistics(),
+                "scheduler": self.scheduler.statistics(),
                 "cache": self.cache.statistics() if self.cache is not None else None}
-
-    def _limiter(self, key: ModelKey) -> anyio.CapacityLimiter:
-        # One limiter per loaded model, sized to its CTranslate2 workers: more concurrent calls
-        # would only queue inside CTranslate2 while holding a thread each.
-        limiter = self._limiters.get(key)
-        if limiter is None:
-            limiter = self._limiters[key] = anyio.CapacityLimiter(self.settings.model_workers)
-        return limiter
 
     def _spawn(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
         if self._tg is None:
@@ -353,20 +348,21 @@ class _Pipeline:
         source_error: list[BaseException] = []
         try:
             runner = WhisperRunner(model, self.options)
-            limiter = (self.engine._limiter(key) if self.engine is not None
-                       else _default_limiter(key, settings))
+            scheduler = (self.engine.scheduler if self.engine is not None
+                         else _default_scheduler(settings))
             live = self.options.live
             # Under "block" a slow model holds the source back. The other policies decide
             # themselves what to do with a backlog, so the source must never wait on them.
             size = AUDIO_BUFFER if live is None or live.policy == "block" else LIVE_BACKLOG
             audio_send, audio_recv = create_memory_object_stream[AudioChunk](size)
             if live is not None:
-                self.live = LiveTranscriber(runner, limiter, self.options, live)
+                self.live = LiveTranscriber(runner, scheduler, self.options, live,
+                                            priority=self.options.priority or "live")
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._read_source, audio_send, source_error)
                     tg.start_soon(self.live.run, audio_recv, out.clone())  # type: ignore[arg-type]
             else:
-                await self._file_stages(runner, limiter, audio_send, audio_recv, out,
+                await self._file_stages(runner, scheduler, audio_send, audio_recv, out,
                                         source_error)
         finally:
             with anyio.CancelScope(shield=True):
@@ -375,13 +371,14 @@ class _Pipeline:
             # Everything decoded before the failure has been transcribed and delivered above.
             raise source_error[0]
 
-    async def _file_stages(self, runner: WhisperRunner, limiter: anyio.CapacityLimiter,
+    async def _file_stages(self, runner: WhisperRunner, scheduler: Scheduler,
                            audio_send: MemoryObjectSendStream[AudioChunk],
                            audio_recv: MemoryObjectReceiveStream[AudioChunk],
                            out: MemoryObjectSendStream[Segment | _Failure] | _Tee,
                            source_error: list[BaseException]) -> None:
         self.chunker = VadChunker(self.options.vad)
-        self.transcriber = Transcriber(runner, limiter)
+        self.transcriber = Transcriber(runner, scheduler,
+                                       priority=self.options.priority or "batch")
         win_send, win_recv = create_memory_object_stream[SpeechWindow](self.options.batch_size)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._read_source, audio_send, source_error)
@@ -461,17 +458,25 @@ def default_registry() -> ModelRegistry:
         return _default["registry"]  # type: ignore[no-any-return]
 
 
-_loop_limiters: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[ModelKey, anyio.CapacityLimiter]
-] = weakref.WeakKeyDictionary()
+_loop_schedulers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Scheduler] = (
+    weakref.WeakKeyDictionary())
 
 
-def _default_limiter(key: ModelKey, settings: Settings) -> anyio.CapacityLimiter:
-    # Limiters belong to one event loop; engine-less streams share one per model per loop.
-    limiters = _loop_limiters.setdefault(asyncio.get_running_loop(), {})
-    if key not in limiters:
-        limiters[key] = anyio.CapacityLimiter(settings.model_workers)
-    return limiters[key]
+def _make_scheduler(settings: Settings) -> Scheduler:
+    workers = settings.max_workers
+    if workers == "auto":
+        device = pick_device(settings.device)
+        workers = auto_workers(device=device, model_workers=settings.model_workers,
+                               cpu_threads=settings.cpu_threads, gpus=cuda_device_count())
+    return Scheduler(workers, max_wait=settings.scheduler_max_wait)
+
+
+def _default_scheduler(settings: Settings) -> Scheduler:
+    # Engine-less streams of one event loop share one scheduler, as an Engine's streams do.
+    loop = asyncio.get_running_loop()
+    if loop not in _loop_schedulers:
+        _loop_schedulers[loop] = _make_scheduler(settings)
+    return _loop_schedulers[loop]
 
 
 class _Tee:

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     cpu_threads: int = Field(default=0, ge=0)
     model_workers: int = Field(default=1, ge=1)
     max_loaded_models: int = Field(default=3, ge=1)
+    max_workers: int | Literal["auto"] = Field(
+        default="auto",
+        validation_alias=AliasChoices("VOICESUB_MAX_WORKERS", "MAX_WORKERS", "max_workers"))
+    scheduler_max_wait: float = Field(default=10.0, gt=0)
     cache_dir: Path = Field(default_factory=default_cache_dir,
                             validation_alias=AliasChoices("VOICESUB_CACHE_DIR", "CACHE_DIR",
                                                           "cache_dir"))
@@ -158,7 +162,8 @@ class TranscribeOptions:
     word_timestamps: bool = True
     initial_prompt: str | None = None
     vad: VadOptions = VadOptions()
-    priority: Priority = "batch"
+    priority: Priority | int | None = None
+    """Scheduler priority; ``None`` means ``live`` for live streams, ``batch`` otherwise."""
     live: LiveOptions | None = None
     max_cue_chars: int = 84
     max_cue_duration: float = 7.0

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from .._config import LiveOptions, TranscribeOptions
     from .._types import AudioChunk
+    from ..scheduler import Scheduler
     from ._transcriber import WhisperRunner
 
 logger = logging.getLogger(__name__)
@@ -90,10 +91,12 @@ class LiveStats:
 class LiveTranscriber:
     """Stage: :class:`AudioChunk` in, partial and final :class:`Segment` out."""
 
-    def __init__(self, runner: WhisperRunner, limiter: anyio.CapacityLimiter,
-                 options: TranscribeOptions, live: LiveOptions) -> None:
+    def __init__(self, runner: WhisperRunner, scheduler: Scheduler,
+                 options: TranscribeOptions, live: LiveOptions, *,
+                 priority: str | int = "live") -> None:
         self.runner = runner
-        self.limiter = limiter
+        self.scheduler = scheduler
+        self.priority = priority
         self.options = options
         self.live = live
         self.stats = LiveStats()
@@ -158,8 +161,8 @@ class LiveTranscriber:
 
     async def _update(self, until: int, eof: bool, partial: bool) -> list[Segment]:
         started = anyio.current_time()
-        segments = await anyio.to_thread.run_sync(self._transcribe_until, until, eof, partial,
-                                                  limiter=self.limiter)
+        segments = await self.scheduler.run_sync(self._transcribe_until, until, eof, partial,
+                                                 priority=self.priority)
         self.stats.model_seconds += anyio.current_time() - started
         return segments
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from .._config import TranscribeOptions
     from ..models import LoadedModel
+    from ..scheduler import Scheduler
     from ._vad import SpeechWindow
 
 logger = logging.getLogger(__name__)
@@ -262,10 +263,12 @@ class Transcriber:
     """Stage: :class:`SpeechWindow` in, final :class:`Segment` out."""
 
     def __init__(
-        self, runner: WhisperRunner, limiter: anyio.CapacityLimiter, *, first_index: int = 0
+        self, runner: WhisperRunner, scheduler: Scheduler, *, priority: str | int = "batch",
+        first_index: int = 0,
     ) -> None:
         self.runner = runner
-        self.limiter = limiter
+        self.scheduler = scheduler
+        self.priority = priority
         self.stats = TranscriberStats()
         self._next_index = first_index
 
@@ -285,9 +288,8 @@ class Transcriber:
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
                 started = anyio.current_time()
-                results = await anyio.to_thread.run_sync(
-                    self.runner.transcribe, batch, limiter=self.limiter
-                )
+                results = await self.scheduler.run_sync(self.runner.transcribe, batch,
+                                                        priority=self.priority)
                 elapsed = anyio.current_time() - started
                 self.stats.model_seconds += elapsed
                 logger.debug("batch of %d window(s), %.1f s of speech, took %.3f s", len(batch),

@@ -1,0 +1,211 @@
+"""The engine's one gate for model work: priorities, a bound on concurrency, no starvation.
+
+Every model call (a batch of file windows, a live update) asks the :class:`Scheduler` for a
+slot. At most ``workers`` run at once; when a slot frees, the waiting job with the best
+*effective* priority gets it. Priority classes are ``live`` (0) before ``interactive`` (10)
+before ``batch`` (20), or any number (lower goes first). A waiting job's effective priority
+improves linearly with its wait, by the whole live-to-batch gap every ``max_wait`` seconds, so
+a batch job that has waited ``max_wait`` goes before even a fresh live job: batch work is
+delayed, never starved. A job cancelled while it waits leaves the queue at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from ._config import cpu_count
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+__all__ = ("PRIORITIES", "Scheduler", "auto_workers")
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+PRIORITIES = {"live": 0, "interactive": 10, "batch": 20}
+_GAP = PRIORITIES["batch"] - PRIORITIES["live"]
+
+
+def auto_workers(*, device: str, model_workers: int, cpu_threads: int, gpus: int) -> int:
+    """``MAX_WORKERS=auto``: what the hardware can run at once without oversubscribing.
+
+    On a GPU, each device runs ``model_workers`` calls. On CPU, CTranslate2 already spreads
+    one call over ``cpu_threads`` cores, so concurrency beyond cores // threads only queues.
+    """
+    if device == "cuda":
+        return max(gpus, 1) * model_workers
+    per_call = cpu_threads or cpu_count()
+    return max(1, model_workers * max(1, cpu_count() // per_call))
+
+
+def _priority_value(priority: str | int) -> int:
+    if isinstance(priority, int):
+        return priority
+    try:
+        return PRIORITIES[priority]
+    except KeyError:
+        raise ConfigError(f"unknown priority {priority!r}; use one of {sorted(PRIORITIES)} "
+                          "or a number (lower runs first)") from None
+
+
+@dataclass
+class _ClassStats:
+    queued: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    waits: deque[float] = field(default_factory=lambda: deque(maxlen=1024))
+
+    def snapshot(self) -> dict[str, Any]:
+        ordered = sorted(self.waits)
+
+        def pct(q: float) -> float | None:
+            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
+
+        return {"queued": self.queued, "running": self.running, "completed": self.completed,
+                "failed": self.failed, "cancelled": self.cancelled,
+                "wait_p50": pct(0.5), "wait_p95": pct(0.95)}
+
+
+class _Waiter:
+    __slots__ = ("enqueued", "event", "label", "order", "priority")
+
+    def __init__(self, priority: int, label: str, enqueued: float, order: int) -> None:
+        self.priority, self.label, self.enqueued, self.order = priority, label, enqueued, order
+        self.event = anyio.Event()
+
+
+class Scheduler:
+    """Priority-ordered admission of model work, at most ``workers`` jobs at a time.
+
+    One per :class:`~voicesub_stream.Engine` (and one per event loop for streams without
+    one). ``statistics()`` reports each priority class: queued, running, completed, failed,
+    cancelled, and wait p50/p95 in seconds.
+    """
+
+    def __init__(self, workers: int = 1, *, max_wait: float = 10.0,
+                 clock: Callable[[], float] = anyio.current_time) -> None:
+        if workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {workers}")
+        if max_wait <= 0:
+            raise ConfigError(f"max_wait must be positive, got {max_wait}")
+        self.workers = workers
+        self.max_wait = max_wait
+        self._clock = clock
+        self._running = 0
+        self._waiting: list[_Waiter] = []
+        self._order = itertools.count()
+        self._stats: dict[str, _ClassStats] = {}
+        self.peak_running = 0
+
+    # -- running work -------------------------------------------------------------------
+    async def run_sync(self, func: Callable[..., T], *args: Any,
+                       priority: str | int = "batch") -> T:
+        """Run ``func(*args)`` in a worker thread once the scheduler admits it."""
+        return await self.run(lambda: anyio.to_thread.run_sync(func, *args), priority=priority)
+
+    async def run(self, job: Callable[[], Awaitable[T]], *,
+                  priority: str | int = "batch") -> T:
+        """Await ``job()`` once admitted; the slot is held until it returns or raises."""
+        label = priority if isinstance(priority, str) else f"p{priority}"
+        stats = self._stats.setdefault(label, _ClassStats())
+        await self._acquire(_priority_value(priority), label, stats)
+        stats.running += 1
+        self.peak_running = max(self.peak_running, self._running)
+        try:
+            result = await job()
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                stats.cancelled += 1
+            else:
+                stats.failed += 1
+            raise
+        else:
+            stats.completed += 1
+            return result
+        finally:
+            stats.running -= 1
+            self._release()
+
+    async def run_tasks_async(self, tasks: list[Callable[[], Awaitable[T]]], *,
+                              priority: str | int = "batch") -> list[T]:
+        """Run every task through the scheduler concurrently; results in task order."""
+        return await self.run_with_priority(tasks, [priority] * len(tasks))
+
+    async def run_with_priority(self, tasks: list[Callable[[], Awaitable[T]]],
+                                priorities: list[str | int]) -> list[T]:
+        """Like :meth:`run_tasks_async`, each task with its own priority."""
+        if len(tasks) != len(priorities):
+            raise ConfigError("tasks and priorities differ in length")
+        results: list[Any] = [None] * len(tasks)
+
+        async def one(i: int) -> None:
+            results[i] = await self.run(tasks[i], priority=priorities[i])
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(tasks)):
+                tg.start_soon(one, i)
+        return results
+
+    def resize(self, workers: int) -> None:
+        """Change the bound at run time (the adaptive worker count of the metrics issue)."""
+        if workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        while self._waiting and self._running < self.workers:
+            self._admit_next()
+
+    def statistics(self) -> dict[str, Any]:
+        return {"workers": self.workers, "running": self._running,
+                "queued": len(self._waiting), "peak_running": self.peak_running,
+                "classes": {k: v.snapshot() for k, v in self._stats.items()}}
+
+    # -- admission ------------------------------------------------------------------------
+    async def _acquire(self, priority: int, label: str, stats: _ClassStats) -> None:
+        now = self._clock()
+        if self._running < self.workers and not self._waiting:
+            self._running += 1
+            stats.waits.append(0.0)
+            return
+        waiter = _Waiter(priority, label, now, next(self._order))
+        self._waiting.append(waiter)
+        stats.queued += 1
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if waiter in self._waiting:  # cancelled while waiting: leave the queue now
+                self._waiting.remove(waiter)
+                stats.queued -= 1
+                stats.cancelled += 1
+            else:  # admitted in the same instant it was cancelled: give the slot back
+                self._release()
+            raise
+        stats.waits.append(self._clock() - waiter.enqueued)
+
+    def _release(self) -> None:
+        self._running -= 1
+        if self._waiting and self._running < self.workers:
+            self._admit_next()
+
+    def _admit_next(self) -> None:
+        now = self._clock()
+        rate = _GAP / self.max_wait
+
+        def effective(w: _Waiter) -> tuple[float, int]:
+            return (w.priority - (now - w.enqueued) * rate, w.order)
+
+        waiter = min(self._waiting, key=effective)
+        self._waiting.remove(waiter)
+        self._stats[waiter.label].queued -= 1
+        self._running += 1
+        waiter.event.set()
