@@ -32,12 +32,13 @@ from ._types import AudioChunk, Segment
 from ._version import __version__
 from .cache import Cache, make_cache
 from .errors import StreamClosedError, VoicesubError
+from .executors import ProcessPool, ProcessRunner
 from .models import LoadedModel, ModelKey, ModelRegistry, cuda_device_count
 from .models._registry import pick_device
 from .scheduler import Scheduler, auto_workers
 from .sources import AudioInput, AudioSource, open_source
 from .stages._live import LiveTranscriber
-from .stages._transcriber import Transcriber, WhisperRunner
+from .stages._transcriber import Runner, Transcriber, WhisperRunner
 from .stages._vad import SpeechWindow, VadChunker
 
 if TYPE_CHECKING:
@@ -90,6 +91,8 @@ class Engine:
         self._owns_cache = cache == "settings"
         self.cache: Cache | None = make_cache(self.settings) if cache == "settings" else cache
         self.scheduler = _make_scheduler(self.settings)
+        self._pools: dict[ModelKey, ProcessPool] = {}
+        self._pool_lock = anyio.Lock()
         self._tg: TaskGroup | None = None
         self._exit_stack: AsyncExitStack | None = None
         self._closed = False
@@ -125,6 +128,9 @@ class Engine:
         finally:
             self._tg = None
             with anyio.CancelScope(shield=True):
+                for pool in self._pools.values():
+                    await anyio.to_thread.run_sync(pool.close)
+                self._pools.clear()
                 if self._owns_cache and self.cache is not None:
                     await self.cache.aclose()
                 if self._owns_registry:
@@ -161,6 +167,14 @@ class Engine:
                 "models": self.registry.statistics(),
                 "scheduler": self.scheduler.statistics(),
                 "cache": self.cache.statistics() if self.cache is not None else None}
+
+    async def _pool(self, key: ModelKey) -> ProcessPool:
+        """The worker processes for ``key`` (USE_PROCESS_POOL), started on first use."""
+        async with self._pool_lock:
+            if key not in self._pools:
+                self._pools[key] = await anyio.to_thread.run_sync(
+                    ProcessPool, self.settings, key, self.scheduler.workers)
+            return self._pools[key]
 
     def _spawn(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
         if self._tg is None:
@@ -344,10 +358,15 @@ class _Pipeline:
 
     async def _run_model(self, settings: Settings, registry: ModelRegistry, key: ModelKey,
                          out: MemoryObjectSendStream[Segment | _Failure] | _Tee) -> None:
-        model: LoadedModel = await anyio.to_thread.run_sync(registry.acquire, key)
+        model: LoadedModel | None = None
+        runner: Runner
+        if settings.use_process_pool and self.engine is not None:
+            runner = ProcessRunner(await self.engine._pool(key), self.options)
+        else:
+            model = await anyio.to_thread.run_sync(registry.acquire, key)
+            runner = WhisperRunner(model, self.options)
         source_error: list[BaseException] = []
         try:
-            runner = WhisperRunner(model, self.options)
             scheduler = (self.engine.scheduler if self.engine is not None
                          else _default_scheduler(settings))
             live = self.options.live
@@ -365,13 +384,14 @@ class _Pipeline:
                 await self._file_stages(runner, scheduler, audio_send, audio_recv, out,
                                         source_error)
         finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(registry.release, model)
+            if model is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(registry.release, model)
         if source_error:
             # Everything decoded before the failure has been transcribed and delivered above.
             raise source_error[0]
 
-    async def _file_stages(self, runner: WhisperRunner, scheduler: Scheduler,
+    async def _file_stages(self, runner: Runner, scheduler: Scheduler,
                            audio_send: MemoryObjectSendStream[AudioChunk],
                            audio_recv: MemoryObjectReceiveStream[AudioChunk],
                            out: MemoryObjectSendStream[Segment | _Failure] | _Tee,

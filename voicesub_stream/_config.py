@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         default="auto",
         validation_alias=AliasChoices("VOICESUB_MAX_WORKERS", "MAX_WORKERS", "max_workers"))
     scheduler_max_wait: float = Field(default=10.0, gt=0)
+    use_process_pool: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("VOICESUB_USE_PROCESS_POOL", "USE_PROCESS_POOL",
+                                      "use_process_pool"))
     cache_dir: Path = Field(default_factory=default_cache_dir,
                             validation_alias=AliasChoices("VOICESUB_CACHE_DIR", "CACHE_DIR",
                                                           "cache_dir"))

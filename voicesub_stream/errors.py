@@ -13,6 +13,7 @@
     │   ├── ModelNotFoundError (LookupError) a name that resolves to no model here
     │   └── ModelLoadError                   the model exists but would not load
     ├── TranscriptionError                   the model failed while running
+    │   └── WorkerCrashedError               a model worker process died during the job
     ├── StreamClosedError                    a stream or engine used after it was closed
     └── StageTimeoutError (TimeoutError)     a pipeline stage took longer than allowed
 
@@ -36,6 +37,7 @@ __all__ = (
     "TranscriptionError",
     "UnsupportedSourceError",
     "VoicesubError",
+    "WorkerCrashedError",
 )
 
 
@@ -81,6 +83,10 @@ class ModelLoadError(ModelError):
 
 class TranscriptionError(VoicesubError):
     """The speech model raised while transcribing a window."""
+
+
+class WorkerCrashedError(TranscriptionError):
+    """A model worker process died mid-job; that job failed and the worker was replaced."""
 
 
 class StreamClosedError(VoicesubError):

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .._config import LiveOptions, TranscribeOptions
     from .._types import AudioChunk
     from ..scheduler import Scheduler
-    from ._transcriber import WhisperRunner
+    from ._transcriber import Runner
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class LiveStats:
 class LiveTranscriber:
     """Stage: :class:`AudioChunk` in, partial and final :class:`Segment` out."""
 
-    def __init__(self, runner: WhisperRunner, scheduler: Scheduler,
+    def __init__(self, runner: Runner, scheduler: Scheduler,
                  options: TranscribeOptions, live: LiveOptions, *,
                  priority: str | int = "live") -> None:
         self.runner = runner

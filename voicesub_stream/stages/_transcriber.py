@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -63,6 +63,18 @@ class TranscriberStats:
     batches: int = 0
     dropped_silent: int = 0
     model_seconds: float = 0.0
+
+
+class Runner(Protocol):
+    """What the stages need of a model: :class:`WhisperRunner` in this process, or the
+    process pool's runner (``voicesub_stream.executors``)."""
+
+    options: TranscribeOptions
+    language: str | None
+    language_probability: float | None
+
+    def transcribe(self, windows: list[SpeechWindow], *,
+                   prompt: str | None = None) -> list[_WindowText]: ...
 
 
 class WhisperRunner:
@@ -263,7 +275,7 @@ class Transcriber:
     """Stage: :class:`SpeechWindow` in, final :class:`Segment` out."""
 
     def __init__(
-        self, runner: WhisperRunner, scheduler: Scheduler, *, priority: str | int = "batch",
+        self, runner: Runner, scheduler: Scheduler, *, priority: str | int = "batch",
         first_index: int = 0,
     ) -> None:
         self.runner = runner

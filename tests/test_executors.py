@@ -1,0 +1,96 @@
+"""Model calls in worker processes: the same text, and a killed worker fails one job only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+import numpy as np
+import pytest
+
+from voicesub_stream import Engine, Settings, TranscribeOptions
+from voicesub_stream.errors import WorkerCrashedError
+from voicesub_stream.executors import ProcessPool, ProcessRunner
+from voicesub_stream.stages import SpeechWindow
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.speech
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> object:
+    settings = Settings.load(model="tiny.en", device="cpu", offline=True,
+                             cache_dir=tmp_path_factory.mktemp("cache"))
+    from voicesub_stream.models import ModelRegistry
+
+    pool = ProcessPool(settings, ModelRegistry(settings).key_for(None), workers=1)
+    yield pool
+    pool.close()
+
+
+def window(audio: np.ndarray) -> SpeechWindow:
+    return SpeechWindow(0, audio, ((0, len(audio)),))
+
+
+def test_worker_process_gives_the_same_text_as_threads(
+    settings: Settings, pool: ProcessPool, espeak_audio: np.ndarray
+) -> None:
+    from voicesub_stream.models import ModelRegistry
+    from voicesub_stream.stages import WhisperRunner
+
+    options = TranscribeOptions()
+    here = WhisperRunner(ModelRegistry(settings).get(pool.key), options)
+    there = ProcessRunner(pool, options)
+    (a,) = here.transcribe([window(espeak_audio)])
+    (b,) = there.transcribe([window(espeak_audio)])
+    assert b.text == a.text
+    assert [w.text for w in b.words] == [w.text for w in a.words]
+    assert there.language == "en"
+
+
+def test_a_killed_worker_fails_only_its_job_and_is_replaced(
+    pool: ProcessPool, espeak_audio: np.ndarray
+) -> None:
+    runner = ProcessRunner(pool, TranscribeOptions(beam_size=5))
+    long = np.tile(espeak_audio, 2)[: 16_000 * 19]
+    (victim,) = pool.pids
+    outcome: list[BaseException | None] = []
+
+    def job() -> None:
+        try:
+            runner.transcribe([window(long)] * 8)  # a few seconds of work
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    time.sleep(0.5)  # the worker is now inside the job
+    os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=120)
+    assert isinstance(outcome[0], WorkerCrashedError)
+    assert pool.replaced == 1
+    assert pool.pids != [victim]
+    (result,) = runner.transcribe([window(espeak_audio)])  # the new worker serves
+    assert "journey" in result.text.lower()
+
+
+async def test_engine_with_a_process_pool_transcribes(espeak_wav: Path, tmp_path: Path) -> None:
+    settings = Settings.load(model="tiny.en", device="cpu", offline=True, cache_type="none",
+                             cache_dir=tmp_path, use_process_pool=True)
+    async with Engine(settings) as engine:
+        async with engine.transcribe_stream(espeak_wav) as stream:
+            text = " ".join([seg.text async for seg in stream])
+        assert engine.registry.loads == 0  # the model lives in the workers only
+        pids = [p for pool in engine._pools.values() for p in pool.pids]
+    assert "journey" in text.lower()
+    await anyio.sleep(0.1)
+    for pid in pids:  # workers end with the engine
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

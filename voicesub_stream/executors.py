@@ -1,0 +1,168 @@
+"""Model calls in worker processes (``USE_PROCESS_POOL=true``), for CPU-bound deployments.
+
+Each worker process loads its model once and keeps it. A job goes to one idle worker over a
+pipe and the calling thread blocks on the answer (so to the pipeline a pooled runner looks
+exactly like :class:`~voicesub_stream.stages.WhisperRunner`). If the worker dies mid-job, only
+that job fails, with :class:`~voicesub_stream.errors.WorkerCrashedError`, and a fresh worker
+takes the dead one's place. Threads remain the default: CTranslate2 releases the GIL, so
+processes pay memory (one model per worker) for isolation, not speed.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import queue
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._types import Word
+from .errors import TranscriptionError, WorkerCrashedError
+from .stages._transcriber import _WindowText
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from ._config import Settings, TranscribeOptions
+    from .models import ModelKey
+    from .stages._vad import SpeechWindow
+
+__all__ = ("ProcessPool", "ProcessRunner")
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Job:
+    options: TranscribeOptions
+    language: str | None
+    windows: list[SpeechWindow]
+    prompt: str | None
+
+
+def _worker_main(conn: Connection, settings: Settings, key: ModelKey) -> None:
+    """A worker process: load the model once, then answer jobs until the pipe closes."""
+    from .models import ModelRegistry
+    from .stages._transcriber import WhisperRunner
+
+    model = ModelRegistry(settings).get(key)
+    conn.send(("ready", None))
+    while True:
+        try:
+            job: _Job = conn.recv()
+        except EOFError:
+            return
+        try:
+            runner = WhisperRunner(model, job.options)
+            if job.language is not None:
+                runner.language = job.language
+            results = runner.transcribe(job.windows, prompt=job.prompt)
+            conn.send(("ok", (runner.language, runner.language_probability,
+                              [(r.text, [(w.start, w.end, w.text, w.probability)
+                                         for w in r.words], r.avg_logprob, r.no_speech_prob)
+                               for r in results])))
+        except BaseException as exc:  # reported to the caller, the worker lives on
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class _Worker:
+    def __init__(self, ctx: Any, settings: Settings, key: ModelKey) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child, settings, key),
+                                   daemon=True, name="voicesub-model-worker")
+        self.process.start()
+        child.close()
+        status, _ = self.conn.recv()  # blocks until the model is loaded
+        if status != "ready":  # pragma: no cover - the worker only ever says ready
+            raise TranscriptionError("model worker failed to start")
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
+
+    def close(self) -> None:
+        self.conn.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():  # pragma: no cover - a stuck worker
+            self.process.kill()
+            self.process.join()
+
+
+class ProcessPool:
+    """``workers`` processes, each holding one loaded model ``key``; thread-safe."""
+
+    def __init__(self, settings: Settings, key: ModelKey, workers: int) -> None:
+        self._ctx = mp.get_context("spawn")  # never fork a process holding model threads
+        self._settings, self.key = settings, key
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self.replaced = 0
+        for _ in range(workers):
+            self._add()
+
+    def _add(self) -> None:
+        worker = _Worker(self._ctx, self._settings, self.key)
+        with self._lock:
+            self._all.append(worker)
+        self._idle.put(worker)
+
+    @property
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [w.pid for w in self._all]
+
+    def call(self, job: _Job) -> tuple[str | None, float | None, list[Any]]:
+        """Run ``job`` on an idle worker; blocking (call it from a worker thread).
+
+        :raises WorkerCrashedError: the worker died during the job (it has been replaced)
+        :raises TranscriptionError: the model raised in the worker
+        """
+        worker = self._idle.get()
+        try:
+            worker.conn.send(job)
+            status, payload = worker.conn.recv()
+        except (EOFError, OSError) as exc:
+            code = worker.process.exitcode
+            with self._lock:
+                self._all.remove(worker)
+            worker.close()
+            self.replaced += 1
+            logger.warning("model worker %d died (exit code %s); starting another",
+                           worker.pid, code)
+            self._add()
+            raise WorkerCrashedError(
+                f"model worker {worker.pid} died during the job (exit code {code})"
+            ) from exc
+        self._idle.put(worker)
+        if status == "error":
+            raise TranscriptionError(f"model worker: {payload}")
+        language, probability, results = payload
+        return language, probability, results
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._all = self._all, []
+        for worker in workers:
+            worker.close()
+
+
+class ProcessRunner:
+    """The :class:`~voicesub_stream.stages.WhisperRunner` interface, run in a pool."""
+
+    def __init__(self, pool: ProcessPool, options: TranscribeOptions) -> None:
+        self.pool = pool
+        self.options = options
+        # Set by the worker's answers: detected per stream, or "en" for English-only models.
+        self.language: str | None = options.language
+        self.language_probability: float | None = 1.0 if options.language else None
+
+    def transcribe(self, windows: list[SpeechWindow], *,
+                   prompt: str | None = None) -> list[_WindowText]:
+        language, probability, results = self.pool.call(
+            _Job(self.options, self.language, windows, prompt))
+        self.language, self.language_probability = language, probability
+        return [_WindowText(window, text, [Word(*w) for w in words], logprob, no_speech)
+                for window, (text, words, logprob, no_speech)
+                in zip(windows, results, strict=True)]
