@@ -281,3 +281,16 @@ async def test_live_mode_reads_an_http_stream(engine: Engine, espeak_url: str) -
     check_invariants(segments)
     finals = " ".join(s.text for s in segments if s.is_final)
     assert word_error_rate(SENTENCES, finals) <= 0.3
+
+
+@pytest.mark.speech
+@pytest.mark.shared_data
+async def test_multilingual_live_stream_hears_german(settings: object, speech_dir: Path) -> None:
+    clip = speech_dir / "cuttledoc-fleurs" / "fleurs-de-000.ogg"
+    async with Engine(settings) as engine, engine.transcribe_stream(  # type: ignore[arg-type]
+        paced(clip, speed=50), model="base", live=True
+    ) as stream:
+        finals = [seg async for seg in stream if seg.is_final]
+    assert {s.language for s in finals} == {"de"}
+    text = " ".join(s.text for s in finals)
+    assert word_error_rate(clip.with_suffix(".txt").read_text(), text) <= 0.5

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 _NON_WORD = re.compile(r"[^\w']+")
 _SENTENCE_END = re.compile(r"[.!?。！？…]['\")\]]*$")
 _CLAUSE_END = re.compile(r"[,;:、，；：]$")
+LANGUAGE_DETECTION_AUDIO = 3.0
+"""Seconds of audio a live stream collects before its language is detected."""
 WINDOW_LIMIT = 29.0
 """Whisper reads at most 30 s; a buffer that grew past this (a long backlog under ``block``)
 is transcribed in its first 29 s and force-finalised there."""
@@ -265,6 +267,10 @@ class LiveTranscriber:
         return [(int(s["start"]), int(s["end"])) for s in get_speech_timestamps(audio, opts)]
 
     def _hypothesis(self, audio: npt.NDArray[np.float32]) -> list[Word]:
+        if self.runner.language is None and len(audio) < LANGUAGE_DETECTION_AUDIO * SAMPLE_RATE:
+            # Whisper guesses a language from half a second of speech badly, and the first
+            # guess sticks for the whole stream: wait for enough audio to decide.
+            return []
         window = SpeechWindow(self.stats.model_calls, audio,
                               ((self._buffer_start, self._buffer_start + len(audio)),))
         self.stats.model_calls += 1
