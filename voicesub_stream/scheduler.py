@@ -21,6 +21,7 @@ import anyio
 import anyio.to_thread
 
 from ._config import cpu_count
+from ._stats import percentiles
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -67,14 +68,10 @@ class _ClassStats:
     waits: deque[float] = field(default_factory=lambda: deque(maxlen=1024))
 
     def snapshot(self) -> dict[str, Any]:
-        ordered = sorted(self.waits)
-
-        def pct(q: float) -> float | None:
-            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
-
+        p50, p95 = percentiles(self.waits, 0.5, 0.95)
         return {"queued": self.queued, "running": self.running, "completed": self.completed,
                 "failed": self.failed, "cancelled": self.cancelled,
-                "wait_p50": pct(0.5), "wait_p95": pct(0.95)}
+                "wait_p50": p50, "wait_p95": p95}
 
 
 class _Waiter:

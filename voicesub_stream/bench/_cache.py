@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._stats import percentiles
 from ..cache import FileCache, MemoryCache, RedisCache, TieredCache
 
 if TYPE_CHECKING:
@@ -25,11 +26,6 @@ VALUE = {"segments": [{"index": i, "start": i * 2.0, "end": i * 2.0 + 1.5,
 SEED_QUOTED = {"memory": 2_000, "redis": 8_000, "file": 150}
 """Gets per second the seed project quoted for its caches."""
 TARGETS = {"memory": 200_000, "file": 5_000}
-
-
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _measure(cache: Cache, keys: list[str], *, batch: int) -> dict[str, Any]:
@@ -52,8 +48,11 @@ async def _measure(cache: Cache, keys: list[str], *, batch: int) -> dict[str, An
                 await cache.set_many(dict.fromkeys(chunk, VALUE))
             latencies.append(time.perf_counter() - t)
         elapsed = time.perf_counter() - started
-        out[op] = {"ops_per_s": len(keys) / elapsed, "p50_us": _pct(latencies, 0.5) * 1e6,
-                   "p99_us": _pct(latencies, 0.99) * 1e6, "batch": batch}
+        p50, p99 = percentiles(latencies, 0.5, 0.99)
+        assert p50 is not None
+        assert p99 is not None
+        out[op] = {"ops_per_s": len(keys) / elapsed, "p50_us": p50 * 1e6, "p99_us": p99 * 1e6,
+                   "batch": batch}
     return out
 
 

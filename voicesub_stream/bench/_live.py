@@ -8,7 +8,6 @@ same engine, so live WER is reported against the reference and against offline o
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ import anyio.to_thread
 
 from .._api import Engine
 from .._config import LiveOptions, Settings
+from .._stats import percentiles
 from .._text import word_error_rate
 from ..sources import paced
 
@@ -25,12 +25,8 @@ if TYPE_CHECKING:
 
 
 def _quantiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None, "max": None, "n": 0}
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {"p50": statistics.median(ordered), "p95": p95, "max": ordered[-1],
-            "n": len(ordered)}
+    p50, p95, top = percentiles(values, 0.5, 0.95, 1.0)
+    return {"p50": p50, "p95": p95, "max": top, "n": len(values)}
 
 
 async def _one(engine: Engine, clip: Path, reference: str | None, live: LiveOptions,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .._stats import percentiles
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -41,15 +42,11 @@ class CacheStats:
 
     def snapshot(self) -> dict[str, Any]:
         lookups = self.hits + self.misses
-        ordered = sorted(self.latencies)
-
-        def pct(q: float) -> float | None:
-            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
-
+        p50, p99 = percentiles(self.latencies, 0.5, 0.99)
         return {"hits": self.hits, "misses": self.misses,
                 "hit_ratio": self.hits / lookups if lookups else None,
                 "sets": self.sets, "deletes": self.deletes, "evictions": self.evictions,
-                "errors": self.errors, "latency_p50": pct(0.5), "latency_p99": pct(0.99)}
+                "errors": self.errors, "latency_p50": p50, "latency_p99": p99}
 
 
 class Cache(ABC):

@@ -33,7 +33,8 @@ def render_cue(segment: Segment, number: int, fmt: str) -> str:
     if fmt == "vtt":
         body = body.removeprefix("WEBVTT\n\n")
     # pysubs2 numbers a one-cue file 1; the cue's place in the live file is ``number``.
-    return f"{number}\n{body.split(chr(10), 1)[1]}"
+    _, cue = body.split("\n", 1)
+    return f"{number}\n{cue}"
 
 
 class LiveSubtitleWriter:
