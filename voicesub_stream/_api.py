@@ -1,9 +1,14 @@
 """The public entry points: :class:`Engine` owns the tasks, :class:`SegmentStream` is one stream.
 
-Pipeline of one stream (channel sizes are the most items a stage may run ahead)::
+Pipelines of one stream (channel sizes are the most items a stage may run ahead)::
 
-    source ──AudioChunk(1 s)[8]──▶ VAD chunker ──SpeechWindow(≤30 s)[batch]──▶ transcriber
-        ──Segment[32]──▶ consumer
+    file:  source ──AudioChunk(1 s)[8]──▶ VAD chunker ──SpeechWindow(≤20 s)[batch_size]──▶
+               transcriber ──Segment[32]──▶ consumer
+    live:  source ──AudioChunk[8; 4096 unless policy "block"]──▶ live transcriber
+               ──Segment[32]──▶ consumer
+
+Every model call goes through the engine's :class:`~voicesub_stream.scheduler.Scheduler`; a
+file stream whose audio and options were transcribed before is answered from the cache.
 
 All stage tasks run in the task group of the stream's owner, never in the consumer's task, so
 the consumer may stop iterating at any point: closing the stream cancels its stages, and errors
