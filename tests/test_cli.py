@@ -96,3 +96,18 @@ def test_bench_cache_compares_with_redis_benchmark(tmp_path: Path) -> None:
         assert run["get"]["ops_per_s"] > 0
         assert run["get"]["p99_us"] >= run["get"]["p50_us"]
     assert report["redis_benchmark"]["1 client"]["get"] > 0
+
+
+def test_bench_live_reports_latency_and_pooled_wer(espeak_wav: Path, tmp_path: Path) -> None:
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(espeak_wav.read_bytes())
+    clip.with_suffix(".txt").write_text(SENTENCES)
+    out = tmp_path / "live.json"
+    result = voicesub("bench", "live", str(clip), "--speed", "4", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["final_latency"]["n"] >= 2
+    assert report["final_latency"]["p95"] >= report["final_latency"]["p50"] >= 0
+    assert report["pooled_wer"]["words"] == len(SENTENCES.split())
+    assert report["pooled_wer"]["live"] <= 0.3
+    assert report["runs"][0]["dropped_seconds"] == 0

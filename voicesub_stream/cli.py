@@ -304,6 +304,10 @@ def bench_live_cmd(
     Console().print(table)
     Console().print(f"all finals: p50 {fl['p50']:.2f} s, p95 {fl['p95']:.2f} s (n={fl['n']}); "
                     f"partials p50 {pl['p50']:.2f} s (n={pl['n']})")
+    pooled = report["pooled_wer"]
+    if pooled["words"]:
+        Console().print(f"WER pooled over {pooled['words']} reference words: live "
+                        f"{pooled['live']:.1%}, offline {pooled['offline']:.1%}")
     Console().print(f"written {output}")
 
 
