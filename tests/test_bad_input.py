@@ -155,6 +155,8 @@ def test_invalid_options_are_config_errors() -> None:
     with pytest.raises(ConfigError):
         TranscribeOptions(task="summarise")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
+        TranscribeOptions(priority="urgent")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
         Settings.load(device="tpu")
     with pytest.raises(ConfigError):
         Settings.load(compute_type="int3")

@@ -368,6 +368,9 @@ class _Pipeline:
         if settings.use_process_pool and self.engine is not None:
             runner = ProcessRunner(await self.engine._pool(key), self.options)
         else:
+            if settings.use_process_pool:
+                _warn_once("USE_PROCESS_POOL needs an Engine to own the worker processes; "
+                           "streams without one run their model calls in threads")
             model = await anyio.to_thread.run_sync(registry.acquire, key)
             runner = WhisperRunner(model, self.options)
         source_error: list[BaseException] = []
@@ -537,6 +540,15 @@ def default_cache() -> Cache | None:
             _default["cache"] = (make_cache(settings) if settings.cache_type == "memory"
                                  else None)
         return _default["cache"]  # type: ignore[no-any-return]
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning(message)
 
 
 def _load_vad() -> None:

@@ -181,6 +181,11 @@ class TranscribeOptions:
             raise ConfigError(f"task must be 'transcribe' or 'translate', got {self.task!r}")
         if not 1.0 <= self.vad.max_window <= 30.0:
             raise ConfigError("vad.max_window must be between 1 and 30 seconds")
+        if self.priority is not None and not isinstance(self.priority, int) and (
+            self.priority not in ("live", "interactive", "batch")
+        ):
+            raise ConfigError(f"priority must be live, interactive, batch or a number, "
+                              f"got {self.priority!r}")
 
     def with_changes(self, **changes: object) -> TranscribeOptions:
         return replace(self, **changes)  # type: ignore[arg-type]
