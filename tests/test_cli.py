@@ -111,3 +111,19 @@ def test_bench_live_reports_latency_and_pooled_wer(espeak_wav: Path, tmp_path: P
     assert report["pooled_wer"]["words"] == len(SENTENCES.split())
     assert report["pooled_wer"]["live"] <= 0.3
     assert report["runs"][0]["dropped_seconds"] == 0
+
+
+def test_bench_concurrency_compares_shared_and_per_stream_models(
+    espeak_wav: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "concurrency.json"
+    result = voicesub("bench", "concurrency", str(espeak_wav), "--streams", "1,2",
+                      "--seconds", "4", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["variant"], r["streams"]) for r in rows] == [
+        ("one engine, shared model", 1), ("one engine, shared model", 2),
+        ("a model per stream", 1), ("a model per stream", 2)]
+    for row in rows:
+        assert row["finals"] >= row["streams"]
+        assert row["model_rtf"] > 0

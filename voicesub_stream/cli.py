@@ -343,6 +343,39 @@ def bench_cache_cmd(
     Console().print(f"written {output}")
 
 
+@bench_app.command("concurrency")
+def bench_concurrency_cmd(
+    clip: Annotated[Path | None, typer.Argument(help="Speech clip; default the 53 s LibriVox "
+                                                "clip in ../shared.")] = None,
+    streams: Annotated[str, typer.Option(help="Comma-separated stream counts.")] = "1,2,4,8,12,16",
+    seconds: Annotated[float, typer.Option(help="Seconds of the clip each stream plays.")] = 30.0,
+    model: str = "tiny.en",
+    compute_type: str = "int8",
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-concurrency.json"),
+) -> None:
+    """N live streams at once: one shared model vs a model per stream (batching: issue 5)."""
+    from .bench._concurrency import bench_concurrency
+
+    _logging(False)
+    clip = clip or _SHARED_CLIP.parent / "mono.16000.wav"
+    if not clip.is_file():
+        raise typer.BadParameter(f"no such file: {clip}")
+    counts = [int(n) for n in streams.split(",") if n.strip()]
+    report = bench_concurrency(clip, streams=counts, seconds=seconds, model=model,
+                               compute_type=compute_type)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    table = Table(title=f"concurrency · {clip.name} · {report['seconds']:.0f} s each")
+    for col in ("variant", "streams", "final p50 / p95 s", "model RTF", "CPU %", "dropped s"):
+        table.add_column(col, justify="right")
+    for row in report["rows"]:
+        lat = ("-" if row["final_p50"] is None
+               else f"{row['final_p50']:.2f} / {row['final_p95']:.2f}")
+        table.add_row(row["variant"], str(row["streams"]), lat, f"{row['model_rtf']:.2f}",
+                      f"{row['cpu_percent']:.0f}", f"{row['dropped_seconds']:.1f}")
+    Console().print(table)
+    Console().print(f"written {output}")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
