@@ -127,3 +127,16 @@ def test_bench_concurrency_compares_shared_and_per_stream_models(
     for row in rows:
         assert row["finals"] >= row["streams"]
         assert row["model_rtf"] > 0
+
+
+def test_bench_threads_measures_every_executor(espeak_wav: Path, tmp_path: Path) -> None:
+    out = tmp_path / "threads.json"
+    result = voicesub("bench", "threads", str(espeak_wav), "--jobs", "2", "--seconds", "3",
+                      "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = {r["run"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"sequential (sync)", "async scheduler, 1 thread",
+                         "async scheduler, 4 threads", "thread pool, 4 workers",
+                         "process pool, 2 workers"}
+    assert rows["sequential (sync)"]["speedup"] == 1.0
+    assert all(r["wall_seconds"] > 0 for r in rows.values())

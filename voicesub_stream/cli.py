@@ -376,6 +376,35 @@ def bench_concurrency_cmd(
     Console().print(f"written {output}")
 
 
+@bench_app.command("threads")
+def bench_threads_cmd(
+    clip: Annotated[Path | None, typer.Argument(help="Speech clip; default the 158 s LibriVox "
+                                                "clip in ../shared.")] = None,
+    jobs: int = 8,
+    seconds: Annotated[float, typer.Option(help="Audio per job.")] = 10.0,
+    model: str = "tiny.en",
+    compute_type: str = "int8",
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-threads.json"),
+) -> None:
+    """Sequential vs scheduler threads vs a thread pool vs a process pool, same jobs."""
+    from .bench._threads import bench_threads
+
+    _logging(False)
+    clip = clip or _SHARED_CLIP
+    if not clip.is_file():
+        raise typer.BadParameter(f"no such file: {clip}")
+    report = bench_threads(clip, jobs=jobs, seconds=seconds, model=model,
+                           compute_type=compute_type)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    table = Table(title=f"{jobs} jobs of {seconds:.0f} s · {model} {compute_type}")
+    for col in ("run", "wall s", "speedup"):
+        table.add_column(col, justify="right")
+    for row in report["rows"]:
+        table.add_row(row["run"], f"{row['wall_seconds']:.2f}", f"{row['speedup']:.2f}x")
+    Console().print(table)
+    Console().print(f"written {output}")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

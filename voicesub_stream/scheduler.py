@@ -136,7 +136,11 @@ class Scheduler:
 
     async def run_tasks_async(self, tasks: list[Callable[[], Awaitable[T]]], *,
                               priority: str | int = "batch") -> list[T]:
-        """Run every task through the scheduler concurrently; results in task order."""
+        """Run every task through the scheduler concurrently; results in task order.
+
+        Each task already holds a slot while it runs: it must not itself wait for this
+        scheduler (``run``/``run_sync`` inside it would wait for a slot its caller holds).
+        """
         return await self.run_with_priority(tasks, [priority] * len(tasks))
 
     async def run_with_priority(self, tasks: list[Callable[[], Awaitable[T]]],
