@@ -25,7 +25,14 @@ import anyio.to_thread
 import numpy as np
 
 from .._types import SAMPLE_RATE, Segment, Word
-from ._transcriber import LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, split_cues
+from ._transcriber import (
+    CLAUSE_END,
+    LOGPROB_THRESHOLD,
+    NO_SPEECH_THRESHOLD,
+    SENTENCE_END,
+    cue_text,
+    split_cues,
+)
 from ._vad import SpeechWindow
 
 if TYPE_CHECKING:
@@ -41,8 +48,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _NON_WORD = re.compile(r"[^\w']+")
-_SENTENCE_END = re.compile(r"[.!?。！？…]['\")\]]*$")
-_CLAUSE_END = re.compile(r"[,;:、，；：]$")
 LANGUAGE_DETECTION_AUDIO = 3.0
 """Seconds of audio a live stream collects before its language is detected."""
 WINDOW_LIMIT = 29.0
@@ -52,10 +57,6 @@ is transcribed in its first 29 s and force-finalised there."""
 
 def _norm(word: Word) -> str:
     return _NON_WORD.sub("", word.text.lower())
-
-
-def _text(words: list[Word]) -> str:
-    return "".join(w.text for w in words).strip()
 
 
 def _after(words: list[Word], before: list[Word], last_end: float) -> list[Word]:
@@ -225,8 +226,8 @@ class LiveTranscriber:
         # Where a final may end: a sentence end, a clause end, or (when the committed words
         # already span max_final seconds) anywhere, so committed words do not wait long.
         sentence_ends = [i for i, w in enumerate(committed)
-                         if (_SENTENCE_END.search(w.text.strip())
-                             or _CLAUSE_END.search(w.text.strip()))
+                         if (SENTENCE_END.search(w.text.strip())
+                             or CLAUSE_END.search(w.text.strip()))
                          and w.end - committed[0].start >= 1.0]
         if committed and committed[-1].end - committed[0].start >= self.live.max_final:
             sentence_ends.append(len(committed) - 1)
@@ -277,7 +278,8 @@ class LiveTranscriber:
         # Prompt with final text whose audio is no longer in the buffer: text that is still
         # audible makes Whisper skip those words and misplace the rest.
         start = self._buffer_start / SAMPLE_RATE
-        prompt = _text([w for w in self._final_words if w.end <= start])[-self.live.prompt_chars:]
+        heard = [w for w in self._final_words if w.end <= start]
+        prompt = cue_text(heard)[-self.live.prompt_chars:]
         (result,) = self.runner.transcribe([window], prompt=prompt or None)
         if result.no_speech_prob > NO_SPEECH_THRESHOLD and result.avg_logprob < LOGPROB_THRESHOLD:
             return []
@@ -312,7 +314,7 @@ class LiveTranscriber:
         out = []
         for cue in split_cues(words, max_chars=self.options.max_cue_chars,
                               max_duration=self.options.max_cue_duration):
-            text = _text(cue)
+            text = cue_text(cue)
             if not text:
                 continue
             norm = " ".join(_norm(w) for w in cue)
@@ -329,7 +331,7 @@ class LiveTranscriber:
 
     def _partial(self) -> list[Segment]:
         words = self._committed + self._tentative
-        text = _text(words)
+        text = cue_text(words)
         if not words or text == self._last_partial:
             return []
         self._last_partial = text
@@ -347,7 +349,7 @@ class LiveTranscriber:
         if is_final:
             self._last_final_end = words[-1].end
         return Segment(
-            self._next_index, words[0].start, max(words[-1].end, words[0].start), _text(words),
+            self._next_index, words[0].start, max(words[-1].end, words[0].start), cue_text(words),
             tuple(words), language=self.runner.language,
             language_probability=self.runner.language_probability, is_final=is_final,
             metadata={"audio_received": round(self._processed / SAMPLE_RATE, 3)},

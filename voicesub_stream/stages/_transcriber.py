@@ -44,8 +44,8 @@ ENCODER_MARGIN = 100
 cross-attention shrinks with it. Shorter than 10 s looped on short clips; windows whose output
 still looks looped are re-decoded at full length (see ``_looks_looped``)."""
 
-_SENTENCE_END = re.compile(r"[.!?。！？…]['\")\]]*$")
-_CLAUSE_END = re.compile(r"[,;:、，；：]$")
+SENTENCE_END = re.compile(r"[.!?。！？…]['\")\]]*$")
+CLAUSE_END = re.compile(r"[,;:、，；：]$")
 
 
 @dataclass
@@ -226,14 +226,14 @@ def split_cues(
             phrases.append(phrase)
             phrase = []
         phrase.append(word)
-        if _SENTENCE_END.search(word.text.strip()):
+        if SENTENCE_END.search(word.text.strip()):
             phrases.append(phrase)
             phrase = []
     if phrase:
         phrases.append(phrase)
 
     def fits(cue: list[Word]) -> bool:
-        return (len(_cue_text(cue)) <= max_chars
+        return (len(cue_text(cue)) <= max_chars
                 and cue[-1].end - cue[0].start <= max_duration)
 
     def split(cue: list[Word]) -> list[list[Word]]:
@@ -254,18 +254,18 @@ def split_cues(
     return cues
 
 
-def _cue_text(words: list[Word]) -> str:
+def cue_text(words: list[Word]) -> str:
     return "".join(w.text for w in words).strip()
 
 
 def _best_break(words: list[Word]) -> int:
     """Index at which to cut ``words`` in two: a long pause near the middle."""
-    total = len(_cue_text(words))
+    total = len(cue_text(words))
 
     def score(i: int) -> float:
-        clause = 0.5 if _CLAUSE_END.search(words[i - 1].text.strip()) else 0.0
+        clause = 0.5 if CLAUSE_END.search(words[i - 1].text.strip()) else 0.0
         pause = min(words[i].start - words[i - 1].end, 1.0)
-        imbalance = abs(2 * len(_cue_text(words[:i])) - total) / max(total, 1)
+        imbalance = abs(2 * len(cue_text(words[:i])) - total) / max(total, 1)
         return clause + pause - imbalance
 
     return max(range(1, len(words)), key=score)
@@ -333,7 +333,7 @@ class Transcriber:
             ]
         else:
             groups = [
-                (cue[0].start, cue[-1].end, "".join(w.text for w in cue).strip(), tuple(cue))
+                (cue[0].start, cue[-1].end, cue_text(cue), tuple(cue))
                 for cue in split_cues(result.words, max_chars=opts.max_cue_chars,
                                       max_duration=opts.max_cue_duration)
             ]
