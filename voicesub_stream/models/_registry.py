@@ -105,25 +105,29 @@ class ModelRegistry:
         :raises ModelLoadError: CTranslate2 could not load it
         """
         with self._lock:
-            model = self._models.get(key)
+            model = self._touch(key, lease)
             if model is not None:
-                self._models.move_to_end(key)
-                model.leases += lease
                 return model
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:  # second check: another thread may have loaded it meanwhile
-                model = self._models.get(key)
-                if model is not None:
-                    self._models.move_to_end(key)
-                    model.leases += lease
-                    return model
+                model = self._touch(key, lease)
+            if model is not None:
+                return model
             model = self._load(key)
             with self._lock:
                 model.leases += lease
                 self._models[key] = model
                 victims = self._pop_victims(keep=key)
         self._unload(victims)
+        return model
+
+    def _touch(self, key: ModelKey, lease: bool) -> LoadedModel | None:
+        """The loaded model for ``key``, marked most recently used (hold ``_lock``)."""
+        model = self._models.get(key)
+        if model is not None:
+            self._models.move_to_end(key)
+            model.leases += lease
         return model
 
     def loaded(self) -> list[ModelKey]:

@@ -80,7 +80,7 @@ class AudioSource:
         """SHA-256 of the input's bytes (plus how raw samples are to be read), or ``None``
         for inputs that cannot be read twice: URLs and iterators. The cache keys on it."""
         src = self._source
-        if isinstance(src, (str, os.PathLike)) and not _URL.match(os.fspath(src)):
+        if isinstance(src, (str, os.PathLike)) and not _is_url(src):
             return await anyio.to_thread.run_sync(_hash_file, os.fspath(src))
         if isinstance(src, (bytes, bytearray, memoryview)):
             return hashlib.sha256(src).hexdigest()
@@ -99,7 +99,7 @@ class AudioSource:
         """
         src = self._source
         if isinstance(src, (str, os.PathLike)):
-            return self._container(os.fspath(src), is_url=bool(_URL.match(os.fspath(src))))
+            return self._container(os.fspath(src), is_url=_is_url(src))
         if isinstance(src, (bytes, bytearray, memoryview)):
             return self._container(bytes(src), is_url=False)
         if isinstance(src, np.ndarray):
@@ -238,11 +238,15 @@ def open_source(
 
 def probe_duration(path: str | os.PathLike[str]) -> float | None:
     """Duration of a media file in seconds, from its headers (None when it does not say)."""
-    container = open_container(os.fspath(path), is_url=bool(_URL.match(os.fspath(path))))
+    container = open_container(os.fspath(path), is_url=_is_url(path))
     try:
         return container_duration(container)
     finally:
         container.close()
+
+
+def _is_url(source: str | os.PathLike[str]) -> bool:
+    return _URL.match(os.fspath(source)) is not None
 
 
 def _hash_file(path: str) -> str | None:

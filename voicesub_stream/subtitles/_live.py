@@ -9,7 +9,7 @@ import aiofiles.os
 import pysubs2
 
 from ..errors import ConfigError, StreamClosedError
-from ._writers import _escape, format_for_path, wrap_lines
+from ._writers import cue_event, format_for_path
 
 if TYPE_CHECKING:
     import os
@@ -24,11 +24,7 @@ if TYPE_CHECKING:
 def render_cue(segment: Segment, number: int, fmt: str) -> str:
     """One SRT or WebVTT cue block, numbered ``number``, with its blank line."""
     subs = pysubs2.SSAFile()
-    text = segment.text if segment.translation is None else segment.translation
-    subs.append(pysubs2.SSAEvent(
-        start=round(segment.start * 1000), end=round(segment.end * 1000),
-        text=r"\N".join(_escape(line, fmt) for line in wrap_lines(text)),
-    ))
+    subs.append(cue_event(segment, fmt))
     body = str(subs.to_string(fmt))
     if fmt == "vtt":
         body = body.removeprefix("WEBVTT\n\n")

@@ -56,13 +56,17 @@ def render_subtitles(segments: Iterable[Segment], fmt: str) -> str:
     if fmt == "txt":
         return "".join(f"{s.text}\n" for s in segments)
     subs = pysubs2.SSAFile()
-    for seg in segments:
-        text = seg.text if seg.translation is None else seg.translation
-        subs.append(pysubs2.SSAEvent(
-            start=round(seg.start * 1000), end=round(seg.end * 1000),
-            text=r"\N".join(_escape(line, fmt) for line in wrap_lines(text)),
-        ))
+    subs.extend(cue_event(seg, fmt) for seg in segments)
     return str(subs.to_string(fmt))
+
+
+def cue_event(segment: Segment, fmt: str) -> pysubs2.SSAEvent:
+    """The cue for ``segment``: its translation if it has one, wrapped and escaped."""
+    text = segment.text if segment.translation is None else segment.translation
+    return pysubs2.SSAEvent(
+        start=round(segment.start * 1000), end=round(segment.end * 1000),
+        text=r"\N".join(_escape(line, fmt) for line in wrap_lines(text)),
+    )
 
 
 def _escape(text: str, fmt: str) -> str:
