@@ -42,6 +42,7 @@ from .models import LoadedModel, ModelKey, ModelRegistry, cuda_device_count
 from .models._registry import pick_device
 from .scheduler import Scheduler, auto_workers
 from .sources import AudioInput, AudioSource, open_source
+from .stages._batcher import StreamBatcher
 from .stages._live import LiveTranscriber
 from .stages._transcriber import Runner, Transcriber, WhisperRunner
 from .stages._vad import SpeechWindow, VadChunker
@@ -96,6 +97,9 @@ class Engine:
         self._owns_cache = cache == "settings"
         self.cache: Cache | None = make_cache(self.settings) if cache == "settings" else cache
         self.scheduler = _make_scheduler(self.settings)
+        self.batcher = (StreamBatcher(self.scheduler, window=self.settings.batch_window,
+                                      max_batch=self.settings.stream_batch_size)
+                        if self.settings.stream_batching else None)
         self._pools: dict[ModelKey, ProcessPool] = {}
         self._pool_lock = anyio.Lock()
         self._tg: TaskGroup | None = None
@@ -107,6 +111,8 @@ class Engine:
         if self._closed or self._tg is not None:
             raise StreamClosedError("an Engine can be entered only once")
         async with AsyncExitStack() as stack:
+            if self.batcher is not None:  # entered first, so it closes after the streams
+                await stack.enter_async_context(self.batcher)
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             self._exit_stack = stack.pop_all()
         # Silero is process-wide and small; loading it now keeps it off the first stream's path.
@@ -171,6 +177,7 @@ class Engine:
                 "running": self._tg is not None,
                 "models": self.registry.statistics(),
                 "scheduler": self.scheduler.statistics(),
+                "batching": self.batcher.statistics() if self.batcher is not None else None,
                 "cache": self.cache.statistics() if self.cache is not None else None}
 
     async def _pool(self, key: ModelKey) -> ProcessPool:
@@ -383,8 +390,10 @@ class _Pipeline:
             size = AUDIO_BUFFER if live is None or live.policy == "block" else LIVE_BACKLOG
             audio_send, audio_recv = create_memory_object_stream[AudioChunk](size)
             if live is not None:
-                self.live = LiveTranscriber(runner, scheduler, self.options, live,
-                                            priority=self.options.priority or "live")
+                self.live = LiveTranscriber(
+                    runner, scheduler, self.options, live,
+                    priority=self.options.priority or "live",
+                    batcher=self.engine.batcher if self.engine is not None else None)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._read_source, audio_send, source_error)
                     tg.start_soon(self.live.run, audio_recv, out.clone())  # type: ignore[arg-type]

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         default="auto",
         validation_alias=AliasChoices("VOICESUB_MAX_WORKERS", "MAX_WORKERS", "max_workers"))
     scheduler_max_wait: float = Field(default=10.0, gt=0)
+    stream_batching: bool = True
+    """Live windows of concurrent streams on one model share model calls."""
+    batch_window: float = Field(default=0.02, ge=0.0, le=1.0)
+    """Seconds a live window waits for other streams' windows (only while others are live)."""
+    stream_batch_size: int = Field(default=8, ge=1)
     use_process_pool: bool = Field(
         default=False,
         validation_alias=AliasChoices("VOICESUB_USE_PROCESS_POOL", "USE_PROCESS_POOL",
@@ -130,6 +135,10 @@ class LiveOptions:
     ``max_lag`` seconds: ``block`` processes every step in order (output depends on the audio
     alone, latency grows), ``drop-oldest`` discards the oldest unprocessed audio (counted and
     logged), ``skip-partials`` merges the backlog into one update and emits no partial for it.
+
+    The model is prompted with the last ``prompt_tokens`` tokens of final text whose audio
+    has left the buffer (none until there are that many): one prompt length for every
+    stream lets windows of concurrent streams share a model call.
     """
 
     step: float = 0.5
@@ -141,7 +150,7 @@ class LiveOptions:
     partials: bool = True
     policy: BackpressurePolicy = "block"
     max_lag: float = 3.0
-    prompt_chars: int = 200
+    prompt_tokens: int = 32
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.step <= 5.0:

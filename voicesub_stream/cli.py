@@ -346,16 +346,23 @@ def bench_concurrency_cmd(
     seconds: Annotated[float, typer.Option(help="Seconds of the clip each stream plays.")] = 30.0,
     model: str = "tiny.en",
     compute_type: str = "int8",
+    policy: Annotated[str, typer.Option(help="Live backpressure policy: block, drop-oldest "
+                                        "or skip-partials.")] = "block",
+    max_lag: Annotated[float, typer.Option(help="Seconds behind before the policy acts.")] = 3.0,
+    context: Annotated[float, typer.Option(help="Seconds of final audio kept as context.")] = 5.0,
+    max_buffer: Annotated[float, typer.Option(help="Seconds before a forced final.")] = 12.0,
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-concurrency.json"),
 ) -> None:
-    """N live streams at once: one shared model vs a model per stream (batching: issue 5)."""
+    """N live streams at once: batched, unbatched, and a model per stream."""
     from .bench._concurrency import bench_concurrency
 
     _logging(False)
     clip = _existing(clip or _SHARED_CLIP.parent / "mono.16000.wav")
     counts = [int(n) for n in streams.split(",") if n.strip()]
+    live = LiveOptions(policy=policy, max_lag=max_lag,  # type: ignore[arg-type]
+                       context=context, max_buffer=max_buffer)
     report = bench_concurrency(clip, streams=counts, seconds=seconds, model=model,
-                               compute_type=compute_type)
+                               compute_type=compute_type, live=live)
     _save(report, output)
     table = Table(title=f"concurrency · {clip.name} · {report['seconds']:.0f} s each")
     for col in ("variant", "streams", "final p50 / p95 s", "model RTF", "CPU %", "dropped s"):

@@ -22,6 +22,7 @@ from .errors import TranscriptionError, WorkerCrashedError
 from .stages._transcriber import _WindowText
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from multiprocessing.connection import Connection
 
     from ._config import Settings, TranscribeOptions
@@ -38,7 +39,8 @@ class _Job:
     options: TranscribeOptions
     language: str | None
     windows: list[SpeechWindow]
-    prompt: str | None
+    prompts: Sequence[str | None] | None
+    prompt_limit: int | None
 
 
 def _worker_main(conn: Connection, settings: Settings, key: ModelKey) -> None:
@@ -57,7 +59,8 @@ def _worker_main(conn: Connection, settings: Settings, key: ModelKey) -> None:
             runner = WhisperRunner(model, job.options)
             if job.language is not None:
                 runner.language = job.language
-            results = runner.transcribe(job.windows, prompt=job.prompt)
+            results = runner.transcribe(job.windows, prompts=job.prompts,
+                                        prompt_limit=job.prompt_limit)
             conn.send(("ok", (runner.language, runner.language_probability,
                               [(r.text, [(w.start, w.end, w.text, w.probability)
                                          for w in r.words], r.avg_logprob, r.no_speech_prob)
@@ -159,9 +162,10 @@ class ProcessRunner:
         self.language_probability: float | None = 1.0 if options.language else None
 
     def transcribe(self, windows: list[SpeechWindow], *,
-                   prompt: str | None = None) -> list[_WindowText]:
+                   prompts: Sequence[str | None] | None = None,
+                   prompt_limit: int | None = None) -> list[_WindowText]:
         language, probability, results = self.pool.call(
-            _Job(self.options, self.language, windows, prompt))
+            _Job(self.options, self.language, windows, prompts, prompt_limit))
         self.language, self.language_probability = language, probability
         return [_WindowText(window, text, [Word(*w) for w in words], logprob, no_speech)
                 for window, (text, words, logprob, no_speech)

@@ -21,6 +21,7 @@ from ._types import Word
 from .stages._transcriber import _WindowText
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from .stages._vad import SpeechWindow
@@ -61,7 +62,8 @@ class FakeRunner:
         self._lock = threading.Lock()
 
     def transcribe(self, windows: list[SpeechWindow], *,
-                   prompt: str | None = None) -> list[_WindowText]:
+                   prompts: Sequence[str | None] | None = None,
+                   prompt_limit: int | None = None) -> list[_WindowText]:
         import time
 
         from .errors import TranscriptionError

@@ -14,6 +14,7 @@ the audio alone, not on how fast it arrived or how fast the model ran.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -27,8 +28,6 @@ import numpy as np
 from .._types import SAMPLE_RATE, Segment, Word
 from ._transcriber import (
     CLAUSE_END,
-    LOGPROB_THRESHOLD,
-    NO_SPEECH_THRESHOLD,
     SENTENCE_END,
     cue_text,
     split_cues,
@@ -43,7 +42,8 @@ if TYPE_CHECKING:
     from .._config import LiveOptions, TranscribeOptions
     from .._types import AudioChunk
     from ..scheduler import Scheduler
-    from ._transcriber import Runner
+    from ._batcher import StreamBatcher
+    from ._transcriber import Runner, _WindowText
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,20 @@ def _after(words: list[Word], before: list[Word], last_end: float) -> list[Word]
 
 
 @dataclass
+class _Plan:
+    """What one update decided before the model call (``window`` None: no call needed)."""
+
+    until: int
+    eof: bool
+    partial: bool
+    silent: bool
+    done: bool = False
+    overflow: bool = False
+    window: SpeechWindow | None = None
+    prompt: str | None = None
+
+
+@dataclass
 class LiveStats:
     updates: int = 0
     model_calls: int = 0
@@ -96,8 +110,9 @@ class LiveTranscriber:
 
     def __init__(self, runner: Runner, scheduler: Scheduler,
                  options: TranscribeOptions, live: LiveOptions, *,
-                 priority: str | int = "live") -> None:
+                 priority: str | int = "live", batcher: StreamBatcher | None = None) -> None:
         self.runner = runner
+        self.batcher = batcher
         self.scheduler = scheduler
         self.priority = priority
         self.options = options
@@ -125,7 +140,9 @@ class LiveTranscriber:
 
     async def run(self, receive: MemoryObjectReceiveStream[AudioChunk],
                   send: ObjectSendStream[Segment]) -> None:
-        async with receive, send:
+        member = (self.batcher.member(self.runner, prompt_limit=self.live.prompt_tokens)
+                  if self.batcher is not None else contextlib.nullcontext())
+        async with receive, send, member:
             eof = False
             while not eof:
                 try:
@@ -164,8 +181,18 @@ class LiveTranscriber:
 
     async def _update(self, until: int, eof: bool, partial: bool) -> list[Segment]:
         started = anyio.current_time()
-        segments = await self.scheduler.run_sync(self._transcribe_until, until, eof, partial,
-                                                 priority=self.priority)
+        if self.batcher is None:
+            segments = await self.scheduler.run_sync(self._transcribe_until, until, eof, partial,
+                                                     priority=self.priority)
+        else:
+            # The VAD runs here, the model call waits for company from other streams.
+            plan = await anyio.to_thread.run_sync(self._plan, until, eof, partial)
+            result = None
+            if plan.window is not None:
+                result = await self.batcher.transcribe(
+                    self.runner, plan.window, plan.prompt, prompt_limit=self.live.prompt_tokens,
+                    priority=self.priority)
+            segments = self._apply(plan, result)
         self.stats.model_seconds += anyio.current_time() - started
         return segments
 
@@ -196,27 +223,53 @@ class LiveTranscriber:
             self._buffer = np.concatenate([self._buffer, *self._pieces])
             self._pieces = []
 
-    # -- runs in a worker thread ----------------------------------------------------------
+    # -- an update: plan (VAD, which audio to transcribe), model call, apply ---------------
     def _transcribe_until(self, until: int, eof: bool, partial: bool) -> list[Segment]:
+        plan = self._plan(until, eof, partial)
+        result = None
+        if plan.window is not None:
+            (result,) = self.runner.transcribe([plan.window], prompts=[plan.prompt],
+                                               prompt_limit=self.live.prompt_tokens)
+        return self._apply(plan, result)
+
+    def _plan(self, until: int, eof: bool, partial: bool) -> _Plan:
         self._flatten()
         self._processed = max(self._processed, until)
         self.stats.updates += 1
         audio = self._buffer[: max(until - self._buffer_start, 0)]
         speech = [(s, e) for s, e in self._speech(audio)
                   if self._buffer_start + e > self._final_end]
+        plan = _Plan(until, eof, partial, silent=not speech)
         if not speech:
+            return plan
+        plan.overflow = len(audio) > round(WINDOW_LIMIT * SAMPLE_RATE)
+        plan.done = eof or len(audio) - speech[-1][1] >= self.live.finalize_silence * SAMPLE_RATE
+        end = (min(len(audio), speech[-1][1] + round(0.2 * SAMPLE_RATE)) if plan.done
+               else len(audio))
+        audio = audio[: min(end, round(WINDOW_LIMIT * SAMPLE_RATE))]
+        if self.runner.language is None and len(audio) < LANGUAGE_DETECTION_AUDIO * SAMPLE_RATE:
+            # Whisper guesses a language from half a second of speech badly, and the first
+            # guess sticks for the whole stream: wait for enough audio to decide.
+            return plan
+        plan.window = SpeechWindow(self.stats.model_calls, audio,
+                                   ((self._buffer_start, self._buffer_start + len(audio)),))
+        self.stats.model_calls += 1
+        # Prompt with final text whose audio is no longer in the buffer: text that is still
+        # audible makes Whisper skip those words and misplace the rest.
+        start = self._buffer_start / SAMPLE_RATE
+        plan.prompt = cue_text([w for w in self._final_words if w.end <= start]) or None
+        return plan
+
+    def _apply(self, plan: _Plan, result: _WindowText | None) -> list[Segment]:
+        until = plan.until
+        if plan.silent:
             out = self._finalize(self._committed + self._tentative)
             # Nothing new was said: keep only a little audio, a word may start at the edge.
             self._trim(until - round(0.3 * SAMPLE_RATE))
             self.stats.skipped_silent += 1
             return out
-
-        limit = round(WINDOW_LIMIT * SAMPLE_RATE)
-        overflow = len(audio) > limit
-        done = eof or len(audio) - speech[-1][1] >= self.live.finalize_silence * SAMPLE_RATE
-        end = min(len(audio), speech[-1][1] + round(0.2 * SAMPLE_RATE)) if done else len(audio)
-        words = self._hypothesis(audio[: min(end, limit)])
-        if done and not overflow:
+        words = result.words if result is not None and not result.is_silence else []
+        if plan.done and not plan.overflow:
             out = self._finalize(self._agree(words, commit_all=True))
             self._trim_after_final()
             return out
@@ -232,7 +285,7 @@ class LiveTranscriber:
         if committed and committed[-1].end - committed[0].start >= self.live.max_final:
             sentence_ends.append(len(committed) - 1)
         pending = (until - max(self._final_end, self._buffer_start)) / SAMPLE_RATE
-        if overflow:
+        if plan.overflow:
             committed, self._tentative = committed + self._tentative, []
             cut = len(committed)
         elif sentence_ends:
@@ -253,7 +306,7 @@ class LiveTranscriber:
             self._trim_after_final()
         else:
             self._committed = committed
-        if partial:
+        if plan.partial:
             out += self._partial()
         return out
 
@@ -266,24 +319,6 @@ class LiveTranscriber:
         opts = VadOptions(threshold=vad.threshold, min_silence_duration_ms=100,
                           speech_pad_ms=100, min_speech_duration_ms=100)
         return [(int(s["start"]), int(s["end"])) for s in get_speech_timestamps(audio, opts)]
-
-    def _hypothesis(self, audio: npt.NDArray[np.float32]) -> list[Word]:
-        if self.runner.language is None and len(audio) < LANGUAGE_DETECTION_AUDIO * SAMPLE_RATE:
-            # Whisper guesses a language from half a second of speech badly, and the first
-            # guess sticks for the whole stream: wait for enough audio to decide.
-            return []
-        window = SpeechWindow(self.stats.model_calls, audio,
-                              ((self._buffer_start, self._buffer_start + len(audio)),))
-        self.stats.model_calls += 1
-        # Prompt with final text whose audio is no longer in the buffer: text that is still
-        # audible makes Whisper skip those words and misplace the rest.
-        start = self._buffer_start / SAMPLE_RATE
-        heard = [w for w in self._final_words if w.end <= start]
-        prompt = cue_text(heard)[-self.live.prompt_chars:]
-        (result,) = self.runner.transcribe([window], prompt=prompt or None)
-        if result.no_speech_prob > NO_SPEECH_THRESHOLD and result.avg_logprob < LOGPROB_THRESHOLD:
-            return []
-        return result.words
 
     def _agree(self, words: list[Word], *, commit_all: bool,
                horizon: float = math.inf) -> list[Word]:

@@ -8,6 +8,7 @@ subtitle-sized cues, which a 30 s window without timestamps would not give.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from .._types import Segment, Word
 from ..errors import TranscriptionError
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable, Sequence
+
     from anyio.abc import ObjectSendStream
     from anyio.streams.memory import MemoryObjectReceiveStream
 
@@ -56,6 +59,11 @@ class _WindowText:
     avg_logprob: float
     no_speech_prob: float
 
+    @property
+    def is_silence(self) -> bool:
+        """Whisper's own rule: a high no-speech probability and low confidence together."""
+        return self.no_speech_prob > NO_SPEECH_THRESHOLD and self.avg_logprob < LOGPROB_THRESHOLD
+
 
 @dataclass
 class TranscriberStats:
@@ -74,19 +82,21 @@ class Runner(Protocol):
     language_probability: float | None
 
     def transcribe(self, windows: list[SpeechWindow], *,
-                   prompt: str | None = None) -> list[_WindowText]: ...
+                   prompts: Sequence[str | None] | None = None,
+                   prompt_limit: int | None = None) -> list[_WindowText]: ...
 
 
 class WhisperRunner:
-    """Blocking model calls for one stream; every method runs in a worker thread."""
+    """Blocking model calls for one stream; every method runs in a worker thread.
+
+    Runners of different streams that share a model and decoding options (equal
+    :attr:`batch_key`) can answer their windows in one model call: :func:`transcribe_together`.
+    """
 
     def __init__(self, model: LoadedModel, options: TranscribeOptions) -> None:
-        from faster_whisper.transcribe import BatchedInferencePipeline
-
         self.model = model
         self.options = options
         self._whisper = model.whisper
-        self._pipeline_cls = BatchedInferencePipeline
         self.redecoded = 0
         self.language: str | None = options.language
         self.language_probability: float | None = 1.0 if options.language else None
@@ -95,45 +105,49 @@ class WhisperRunner:
                 logger.warning("model %s is English-only; ignoring language=%r",
                                model.key.name, self.language)
             self.language, self.language_probability = "en", 1.0
+        o = options
+        self.batch_key: Hashable = (id(model), o.task, o.beam_size, o.word_timestamps,
+                                    o.initial_prompt, o.vad.max_window)
 
     def features(self, window: SpeechWindow) -> Any:
         return self._whisper.feature_extractor(window.audio)[..., :-1]
 
     def transcribe(self, windows: list[SpeechWindow], *,
-                   prompt: str | None = None) -> list[_WindowText]:
-        """Transcribe ``windows`` as one batch; ``prompt`` overrides the options' initial prompt.
+                   prompts: Sequence[str | None] | None = None,
+                   prompt_limit: int | None = None) -> list[_WindowText]:
+        """Transcribe ``windows`` as one batch.
+
+        ``prompts`` (one per window) override the options' initial prompt; with
+        ``prompt_limit`` only a prompt's last ``prompt_limit`` tokens are used, and none
+        while it has fewer, so that prompts of different streams have one length and can
+        share a batch (see :func:`transcribe_together`).
 
         :raises TranscriptionError: the model failed
         """
-        try:
-            feats = [self.features(w) for w in windows]
-            if self.language is None:
-                lang, prob, _ = self._whisper.detect_language(features=feats[0])
-                self.language, self.language_probability = lang, float(prob)
-                logger.info("detected language %s (p=%.2f)", lang, prob)
-            outputs: list[list[dict[str, Any]]] = [[] for _ in windows]
-            groups: dict[int, list[int]] = {}
-            for i, f in enumerate(feats):
-                groups.setdefault(self._encoder_frames(f.shape[-1]), []).append(i)
-            for frames, idx in groups.items():
-                for i, out in zip(idx, self._forward([windows[i] for i in idx],
-                                                     [feats[i] for i in idx], frames, prompt),
-                                  strict=True):
-                    outputs[i] = out
-                if frames < FULL_FRAMES:
-                    # A shortened encoder input occasionally sends the decoder into a loop;
-                    # redo those windows the way Whisper was trained, padded to 30 s.
-                    redo = [i for i in idx if _looks_looped(outputs[i], windows[i].duration)]
-                    if redo:
-                        logger.debug("re-decoding %d window(s) at 30 s", len(redo))
-                        again = self._forward([windows[i] for i in redo],
-                                              [feats[i] for i in redo], FULL_FRAMES, prompt)
-                        for i, out in zip(redo, again, strict=True):
-                            outputs[i] = out
-                        self.redecoded += len(redo)
-        except Exception as exc:
-            raise TranscriptionError(f"model {self.model.key.name!r} failed: {exc}") from exc
-        return [self._collect(w, out) for w, out in zip(windows, outputs, strict=True)]
+        prompts = prompts or [None] * len(windows)
+        return transcribe_together([(self, w, p) for w, p in zip(windows, prompts, strict=True)],
+                                   prompt_limit=prompt_limit)
+
+    def _detect_language(self, feats: Any) -> None:
+        lang, prob, _ = self._whisper.detect_language(features=feats)
+        self.language, self.language_probability = lang, float(prob)
+        logger.info("detected language %s (p=%.2f)", lang, prob)
+
+    def _tokenizer(self, language: str | None) -> Any:
+        from faster_whisper.tokenizer import Tokenizer
+
+        return Tokenizer(self._whisper.hf_tokenizer, self._whisper.model.is_multilingual,
+                         task=self.options.task, language=language)
+
+    def _prompt_tokens(self, tokenizer: Any, prompt: str | None,
+                       limit: int | None) -> tuple[int, ...]:
+        text = prompt or self.options.initial_prompt
+        if not text:
+            return ()
+        tokens = tokenizer.encode(" " + text.strip())
+        if limit is None:
+            return tuple(tokens[-(self._whisper.max_length // 2 - 1):])
+        return tuple(tokens[-limit:]) if len(tokens) >= limit else ()
 
     def _encoder_frames(self, frames: int) -> int:
         """Encoder input length for a window of ``frames`` mel frames.
@@ -147,23 +161,16 @@ class WhisperRunner:
                 return size + size % 2  # the encoder's strided conv halves the length
         return FULL_FRAMES
 
-    def _forward(self, windows: list[SpeechWindow], feats: list[Any], frames: int,
-                 prompt: str | None) -> list[list[dict[str, Any]]]:
+    def _forward(self, tokenizer: Any, windows: list[SpeechWindow], feats: list[Any],
+                 prompts: list[tuple[int, ...]], frames: int) -> list[list[dict[str, Any]]]:
         from faster_whisper.audio import pad_or_trim
-        from faster_whisper.tokenizer import Tokenizer
 
-        tokenizer = Tokenizer(
-            self._whisper.hf_tokenizer,
-            self._whisper.model.is_multilingual,
-            task=self.options.task,
-            language=self.language,
-        )
         batch = np.stack([pad_or_trim(f, frames) for f in feats])
         metadata = [{"offset": 0.0, "duration": w.duration, "segments": []} for w in windows]
         # A fresh pipeline object per call: it keeps per-call state (last_speech_timestamp).
-        outputs: list[list[dict[str, Any]]] = self._pipeline_cls(self._whisper).forward(
-            batch, tokenizer, metadata, self._fw_options(prompt)
-        )
+        pipeline = _prompted_pipeline()(self._whisper, prompts)
+        outputs: list[list[dict[str, Any]]] = pipeline.forward(batch, tokenizer, metadata,
+                                                               self._fw_options())
         return outputs
 
     def _collect(self, window: SpeechWindow, parts: list[dict[str, Any]]) -> _WindowText:
@@ -181,7 +188,7 @@ class WhisperRunner:
         no_speech = float(parts[0]["no_speech_prob"]) if parts else 1.0
         return _WindowText(window, text, words, avg_logprob, no_speech)
 
-    def _fw_options(self, prompt: str | None = None) -> Any:
+    def _fw_options(self) -> Any:
         from faster_whisper.transcribe import TranscriptionOptions
 
         o = self.options
@@ -190,13 +197,107 @@ class WhisperRunner:
             repetition_penalty=1.0, no_repeat_ngram_size=0, log_prob_threshold=LOGPROB_THRESHOLD,
             no_speech_threshold=NO_SPEECH_THRESHOLD, compression_ratio_threshold=2.4,
             condition_on_previous_text=False, prompt_reset_on_temperature=0.5,
-            temperatures=[0.0], initial_prompt=prompt or o.initial_prompt, prefix=None,
+            temperatures=[0.0], initial_prompt=None, prefix=None,
             suppress_blank=True, suppress_tokens=[-1], without_timestamps=True,
             max_initial_timestamp=1.0, word_timestamps=o.word_timestamps,
             prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、",
             multilingual=False, max_new_tokens=None, clip_timestamps="0",
             hallucination_silence_threshold=None, hotwords=None,
         )
+
+
+def transcribe_together(requests: Sequence[tuple[WhisperRunner, SpeechWindow, str | None]], *,
+                        prompt_limit: int | None = None) -> list[_WindowText]:
+    """Answer windows of one or more streams (runners of one :attr:`~WhisperRunner.batch_key`).
+
+    Windows go to the model in groups that share a language, an encoder length and a prompt
+    length (CTranslate2 batches prompts of one length only). All of these are chosen per
+    window, never from its company, which is what keeps a window's text the same whether it
+    was batched with others or not.
+
+    :raises TranscriptionError: the model failed
+    """
+    if not requests:
+        return []
+    lead = requests[0][0]
+    try:
+        feats = [runner.features(window) for runner, window, _ in requests]
+        for (runner, _, _), f in zip(requests, feats, strict=True):
+            if runner.language is None:
+                runner._detect_language(f)
+        tokenizers: dict[str | None, Any] = {}
+        groups: dict[tuple[str | None, int, int], list[tuple[int, tuple[int, ...]]]] = {}
+        for i, (runner, _, prompt) in enumerate(requests):
+            if runner.language not in tokenizers:
+                tokenizers[runner.language] = lead._tokenizer(runner.language)
+            tokens = lead._prompt_tokens(tokenizers[runner.language], prompt, prompt_limit)
+            frames = lead._encoder_frames(feats[i].shape[-1])
+            groups.setdefault((runner.language, frames, len(tokens)), []).append((i, tokens))
+        outputs: list[list[dict[str, Any]]] = [[] for _ in requests]
+        for (language, frames, _), items in groups.items():
+            tokenizer = tokenizers[language]
+            idx = [i for i, _ in items]
+            prompts = [t for _, t in items]
+            windows = [requests[i][1] for i in idx]
+            for i, out in zip(idx, lead._forward(tokenizer, windows,
+                                                      [feats[i] for i in idx], prompts, frames),
+                              strict=True):
+                outputs[i] = out
+            if frames < FULL_FRAMES:
+                # A shortened encoder input occasionally sends the decoder into a loop;
+                # redo those windows the way Whisper was trained, padded to 30 s.
+                redo = [k for k, i in enumerate(idx)
+                        if _looks_looped(outputs[i], requests[i][1].duration)]
+                if redo:
+                    logger.debug("re-decoding %d window(s) at 30 s", len(redo))
+                    again = lead._forward(tokenizer, [windows[k] for k in redo],
+                                               [feats[idx[k]] for k in redo],
+                                               [prompts[k] for k in redo], FULL_FRAMES)
+                    for k, out in zip(redo, again, strict=True):
+                        outputs[idx[k]] = out
+                    lead.redecoded += len(redo)
+    except Exception as exc:
+        raise TranscriptionError(f"model {lead.model.key.name!r} failed: {exc}") from exc
+    return [runner._collect(window, out)
+            for (runner, window, _), out in zip(requests, outputs, strict=True)]
+
+
+@functools.cache
+def _prompted_pipeline() -> type[Any]:
+    """The pipeline class, built on first use: faster-whisper is imported lazily."""
+    from faster_whisper.transcribe import BatchedInferencePipeline
+
+    class PromptedPipeline(BatchedInferencePipeline):  # type: ignore[misc]
+        """faster-whisper's batched forward pass, with each window's own prompt tokens."""
+
+        def __init__(self, model: Any, prompts: list[tuple[int, ...]]) -> None:
+            super().__init__(model)
+            self.prompts = prompts
+
+        def generate_segment_batched(self, features: Any, tokenizer: Any,
+                                     options: Any) -> tuple[Any, list[dict[str, Any]]]:
+            whisper = self.model
+            prompts = [whisper.get_prompt(tokenizer, previous_tokens=list(p),
+                                          without_timestamps=True) for p in self.prompts]
+            encoder_output = whisper.encode(features)
+            results = whisper.model.generate(
+                encoder_output, prompts, beam_size=options.beam_size,
+                patience=options.patience, length_penalty=options.length_penalty,
+                max_length=whisper.max_length, suppress_blank=options.suppress_blank,
+                suppress_tokens=options.suppress_tokens, return_scores=True,
+                return_no_speech_prob=True, sampling_temperature=options.temperatures[0],
+                repetition_penalty=options.repetition_penalty,
+                no_repeat_ngram_size=options.no_repeat_ngram_size,
+            )
+            out = []
+            for r in results:
+                tokens = r.sequences_ids[0]
+                logprob = r.scores[0] * len(tokens) ** options.length_penalty
+                out.append({"avg_logprob": logprob / (len(tokens) + 1),
+                            "no_speech_prob": r.no_speech_prob, "tokens": tokens})
+            return encoder_output, out
+
+    return PromptedPipeline
 
 
 def _looks_looped(parts: list[dict[str, Any]], duration: float) -> bool:
@@ -313,7 +414,7 @@ class Transcriber:
                         await send.send(segment)
 
     def _segments(self, result: _WindowText) -> list[Segment]:
-        if result.no_speech_prob > NO_SPEECH_THRESHOLD and result.avg_logprob < LOGPROB_THRESHOLD:
+        if result.is_silence:
             self.stats.dropped_silent += 1
             logger.debug("dropped window %d as silence (no_speech=%.2f logprob=%.2f)",
                          result.window.index, result.no_speech_prob, result.avg_logprob)

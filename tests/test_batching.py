@@ -1,0 +1,159 @@
+"""Cross-stream batching: live windows of concurrent streams share model calls."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import numpy as np
+import pytest
+
+from voicesub_stream import Engine, LiveOptions, Settings, paced
+from voicesub_stream.models import ModelRegistry
+from voicesub_stream.scheduler import Scheduler
+from voicesub_stream.stages import SpeechWindow, WhisperRunner
+from voicesub_stream.stages._batcher import StreamBatcher
+from voicesub_stream.testing import speak
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from voicesub_stream.models import LoadedModel
+
+LINES = ("Please call Stella and ask her to bring these things with her from the store.",
+         "The birch canoe slid on the smooth planks.",
+         "Glue the sheet to the dark blue background.")
+PROMPTS = ("It was a bright cold day in April, and the clocks were striking thirteen.",
+           None,
+           "Call me Ishmael. Some years ago, never mind how long precisely, I went to sea.")
+
+
+@pytest.fixture(scope="module")
+def lines(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+    from faster_whisper.audio import decode_audio
+
+    directory = tmp_path_factory.mktemp("lines")
+    return [np.asarray(decode_audio(str(speak(text, directory / f"{i}.wav"))), np.float32)
+            for i, text in enumerate(LINES)]
+
+
+@pytest.fixture(scope="module")
+def model(settings: Settings) -> Iterator[LoadedModel]:
+    registry = ModelRegistry(settings)
+    yield registry.get(registry.key_for("tiny.en"))
+    registry.clear()
+
+
+def windows(lines: list[np.ndarray]) -> list[SpeechWindow]:
+    return [SpeechWindow(i, audio, ((0, len(audio)),)) for i, audio in enumerate(lines)]
+
+
+async def test_batched_windows_get_the_text_they_get_alone(
+    model: LoadedModel, lines: list[np.ndarray], settings: Settings
+) -> None:
+    from voicesub_stream import TranscribeOptions
+
+    options = TranscribeOptions()
+    alone = [WhisperRunner(model, options).transcribe([w], prompts=[p], prompt_limit=8)[0].text
+             for w, p in zip(windows(lines), PROMPTS, strict=True)]
+    runners = [WhisperRunner(model, options) for _ in lines]  # three streams, one model
+    scheduler = Scheduler(1)
+    texts: list[str] = [""] * len(lines)
+    async with StreamBatcher(scheduler, window=5.0) as batcher:
+
+        async def stream(i: int, window: SpeechWindow) -> None:
+            async with batcher.member(runners[i], prompt_limit=8):
+                result = await batcher.transcribe(runners[i], window, PROMPTS[i],
+                                                  prompt_limit=8, priority="live")
+                texts[i] = result.text
+
+        async with anyio.create_task_group() as tg:
+            for i, window in enumerate(windows(lines)):
+                tg.start_soon(stream, i, window)
+    assert batcher.statistics()["sizes"] == {3: 1}  # one model call for the three streams
+    assert texts == alone  # and each stream got back its own window's text, unchanged
+    assert "smooth" in texts[1] and "Stella" in texts[0]
+
+
+async def test_a_lone_stream_never_waits_for_company(
+    model: LoadedModel, lines: list[np.ndarray]
+) -> None:
+    from voicesub_stream import TranscribeOptions
+
+    runner = WhisperRunner(model, TranscribeOptions())
+    async with StreamBatcher(Scheduler(1), window=600.0) as batcher:
+        async with batcher.member(runner, prompt_limit=None):
+            with anyio.fail_after(60):  # far below the 600 s collection window
+                result = await batcher.transcribe(runner, windows(lines)[1], None,
+                                                  prompt_limit=None, priority="live")
+    assert "smooth" in result.text
+
+
+async def test_waiting_requests_are_served_by_priority_and_leave_when_cancelled(
+    model: LoadedModel, lines: list[np.ndarray]
+) -> None:
+    from voicesub_stream import TranscribeOptions
+
+    scheduler = Scheduler(1)
+    runners = [WhisperRunner(model, TranscribeOptions()) for _ in range(3)]
+    order: list[str] = []
+    release = anyio.Event()
+    async with StreamBatcher(scheduler, window=0.0, max_batch=1) as batcher:
+
+        async def hold() -> None:
+            await scheduler.run(release.wait, priority="live")
+
+        async def ask(i: int, priority: str, scope: anyio.CancelScope) -> None:
+            with scope:
+                await batcher.transcribe(runners[i], windows(lines)[i], None,
+                                         prompt_limit=None, priority=priority)
+                order.append(priority)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hold)
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(ask, 0, "batch", anyio.CancelScope())
+            await anyio.wait_all_tasks_blocked()
+            doomed = anyio.CancelScope()
+            tg.start_soon(ask, 1, "interactive", doomed)  # cancelled below, while it waits
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(ask, 2, "live", anyio.CancelScope())
+            await anyio.wait_all_tasks_blocked()
+            doomed.cancel()
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+    # The batch request led the group's queue, yet the live one went first; the cancelled
+    # one never reached the model.
+    assert order == ["live", "batch"]
+    assert batcher.statistics()["windows"] == 2
+
+
+async def test_live_streams_batched_in_one_engine_give_the_unbatched_finals(
+    settings: Settings, lines: list[np.ndarray]
+) -> None:
+    gap = np.zeros(8000, np.float32)
+    clips = [np.concatenate([a, gap, b, gap]) for a, b in ((lines[0], lines[1]),
+                                                          (lines[2], lines[0]),
+                                                          (lines[1], lines[2]))]
+
+    async def run(s: Settings) -> tuple[list[list[str]], dict[str, Any] | None]:
+        finals: list[list[str]] = [[] for _ in clips]
+        async with Engine(s) as engine:
+
+            async def one(i: int) -> None:
+                async with engine.transcribe_stream(paced(clips[i], speed=4),
+                                                    live=LiveOptions()) as stream:
+                    finals[i] = [seg.text async for seg in stream if seg.is_final]
+
+            async with anyio.create_task_group() as tg:
+                for i in range(len(clips)):
+                    tg.start_soon(one, i)
+            return finals, engine.statistics()["batching"]
+
+    batched, stats = await run(settings)
+    unbatched, none = await run(settings.model_copy(update={"stream_batching": False}))
+    assert none is None
+    assert stats is not None and max(stats["sizes"]) > 1  # windows really were shared
+    assert batched == unbatched
+    assert "store" in " ".join(batched[0]) and "smooth" in " ".join(batched[2])
