@@ -292,3 +292,14 @@ def test_serve_command_starts_a_server() -> None:
         proc.terminate()
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert proc.wait(timeout=30) in (0, -15)
+
+
+async def test_metrics_endpoint_serves_prometheus_text(server: str) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.get(f"http://{server}/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    names = {f.name for f in text_string_to_metric_families(response.text)}
+    assert {"voicesub_scheduler_queued", "voicesub_models_loaded", "voicesub_streams"} <= names

@@ -40,6 +40,7 @@ from .errors import StreamClosedError, VoicesubError
 from .executors import ProcessPool, ProcessRunner
 from .models import LoadedModel, ModelKey, ModelRegistry, cuda_device_count
 from .models._registry import pick_device
+from .monitoring import MemoryManager, Monitor, build_report, default_rules
 from .scheduler import Scheduler, auto_workers
 from .sources import AudioInput, AudioSource, open_source
 from .stages._batcher import StreamBatcher
@@ -100,6 +101,8 @@ class Engine:
         self.batcher = (StreamBatcher(self.scheduler, window=self.settings.batch_window,
                                       max_batch=self.settings.stream_batch_size)
                         if self.settings.stream_batching else None)
+        self.monitor = _make_monitor(self) if self.settings.enable_performance_monitoring else None
+        self._pipelines: weakref.WeakSet[_Pipeline] = weakref.WeakSet()
         self._pools: dict[ModelKey, ProcessPool] = {}
         self._pool_lock = anyio.Lock()
         self._tg: TaskGroup | None = None
@@ -114,6 +117,9 @@ class Engine:
             if self.batcher is not None:  # entered first, so it closes after the streams
                 await stack.enter_async_context(self.batcher)
             self._tg = await stack.enter_async_context(anyio.create_task_group())
+            if self.monitor is not None:
+                stack.enter_context(self.monitor.memory)
+                self._tg.start_soon(self.monitor.run, name="voicesub monitor")
             self._exit_stack = stack.pop_all()
         # Silero is process-wide and small; loading it now keeps it off the first stream's path.
         await anyio.to_thread.run_sync(_load_vad)
@@ -169,6 +175,7 @@ class Engine:
         stream = SegmentStream(self, open_source(source, sample_rate=sample_rate,
                                                  channels=channels), opts)
         self.streams_started += 1
+        self._pipelines.add(stream._pipeline)
         return stream
 
     def statistics(self) -> dict[str, Any]:
@@ -179,6 +186,27 @@ class Engine:
                 "scheduler": self.scheduler.statistics(),
                 "batching": self.batcher.statistics() if self.batcher is not None else None,
                 "cache": self.cache.statistics() if self.cache is not None else None}
+
+    def performance_report(self) -> dict[str, Any]:
+        """Resource history summary, function timings, engine figures, alerts and
+        recommendations (each naming the number behind it), as JSON-ready data."""
+        return build_report(self.monitor, self.statistics())
+
+    def load(self) -> dict[str, Any]:
+        """What the engine is doing now: streams, model calls, items waiting in channels."""
+        queues: dict[str, int] = {}
+        streams = 0
+        for pipeline in list(self._pipelines):
+            if pipeline.done.is_set() or not pipeline.queues:
+                continue
+            streams += 1
+            used = {name: q.statistics().current_buffer_used
+                    for name, q in pipeline.queues.items()}
+            used["segments"] = pipeline.send.statistics().current_buffer_used
+            for name, n in used.items():
+                queues[name] = queues.get(name, 0) + n
+        return {"streams": streams, "scheduler_running": self.scheduler.running,
+                "scheduler_queued": self.scheduler.queued, "queues": queues}
 
     async def _pool(self, key: ModelKey) -> ProcessPool:
         """The worker processes for ``key`` (USE_PROCESS_POOL), started on first use."""
@@ -289,6 +317,7 @@ class _Pipeline:
         self.transcriber: Transcriber | None = None
         self.live: LiveTranscriber | None = None
         self.cache_result: str | None = None  # "hit", "miss", or None when not cached
+        self.queues: dict[str, MemoryObjectReceiveStream[Any]] = {}
 
     def start(self) -> None:
         if self.engine is not None:
@@ -389,6 +418,7 @@ class _Pipeline:
             # themselves what to do with a backlog, so the source must never wait on them.
             size = AUDIO_BUFFER if live is None or live.policy == "block" else LIVE_BACKLOG
             audio_send, audio_recv = create_memory_object_stream[AudioChunk](size)
+            self.queues["audio"] = audio_recv
             if live is not None:
                 self.live = LiveTranscriber(
                     runner, scheduler, self.options, live,
@@ -417,6 +447,7 @@ class _Pipeline:
         self.transcriber = Transcriber(runner, scheduler,
                                        priority=self.options.priority or "batch")
         win_send, win_recv = create_memory_object_stream[SpeechWindow](self.options.batch_size)
+        self.queues["windows"] = win_recv
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._read_source, audio_send, source_error)
             tg.start_soon(self.chunker.run, audio_recv, win_send)
@@ -497,6 +528,17 @@ def default_registry() -> ModelRegistry:
 
 _loop_schedulers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Scheduler] = (
     weakref.WeakKeyDictionary())
+
+
+def _make_monitor(engine: Engine) -> Monitor:
+    s = engine.settings
+    caches = [engine.cache] if engine.cache is not None else []
+    memory = MemoryManager(threshold=s.memory_threshold, registry=engine.registry,
+                           caches=caches, profiling=s.enable_memory_profiling)
+    return Monitor(interval=s.metrics_interval,
+                   save_to=s.metrics_path if s.save_performance_metrics else None,
+                   rules=default_rules(memory_threshold=s.memory_threshold),
+                   adaptive=s.adaptive_monitoring, memory=memory, engine_stats=engine.load)
 
 
 def _make_scheduler(settings: Settings) -> Scheduler:

@@ -30,6 +30,11 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _env(name: str) -> AliasChoices:
+    """``VOICESUB_NAME``, the seed's bare ``NAME``, or the field name as a keyword."""
+    return AliasChoices(f"VOICESUB_{name.upper()}", name.upper(), name)
+
+
 class Settings(BaseSettings):
     """Engine-wide settings, read from ``VOICESUB_*`` environment variables.
 
@@ -75,6 +80,21 @@ class Settings(BaseSettings):
         default=10_000, ge=1,
         validation_alias=AliasChoices("VOICESUB_CACHE_MAX_SIZE", "CACHE_MAX_SIZE",
                                       "cache_max_size"))
+    # Observability (voicesub_stream.monitoring); the seed's names work without the prefix.
+    enable_performance_monitoring: bool = Field(
+        default=True, validation_alias=_env("enable_performance_monitoring"))
+    save_performance_metrics: bool = Field(
+        default=False, validation_alias=_env("save_performance_metrics"))
+    metrics_path: Path = Field(default=Path("voicesub-metrics.jsonl"),
+                               validation_alias=_env("metrics_path"))
+    metrics_interval: float = Field(default=1.0, ge=0.05, le=3600,
+                                    validation_alias=_env("metrics_interval"))
+    memory_threshold: float = Field(default=85.0, gt=0, le=100,
+                                    validation_alias=_env("memory_threshold"))
+    enable_memory_profiling: bool = Field(
+        default=False, validation_alias=_env("enable_memory_profiling"))
+    adaptive_monitoring: bool = Field(default=False,
+                                      validation_alias=_env("adaptive_monitoring"))
 
     @field_validator("compute_type")
     @classmethod

@@ -403,6 +403,100 @@ def bench_threads_cmd(
     Console().print(f"written {output}")
 
 
+@bench_app.command("monitor")
+def bench_monitor_cmd(
+    seconds: Annotated[float, typer.Option(help="Idle seconds to measure the sampler over.")]
+    = 30.0,
+    interval: Annotated[float, typer.Option(help="Sampler interval.")] = 1.0,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-monitor.json"),
+) -> None:
+    """What observability costs: timing per call, sampler CPU, report build time."""
+    from .bench._monitor import bench_monitor
+
+    _logging(False)
+    report = bench_monitor(seconds=seconds, interval=interval)
+    _save(report, output)
+    t, s, r = report["timing"], report["sampler"], report["report"]
+    table = Table(title="monitoring overhead")
+    for col in ("measure", "ours", "target", "seed"):
+        table.add_column(col, justify="right")
+    table.add_row("@timed, per call", f"{t['timed_sync_ns']:.0f} ns", "≤ 1000 ns", "2 %")
+    table.add_row("with timer(), per block", f"{t['timer_block_ns']:.0f} ns", "≤ 1000 ns", "")
+    table.add_row("@timed async, per call", f"{t['timed_async_ns']:.0f} ns", "≤ 1000 ns", "")
+    table.add_row(f"sampler at {s['interval']:g} s", f"{s['cpu_percent_of_core']:.2f} % of a core",
+                  "≤ 0.5 %", "1 %")
+    table.add_row("performance_report()", f"{r['p50_ms']:.1f} ms (p95 {r['p95_ms']:.1f})",
+                  "≤ 10 ms", "< 100 ms")
+    Console().print(table)
+    Console().print(f"written {output}")
+
+
+@bench_app.command("soak")
+def bench_soak_cmd(
+    clip: Annotated[Path | None, typer.Argument(help="Speech clip to loop; default the 158 s "
+                                                "LibriVox clip in ../shared.")] = None,
+    hours: Annotated[float, typer.Option(help="Hours of audio to stream.")] = 1.0,
+    model: str = "tiny.en",
+    compute_type: str = "int8",
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-soak.json"),
+) -> None:
+    """Hours of audio through live mode as fast as it goes: RSS slope, leaked resources."""
+    from .bench._soak import bench_soak
+
+    _logging(False)
+    report = bench_soak(_existing(clip or _SHARED_CLIP), hours=hours, model=model,
+                        compute_type=compute_type, warmup=min(120.0, hours * 3600 / 5),
+                        every=min(60.0, hours * 3600 / 20))
+    _save(report, output)
+    slope = report["rss_slope_mb_per_audio_hour"]
+    Console().print(f"{report['audio_hours']:.2f} h of audio in {report['wall_seconds']:.0f} s, "
+                    f"{report['finals']} finals; RSS {report['rss_mb_first']:.0f} -> "
+                    f"{report['rss_mb_last']:.0f} MB, slope "
+                    f"{'-' if slope is None else f'{slope:.2f}'} MB per audio hour (target ≤ 2); "
+                    f"grew after warm-up: {report['grew_after_warmup']}")
+    Console().print(f"written {output}")
+
+
+@app.command()
+def report(
+    metrics: Annotated[Path, typer.Argument(help="JSONL written by the sampler "
+                                            "(SAVE_PERFORMANCE_METRICS=true).")],
+    plot: Annotated[Path | None, typer.Option(help="Also draw the samples to this PNG.")]
+    = None,
+) -> None:
+    """Summarise a metrics JSONL file (and plot it with --plot)."""
+    from .monitoring import Sample, summarize
+
+    samples = [Sample.from_dict(json.loads(line))
+               for line in _existing(metrics).read_text().splitlines() if line.strip()]
+    if not samples:
+        raise typer.BadParameter(f"{metrics} holds no samples")
+    summary = summarize(samples)
+    table = Table(title=f"{metrics.name}: {len(samples)} samples over "
+                        f"{summary['seconds'] / 60:.1f} min")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    slope = summary["rss_slope_per_hour"]
+    for name, value in (
+        ("process CPU mean / max", f"{summary['process_cpu_mean']:.0f} / "
+                                   f"{summary['process_cpu_max']:.0f} %"),
+        ("system CPU mean", f"{summary['system_cpu_mean']:.0f} %"),
+        ("RSS first / last / max", f"{summary['rss_first'] / 1e6:.0f} / "
+                                   f"{summary['rss_last'] / 1e6:.0f} / "
+                                   f"{summary['rss_max'] / 1e6:.0f} MB"),
+        ("RSS slope", "-" if slope is None else f"{slope / 1e6:.1f} MB/hour"),
+        ("loop lag p50 / p95", f"{summary['loop_lag_p50'] * 1000:.1f} / "
+                               f"{summary['loop_lag_p95'] * 1000:.1f} ms"),
+    ):
+        table.add_row(name, value)
+    Console().print(table)
+    if plot is not None:
+        from .monitoring._plot import plot_samples
+
+        plot_samples(samples, plot)
+        Console().print(f"written {plot}")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

@@ -166,6 +166,16 @@ class Scheduler:
         while self._waiting and self._running < self.workers:
             self._admit_next()
 
+    @property
+    def running(self) -> int:
+        """Jobs holding a slot now."""
+        return self._running
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for a slot now."""
+        return len(self._waiting)
+
     def statistics(self) -> dict[str, Any]:
         return {"workers": self.workers, "running": self._running,
                 "queued": len(self._waiting), "peak_running": self.peak_running,

@@ -101,8 +101,10 @@ def resource_snapshot() -> ResourceSnapshot:
     import psutil
 
     tasks = frozenset(t for t in asyncio.all_tasks() if t is not asyncio.current_task())
-    # anyio keeps idle worker threads pooled for reuse; what matters is that none is busy.
-    threads = frozenset(t for t in threading.enumerate() if not t.name.startswith("AnyIO"))
+    # anyio and asyncio's default executor (aiofiles runs there) keep idle worker threads
+    # pooled for reuse; what matters is that none of anyio's is busy.
+    threads = frozenset(t for t in threading.enumerate()
+                        if not t.name.startswith(("AnyIO", "asyncio_")))
     limiter = anyio.to_thread.current_default_thread_limiter()
     files = frozenset(f.path for f in psutil.Process().open_files())
     return ResourceSnapshot(tasks, threads, files, int(limiter.borrowed_tokens))

@@ -87,6 +87,12 @@ class Cache(ABC):
     def statistics(self) -> dict[str, Any]:
         return {"backend": type(self).__name__, **self.stats.snapshot()}
 
+    def trim(self, fraction: float) -> int:
+        """Drop the least recently used ``fraction`` of entries held in this process's
+        memory (the memory manager's cleanup); returns how many. Out-of-process backends
+        hold nothing here."""
+        return 0
+
     async def aclose(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release connections and files; the cache must not be used afterwards."""
 

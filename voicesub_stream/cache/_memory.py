@@ -70,3 +70,10 @@ class MemoryCache(Cache):
 
     async def clear(self) -> None:
         self._data.clear()
+
+    def trim(self, fraction: float) -> int:
+        drop = min(len(self._data), round(len(self._data) * fraction))
+        for _ in range(drop):
+            self._data.popitem(last=False)
+        self.stats.evictions += drop
+        return drop

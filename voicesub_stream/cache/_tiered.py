@@ -55,6 +55,9 @@ class TieredCache(Cache):
         await self.front.clear()
         await self.back.clear()
 
+    def trim(self, fraction: float) -> int:
+        return self.front.trim(fraction)
+
     def statistics(self) -> dict[str, Any]:
         return {**super().statistics(), "front": self.front.statistics(),
                 "back": self.back.statistics()}

@@ -5,7 +5,7 @@
 - ``POST /v1/audio/transcriptions`` and ``/v1/audio/translations``: OpenAI's audio API
   (multipart ``file``, ``model``, ``language``, ``prompt``, ``response_format``,
   ``timestamp_granularities[]``, ``stream``), so OpenAI clients work against it.
-- ``GET /healthz``.
+- ``GET /healthz``, and ``GET /metrics`` for Prometheus.
 
 The app uses an :class:`~voicesub_stream.Engine` it is given, or owns one through its
 lifespan. Every session (a socket or a request) holds one of ``max_sessions`` slots.
@@ -30,6 +30,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from .._api import Engine
 from .._config import LiveOptions, Settings
 from ..errors import ConfigError, ModelError, SourceError, VoicesubError
+from ..monitoring import render_metrics
 from ..subtitles import render_subtitles
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ def create_app(engine: Engine | None = None, *, settings: ServerSettings | None 
     app = Starlette(
         routes=[
             Route("/healthz", _healthz, methods=["GET"]),
+            Route("/metrics", _metrics, methods=["GET"]),
             Route("/v1/audio/transcriptions", _transcriptions, methods=["POST"]),
             Route("/v1/audio/translations", _translations, methods=["POST"]),
             WebSocketRoute("/v1/stream", _stream),
@@ -154,6 +156,17 @@ async def _healthz(request: Request) -> Response:
         "max_sessions": state.settings.max_sessions,
         "models": engine.registry.statistics() if engine is not None else None,
     })
+
+
+async def _metrics(request: Request) -> Response:
+    """Prometheus scrape endpoint (bearer token too, when one is set)."""
+    state = _state(request)
+    if not state.authorized(request.headers):
+        return _error(401, "missing or wrong bearer token", "authentication_error")
+    if state.engine is None:
+        return _error(503, "starting", "server_error")
+    body, content_type = render_metrics(state.engine)
+    return Response(body, media_type=content_type)
 
 
 # -- WebSocket live captions --------------------------------------------------------------

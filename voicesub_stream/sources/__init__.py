@@ -23,6 +23,7 @@ import numpy as np
 
 from .._types import SAMPLE_RATE, AudioChunk
 from ..errors import ConfigError, UnsupportedSourceError
+from ..monitoring import timer
 from ._decode import PcmResampler, container_duration, decode_chunks, open_container
 from ._mic import microphone
 
@@ -120,7 +121,8 @@ class AudioSource:
             self.duration = container_duration(container)
             position = 0
             while True:
-                samples = await anyio.to_thread.run_sync(next, gen, None)
+                with timer("stage.decode"):
+                    samples = await anyio.to_thread.run_sync(next, gen, None)
                 if samples is None:
                     break
                 yield AudioChunk(samples, position / SAMPLE_RATE)

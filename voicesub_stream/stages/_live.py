@@ -26,6 +26,7 @@ import anyio.to_thread
 import numpy as np
 
 from .._types import SAMPLE_RATE, Segment, Word
+from ..monitoring import timed
 from ._transcriber import (
     CLAUSE_END,
     SENTENCE_END,
@@ -179,6 +180,7 @@ class LiveTranscriber:
             out += await self._update(self._received, True, False)
         return out
 
+    @timed("stage.live_update")
     async def _update(self, until: int, eof: bool, partial: bool) -> list[Segment]:
         started = anyio.current_time()
         if self.batcher is None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._types import Segment, Word
 from ..errors import TranscriptionError
+from ..monitoring import timer
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Sequence
@@ -221,43 +222,48 @@ def transcribe_together(requests: Sequence[tuple[WhisperRunner, SpeechWindow, st
         return []
     lead = requests[0][0]
     try:
-        feats = [runner.features(window) for runner, window, _ in requests]
-        for (runner, _, _), f in zip(requests, feats, strict=True):
-            if runner.language is None:
-                runner._detect_language(f)
-        tokenizers: dict[str | None, Any] = {}
-        groups: dict[tuple[str | None, int, int], list[tuple[int, tuple[int, ...]]]] = {}
-        for i, (runner, _, prompt) in enumerate(requests):
-            if runner.language not in tokenizers:
-                tokenizers[runner.language] = lead._tokenizer(runner.language)
-            tokens = lead._prompt_tokens(tokenizers[runner.language], prompt, prompt_limit)
-            frames = lead._encoder_frames(feats[i].shape[-1])
-            groups.setdefault((runner.language, frames, len(tokens)), []).append((i, tokens))
-        outputs: list[list[dict[str, Any]]] = [[] for _ in requests]
-        for (language, frames, _), items in groups.items():
-            tokenizer = tokenizers[language]
-            idx = [i for i, _ in items]
-            prompts = [t for _, t in items]
-            windows = [requests[i][1] for i in idx]
-            for i, out in zip(idx, lead._forward(tokenizer, windows,
-                                                      [feats[i] for i in idx], prompts, frames),
-                              strict=True):
-                outputs[i] = out
-            if frames < FULL_FRAMES:
-                # A shortened encoder input occasionally sends the decoder into a loop;
-                # redo those windows the way Whisper was trained, padded to 30 s.
-                redo = [k for k, i in enumerate(idx)
-                        if _looks_looped(outputs[i], requests[i][1].duration)]
-                if redo:
-                    logger.debug("re-decoding %d window(s) at 30 s", len(redo))
-                    again = lead._forward(tokenizer, [windows[k] for k in redo],
-                                               [feats[idx[k]] for k in redo],
-                                               [prompts[k] for k in redo], FULL_FRAMES)
-                    for k, out in zip(redo, again, strict=True):
-                        outputs[idx[k]] = out
-                    lead.redecoded += len(redo)
+        with timer("model.call"):
+            return _transcribe_together(lead, requests, prompt_limit)
     except Exception as exc:
         raise TranscriptionError(f"model {lead.model.key.name!r} failed: {exc}") from exc
+
+
+def _transcribe_together(lead: WhisperRunner,
+                         requests: Sequence[tuple[WhisperRunner, SpeechWindow, str | None]],
+                         prompt_limit: int | None) -> list[_WindowText]:
+    feats = [runner.features(window) for runner, window, _ in requests]
+    for (runner, _, _), f in zip(requests, feats, strict=True):
+        if runner.language is None:
+            runner._detect_language(f)
+    tokenizers: dict[str | None, Any] = {}
+    groups: dict[tuple[str | None, int, int], list[tuple[int, tuple[int, ...]]]] = {}
+    for i, (runner, _, prompt) in enumerate(requests):
+        if runner.language not in tokenizers:
+            tokenizers[runner.language] = lead._tokenizer(runner.language)
+        tokens = lead._prompt_tokens(tokenizers[runner.language], prompt, prompt_limit)
+        frames = lead._encoder_frames(feats[i].shape[-1])
+        groups.setdefault((runner.language, frames, len(tokens)), []).append((i, tokens))
+    outputs: list[list[dict[str, Any]]] = [[] for _ in requests]
+    for (language, frames, _), items in groups.items():
+        tokenizer = tokenizers[language]
+        idx = [i for i, _ in items]
+        prompts = [t for _, t in items]
+        windows = [requests[i][1] for i in idx]
+        results = lead._forward(tokenizer, windows, [feats[i] for i in idx], prompts, frames)
+        for i, out in zip(idx, results, strict=True):
+            outputs[i] = out
+        if frames < FULL_FRAMES:
+            # A shortened encoder input occasionally sends the decoder into a loop;
+            # redo those windows the way Whisper was trained, padded to 30 s.
+            redo = [k for k, i in enumerate(idx) if _looks_looped(outputs[i], windows[k].duration)]
+            if redo:
+                logger.debug("re-decoding %d window(s) at 30 s", len(redo))
+                again = lead._forward(tokenizer, [windows[k] for k in redo],
+                                      [feats[idx[k]] for k in redo],
+                                      [prompts[k] for k in redo], FULL_FRAMES)
+                for k, out in zip(redo, again, strict=True):
+                    outputs[idx[k]] = out
+                lead.redecoded += len(redo)
     return [runner._collect(window, out)
             for (runner, window, _), out in zip(requests, outputs, strict=True)]
 
@@ -401,8 +407,9 @@ class Transcriber:
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
                 started = anyio.current_time()
-                results = await self.scheduler.run_sync(self.runner.transcribe, batch,
-                                                        priority=self.priority)
+                async with timer("stage.transcribe"):
+                    results = await self.scheduler.run_sync(self.runner.transcribe, batch,
+                                                            priority=self.priority)
                 elapsed = anyio.current_time() - started
                 self.stats.model_seconds += elapsed
                 logger.debug("batch of %d window(s), %.1f s of speech, took %.3f s", len(batch),

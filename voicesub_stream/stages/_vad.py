@@ -20,6 +20,7 @@ import anyio.to_thread
 import numpy as np
 
 from .._types import SAMPLE_RATE, AudioChunk
+from ..monitoring import timer
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -124,7 +125,8 @@ class VadChunker:
         """Commit finished speech regions and return the windows they fill (runs in a thread)."""
         started = time.perf_counter()
         try:
-            return self._scan_buffer(eof)
+            with timer("stage.vad"):
+                return self._scan_buffer(eof)
         finally:
             logger.debug("VAD scan of %.1f s took %.3f s", self._buffer_len / SAMPLE_RATE,
                          time.perf_counter() - started)

@@ -1,0 +1,88 @@
+"""``voicesub bench soak``: hours of audio through one live stream, as fast as it goes.
+
+The clip is looped into an async source of the requested length (never held in memory
+whole). After a warm-up (first model calls, allocator growth) RSS is read every ``every``
+seconds of audio, and the slope is fitted against hours of *audio*, so the figure does not
+depend on how fast this machine is. Tasks, threads and open files are compared between the
+end of the warm-up and the end of the run.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import numpy as np
+import psutil
+
+from .._api import Engine
+from .._config import LiveOptions, Settings
+from ..testing import resource_snapshot
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    import numpy.typing as npt
+
+
+async def _looped(audio: npt.NDArray[np.float32], seconds: float) -> AsyncIterator[Any]:
+    total = round(seconds * 16_000)
+    step = 16_000
+    sent = 0
+    while sent < total:
+        start = sent % len(audio)
+        piece = audio[start:start + min(step, total - sent)]
+        sent += len(piece)
+        yield piece
+
+
+async def _soak(audio: npt.NDArray[np.float32], seconds: float, warmup: float, every: float,
+                settings: Settings) -> dict[str, Any]:
+    process = psutil.Process()
+    points: list[tuple[float, int]] = []
+    started = time.monotonic()
+    finals = 0
+    next_mark = warmup
+    warm = None
+    async with Engine(settings) as engine:
+        async with engine.transcribe_stream(_looped(audio, seconds),
+                                            live=LiveOptions()) as stream:
+            async for seg in stream:
+                finals += seg.is_final
+                if seg.end >= next_mark:
+                    gc.collect()
+                    points.append((seg.end, process.memory_info().rss))
+                    if warm is None:
+                        warm = resource_snapshot()
+                    next_mark += every
+            stats = stream.statistics()
+        end = resource_snapshot()
+    xs = np.array([p[0] / 3600 for p in points])
+    ys = np.array([p[1] / 1e6 for p in points])
+    slope = float(np.polyfit(xs, ys, 1)[0]) if len(points) >= 3 else None
+    grew = {}
+    if warm is not None:
+        grew = {"tasks": len(end.tasks - warm.tasks), "threads": len(end.threads - warm.threads),
+                "open_files": len(end.open_files - warm.open_files)}
+    return {"audio_hours": seconds / 3600, "wall_seconds": time.monotonic() - started,
+            "finals": finals, "model_seconds": stats.get("model_seconds"),
+            "rss_mb_first": float(ys[0]) if len(ys) else None,
+            "rss_mb_last": float(ys[-1]) if len(ys) else None,
+            "rss_slope_mb_per_audio_hour": slope, "grew_after_warmup": grew,
+            "points": [[round(x * 3600, 1), round(y, 1)] for x, y in zip(xs, ys, strict=True)]}
+
+
+def bench_soak(clip: Path, *, hours: float, model: str, compute_type: str,
+               warmup: float = 120.0, every: float = 60.0) -> dict[str, Any]:
+    from faster_whisper.audio import decode_audio
+
+    audio = np.asarray(decode_audio(str(clip)), dtype=np.float32)
+    settings = Settings.load(model=model, compute_type=compute_type, device="cpu",
+                             cache_type="none")
+    report = anyio.run(_soak, audio, hours * 3600, warmup, every, settings)
+    return {"benchmark": "soak", "clip": str(clip), "model": model,
+            "compute_type": compute_type, **report,
+            "target": {"rss_slope_mb_per_audio_hour": 2.0}}

@@ -1,0 +1,33 @@
+"""Observability: function timing, a resource sampler with alerts, memory management, reports.
+
+The Engine runs a :class:`Monitor` beside its streams (``ENABLE_PERFORMANCE_MONITORING``);
+``engine.performance_report()`` summarises it and the ASGI app exports it at ``/metrics``.
+"""
+
+from ._alerts import Alert, AlertRule, Alerts, default_rules
+from ._memory import MemoryManager
+from ._monitor import Monitor
+from ._prometheus import render_metrics
+from ._report import build_report, recommendations, rss_slope, summarize
+from ._sampler import Probe, Sample
+from ._timing import Timings, timed, timer, timings
+
+__all__ = (
+    "Alert",
+    "AlertRule",
+    "Alerts",
+    "MemoryManager",
+    "Monitor",
+    "Probe",
+    "Sample",
+    "Timings",
+    "build_report",
+    "default_rules",
+    "recommendations",
+    "render_metrics",
+    "rss_slope",
+    "summarize",
+    "timed",
+    "timer",
+    "timings",
+)

@@ -1,0 +1,175 @@
+"""Memory manager: clean up before the OS has to kill us.
+
+Above ``threshold`` percent of system memory (or ``rss_limit`` bytes of this process) a
+*normal* cleanup runs: a full garbage collection and half of every in-process cache dropped,
+least recently used first. Halfway from the threshold to 100 % an *aggressive* cleanup
+follows: every loaded model no stream holds is unloaded (least recently used first), the CUDA
+caching allocator is emptied when torch is present, and glibc returns freed heap to the OS
+(``malloc_trim``). A stream that needs an evicted model loads it again.
+
+Diagnostics: :meth:`MemoryManager.track` keeps weak references to objects by kind (a count
+that does not fall is a leak), and with profiling on, :meth:`MemoryManager.top_growth` names
+the allocation sites that grew most since profiling started (tracemalloc; it slows
+allocation, so it is off unless ``ENABLE_MEMORY_PROFILING`` is set).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import logging
+import time
+import tracemalloc
+import weakref
+from typing import TYPE_CHECKING, Any, Literal
+
+import psutil
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import TracebackType
+    from typing import Self
+
+    from ..cache import Cache
+    from ..models import ModelRegistry
+    from ._sampler import Sample
+
+logger = logging.getLogger(__name__)
+
+__all__ = ("MemoryManager",)
+
+Level = Literal["normal", "aggressive"]
+
+
+class MemoryManager:
+    """Watches memory use and frees what the engine can spare; a context manager."""
+
+    def __init__(self, *, threshold: float = 85.0, rss_limit: int | None = None,
+                 registry: ModelRegistry | None = None, caches: Sequence[Cache] = (),
+                 profiling: bool = False, cooldown: float = 10.0) -> None:
+        self.threshold = threshold
+        self.rss_limit = rss_limit
+        self.registry = registry
+        self.caches = list(caches)
+        self.profiling = profiling
+        self.cooldown = cooldown
+        self.cleanups: dict[str, int] = {"normal": 0, "aggressive": 0}
+        self.last_cleanup: dict[str, Any] | None = None
+        self._last_at = -float("inf")
+        self._last_level: Level | None = None
+        self._tracked: dict[str, weakref.WeakSet[Any]] = {}
+        self._baseline: tracemalloc.Snapshot | None = None
+        self._started_tracemalloc = False
+
+    def __enter__(self) -> Self:
+        if self.profiling:
+            self.start_profiling()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop_profiling()
+
+    # -- pressure -----------------------------------------------------------------------
+    def pressure(self, sample: Sample) -> Level | None:
+        """The cleanup ``sample`` calls for, if any."""
+        aggressive_at = self.threshold + (100.0 - self.threshold) / 2
+        over_rss = self.rss_limit is not None and sample.rss > self.rss_limit
+        if sample.memory_percent >= aggressive_at or (
+                over_rss and self.rss_limit is not None and sample.rss > 1.25 * self.rss_limit):
+            return "aggressive"
+        if sample.memory_percent >= self.threshold or over_rss:
+            return "normal"
+        return None
+
+    def check(self, sample: Sample) -> dict[str, Any] | None:
+        """Clean up if ``sample`` is over a threshold (at most once per ``cooldown``, unless
+        the pressure got worse). Returns what the cleanup freed, or ``None``."""
+        level = self.pressure(sample)
+        if level is None:
+            self._last_level = None
+            return None
+        now = time.monotonic()
+        escalated = level == "aggressive" and self._last_level != "aggressive"
+        if now - self._last_at < self.cooldown and not escalated:
+            return None
+        self._last_at, self._last_level = now, level
+        logger.warning("memory at %.1f %% (RSS %.0f MB): %s cleanup", sample.memory_percent,
+                       sample.rss / 1e6, level)
+        return self.cleanup(aggressive=level == "aggressive")
+
+    def cleanup(self, *, aggressive: bool = False) -> dict[str, Any]:
+        """Free memory now. Call from the thread that owns the caches (the event loop)."""
+        process = psutil.Process()
+        before = process.memory_info().rss
+        trimmed = sum(cache.trim(0.5) for cache in self.caches)
+        collected = gc.collect()
+        evicted: list[str] = []
+        if aggressive:
+            if self.registry is not None:
+                for key in self.registry.loaded():  # least recently used first
+                    if self.registry.evict(key):
+                        evicted.append(key.name)
+            _empty_cuda_cache()
+            _malloc_trim()
+        after = process.memory_info().rss
+        level = "aggressive" if aggressive else "normal"
+        self.cleanups[level] += 1
+        self.last_cleanup = {"level": level, "time": time.time(), "cache_entries": trimmed,
+                             "gc_objects": collected, "models_evicted": evicted,
+                             "rss_before": before, "rss_after": after}
+        logger.info("%s cleanup: %d cache entries, %d objects, models %s, RSS %.0f -> %.0f MB",
+                    level, trimmed, collected, evicted or "none", before / 1e6, after / 1e6)
+        return self.last_cleanup
+
+    # -- diagnostics --------------------------------------------------------------------
+    def track(self, obj: Any, kind: str | None = None) -> None:
+        """Count ``obj`` under ``kind`` while it is alive (weakly referenced)."""
+        self._tracked.setdefault(kind or type(obj).__name__, weakref.WeakSet()).add(obj)
+
+    def tracked(self) -> dict[str, int]:
+        return {kind: len(objs) for kind, objs in self._tracked.items()}
+
+    def start_profiling(self) -> None:
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(10)
+            self._started_tracemalloc = True
+        self._baseline = tracemalloc.take_snapshot()
+
+    def stop_profiling(self) -> None:
+        if self._started_tracemalloc:
+            tracemalloc.stop()
+            self._started_tracemalloc = False
+        self._baseline = None
+
+    def top_growth(self, limit: int = 10) -> list[dict[str, Any]]:
+        """Allocation sites that grew most since profiling started (needs profiling on)."""
+        if self._baseline is None or not tracemalloc.is_tracing():
+            return []
+        stats = tracemalloc.take_snapshot().compare_to(self._baseline, "lineno")
+        return [{"site": str(s.traceback[0]), "size_diff": s.size_diff,
+                 "count_diff": s.count_diff, "size": s.size}
+                for s in stats[:limit] if s.size_diff > 0]
+
+    def statistics(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "rss_limit": self.rss_limit,
+                "cleanups": dict(self.cleanups), "last_cleanup": self.last_cleanup,
+                "tracked": self.tracked(), "profiling": self._baseline is not None}
+
+
+def _empty_cuda_cache() -> None:
+    from ..models._registry import _empty_cuda_cache as empty
+
+    empty()
+
+
+def _malloc_trim() -> None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass

@@ -1,0 +1,128 @@
+"""``engine.performance_report()``: a JSON-ready summary and recommendations with numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any
+
+from .._config import cpu_count
+from .._stats import percentiles
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ._monitor import Monitor
+    from ._sampler import Sample
+
+__all__ = ("build_report", "recommendations", "rss_slope", "summarize")
+
+
+def rss_slope(samples: Sequence[Sample]) -> float | None:
+    """Least-squares slope of RSS over time, in bytes per hour (``None`` under 2 samples)."""
+    if len(samples) < 2:
+        return None
+    t0 = samples[0].time
+    xs = [s.time - t0 for s in samples]
+    ys = [float(s.rss) for s in samples]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    if var == 0:
+        return None
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var * 3600
+
+
+def summarize(samples: Sequence[Sample]) -> dict[str, Any]:
+    """Means, peaks and trends over ``samples``."""
+    if not samples:
+        return {"samples": 0}
+    lag_p50, lag_p95 = percentiles([s.loop_lag for s in samples], 0.5, 0.95)
+    cpu = [s.process_cpu for s in samples]
+    queued = [s.engine.get("scheduler_queued", 0) for s in samples]
+    return {
+        "samples": len(samples), "seconds": samples[-1].time - samples[0].time,
+        "process_cpu_mean": sum(cpu) / len(cpu), "process_cpu_max": max(cpu),
+        "system_cpu_mean": sum(s.system_cpu for s in samples) / len(samples),
+        "rss_first": samples[0].rss, "rss_last": samples[-1].rss,
+        "rss_max": max(s.rss for s in samples), "rss_slope_per_hour": rss_slope(samples),
+        "memory_percent_max": max(s.memory_percent for s in samples),
+        "loop_lag_p50": lag_p50, "loop_lag_p95": lag_p95,
+        "loop_lag_max": max(s.loop_lag for s in samples),
+        "disk_rate_mean": sum(s.disk_rate for s in samples) / len(samples),
+        "scheduler_queued_mean": sum(queued) / len(queued),
+        "gpu_memory_percent_max": max((g for s in samples
+                                       if (g := s.gpu_memory_percent) is not None),
+                                      default=None),
+    }
+
+
+def recommendations(summary: dict[str, Any], engine: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rules over the numbers; each recommendation names the number behind it."""
+    out: list[dict[str, Any]] = []
+
+    def add(rule: str, value: float, message: str) -> None:
+        out.append({"rule": rule, "value": value, "message": message})
+
+    cache = engine.get("cache") or {}
+    lookups = cache.get("hits", 0) + cache.get("misses", 0)
+    if lookups >= 20 and (cache.get("hit_ratio") or 0.0) < 0.2:
+        ratio = cache.get("hit_ratio") or 0.0
+        add("cache_hit_ratio", ratio,
+            f"cache hit ratio {ratio:.0%} over {lookups} lookups: inputs rarely repeat or "
+            "their options differ; a shared cache (CACHE_TYPE=redis) helps several workers")
+    scheduler = engine.get("scheduler") or {}
+    workers = scheduler.get("workers")
+    for label, cls in (scheduler.get("classes") or {}).items():
+        wait = cls.get("wait_p95")
+        if wait is not None and wait > 1.0:
+            add("queue_wait", wait,
+                f"{label} jobs wait {wait:.2f} s (p95) for a model slot with {workers} "
+                "worker(s): add workers if the CPU has headroom, else fewer streams per "
+                "process or a GPU")
+    cpu_share = (summary.get("process_cpu_mean") or 0.0) / cpu_count()
+    queued = summary.get("scheduler_queued_mean") or 0.0
+    if queued >= 1.0 and cpu_share < 60.0:
+        add("too_few_workers", queued,
+            f"{queued:.1f} jobs wait on average while the process uses {cpu_share:.0f} % of "
+            f"the CPU: raise MAX_WORKERS (now {workers})")
+    if workers is not None and cpu_share > 95.0 and workers > cpu_count():
+        add("too_many_workers", float(workers),
+            f"{workers} workers on {cpu_count()} cores with the CPU {cpu_share:.0f} % busy: "
+            "concurrent model calls only slow each other; lower MAX_WORKERS")
+    lag = summary.get("loop_lag_p95")
+    if lag is not None and lag > 0.05:
+        add("loop_lag", lag,
+            f"event-loop lag p95 {lag * 1000:.0f} ms: something blocks the loop (sync I/O or "
+            "CPU work in a coroutine); move it to a thread")
+    slope = summary.get("rss_slope_per_hour")
+    if slope is not None and summary.get("seconds", 0) >= 300 and slope > 50e6:
+        add("rss_rising", slope,
+            f"RSS rising {slope / 1e6:.0f} MB/hour over {summary['seconds'] / 60:.0f} min: "
+            "a leak or an unbounded cache; ENABLE_MEMORY_PROFILING=true names the sites")
+    gpu = summary.get("gpu_memory_percent_max")
+    if gpu is not None and gpu > 90.0:
+        add("gpu_memory", gpu,
+            f"GPU memory {gpu:.0f} % used: fewer loaded models (max_loaded_models) or a "
+            "smaller compute type (int8_float16)")
+    return out
+
+
+def build_report(monitor: Monitor | None, engine: dict[str, Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    samples = list(monitor.history) if monitor is not None else []
+    summary = summarize(samples)
+    report: dict[str, Any] = {
+        "time": time.time(),
+        "latest": samples[-1].to_dict() if samples else None,
+        "summary": summary,
+        "timings": monitor.timings.snapshot() if monitor is not None else {},
+        "engine": engine,
+        "alerts": {"firing": monitor.alerts.firing,
+                   "recent": [dataclasses.asdict(a) for a in monitor.alerts.history[-20:]]}
+        if monitor is not None else None,
+        "memory": monitor.memory.statistics() if monitor is not None else None,
+        "recommendations": recommendations(summary, engine),
+    }
+    report["build_seconds"] = time.perf_counter() - started
+    return report
+

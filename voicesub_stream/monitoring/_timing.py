@@ -1,0 +1,175 @@
+"""Function timing: ``@timed("name")`` and ``with timer("name")``, sync or async.
+
+Every observation costs two ``perf_counter_ns`` calls, a lock and a ring-buffer append
+(``voicesub bench monitor`` measures it): cheap enough to leave on in every stage. Each name
+keeps its count, total and maximum since start, and its latest 4096 durations for p50/p95/p99.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections import deque
+from time import perf_counter_ns
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+from .._stats import percentiles
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+    from types import TracebackType
+
+__all__ = ("Timings", "timed", "timer", "timings")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+RECENT = 4096
+
+
+class _Histogram:
+    __slots__ = ("count", "lock", "max_ns", "recent", "total_ns", "window_max_ns")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+        self.total_ns = 0
+        self.max_ns = 0
+        self.window_max_ns = 0  # longest since the sampler last looked (for alerts)
+        self.recent: deque[int] = deque(maxlen=RECENT)
+
+    def observe(self, ns: int) -> None:
+        # acquire/release rather than ``with``: this is the hot path of every timed call.
+        self.lock.acquire()
+        self.count += 1
+        self.total_ns += ns
+        if ns > self.window_max_ns:
+            self.window_max_ns = ns
+            if ns > self.max_ns:
+                self.max_ns = ns
+        self.recent.append(ns)
+        self.lock.release()
+
+
+class Timings:
+    """Named duration histograms; thread-safe. The process-wide one is :data:`timings`."""
+
+    def __init__(self) -> None:
+        self._histograms: dict[str, _Histogram] = {}
+        self._lock = threading.Lock()
+
+    def histogram(self, name: str) -> _Histogram:
+        try:
+            return self._histograms[name]
+        except KeyError:
+            with self._lock:
+                return self._histograms.setdefault(name, _Histogram())
+
+    def observe(self, name: str, seconds: float) -> None:
+        self.histogram(name).observe(round(seconds * 1e9))
+
+    def snapshot(self) -> dict[str, dict[str, float | int | None]]:
+        """Per name: count, mean, max, p50, p95, p99 (seconds)."""
+        out: dict[str, dict[str, float | int | None]] = {}
+        for name, h in list(self._histograms.items()):
+            with h.lock:
+                recent = list(h.recent)
+                count, total, longest = h.count, h.total_ns, h.max_ns
+            p50, p95, p99 = percentiles(recent, 0.5, 0.95, 0.99)
+            out[name] = {"count": count, "total": total / 1e9,
+                         "mean": total / count / 1e9 if count else None,
+                         "max": longest / 1e9,
+                         "p50": None if p50 is None else p50 / 1e9,
+                         "p95": None if p95 is None else p95 / 1e9,
+                         "p99": None if p99 is None else p99 / 1e9}
+        return out
+
+    def take_window_max(self) -> dict[str, float]:
+        """The longest duration per name since the last call (seconds), then reset."""
+        out = {}
+        for name, h in list(self._histograms.items()):
+            with h.lock:
+                if h.window_max_ns:
+                    out[name] = h.window_max_ns / 1e9
+                    h.window_max_ns = 0
+        return out
+
+    def reset(self) -> None:
+        with self._lock:
+            self._histograms.clear()
+
+
+timings = Timings()
+"""The process-wide timings every ``timed``/``timer`` records into by default."""
+
+
+class timer:  # lower case: used like a function, ``with timer("decode"):``
+    """Time a block: ``with timer("name"):`` or ``async with timer("name"):``."""
+
+    __slots__ = ("_histogram", "_started")
+
+    def __init__(self, name: str, registry: Timings = timings) -> None:
+        self._histogram = registry.histogram(name)
+        self._started = 0
+
+    def __enter__(self) -> timer:
+        self._started = perf_counter_ns()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._histogram.observe(perf_counter_ns() - self._started)
+
+    async def __aenter__(self) -> timer:
+        self._started = perf_counter_ns()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._histogram.observe(perf_counter_ns() - self._started)
+
+
+@overload
+def timed(name: str, registry: Timings = ...) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+@overload
+def timed(name: Callable[P, R], registry: Timings = ...) -> Callable[P, R]: ...
+
+
+def timed(name: str | Callable[..., Any], registry: Timings = timings) -> Any:
+    """Decorator recording each call's duration under ``name`` (default: the qualified name).
+
+    Works on plain functions and on coroutine functions (the time until the coroutine
+    finishes, waits included).
+    """
+    if callable(name):
+        return timed(f"{name.__module__}.{name.__qualname__}", registry)(name)
+
+    histogram = registry.histogram(name)
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(func):
+            coro_func: Callable[..., Coroutine[Any, Any, Any]] = func
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                started = perf_counter_ns()
+                try:
+                    return await coro_func(*args, **kwargs)
+                finally:
+                    histogram.observe(perf_counter_ns() - started)
+
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = perf_counter_ns()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                histogram.observe(perf_counter_ns() - started)
+
+        return wrapper
+
+    return decorate
+
+
