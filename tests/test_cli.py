@@ -122,7 +122,8 @@ def test_bench_concurrency_compares_shared_and_per_stream_models(
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["rows"]
     assert [(r["variant"], r["streams"]) for r in rows] == [
-        ("one engine, shared model", 1), ("one engine, shared model", 2),
+        ("batched, shared model", 1), ("batched, shared model", 2),
+        ("unbatched, shared model", 1), ("unbatched, shared model", 2),
         ("a model per stream", 1), ("a model per stream", 2)]
     for row in rows:
         assert row["finals"] >= row["streams"]

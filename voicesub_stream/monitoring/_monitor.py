@@ -66,8 +66,8 @@ class Monitor:
     def subscribe(self, buffer: int = 64) -> MemoryObjectReceiveStream[Alert]:
         """A receive stream of alert events: ``async with monitor.subscribe() as alerts``.
 
-        It ends when the monitor stops. A subscriber that falls ``buffer`` alerts behind misses the newer ones (counted in
-        the log), so a slow reader never holds up sampling."""
+        It ends when the monitor stops. A subscriber that falls ``buffer`` alerts behind
+        misses the newer ones (logged), so a slow reader never holds up sampling."""
         send, receive = anyio.create_memory_object_stream[Any](buffer)
         self._subscribers.append(send)
         return receive

@@ -84,7 +84,9 @@ class StreamBatcher:
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
         try:
-            return await self._tg.__aexit__(exc_type, exc, tb)
+            # The body's own exception passes through untouched, never wrapped in a group.
+            await self._tg.__aexit__(None, None, None)
+            return None
         finally:
             self._tg = None
             for group in self._groups.values():  # streams still waiting hear why
