@@ -26,7 +26,8 @@ async def main(args: argparse.Namespace) -> None:
     options = LiveOptions(policy=args.policy)
     async with AsyncExitStack() as stack:
         stream = await stack.enter_async_context(
-            transcribe_stream(source, model=args.model, live=options))
+            transcribe_stream(source, model=args.model, live=options,
+                              translate_to=args.translate_to))
         writer = (await stack.enter_async_context(LiveSubtitleWriter(args.output))
                   if args.output else None)
         with Live(view, refresh_per_second=10):
@@ -44,4 +45,5 @@ if __name__ == "__main__":
     parser.add_argument("--policy", default="block",
                         choices=["block", "drop-oldest", "skip-partials"])
     parser.add_argument("-o", "--output", help="also write finals to this .srt/.vtt file")
+    parser.add_argument("--translate-to", help="translate finals into this language, e.g. pt")
     anyio.run(main, parser.parse_args())

@@ -46,7 +46,9 @@ from .sources import AudioInput, AudioSource, open_source
 from .stages._batcher import StreamBatcher
 from .stages._live import LiveTranscriber
 from .stages._transcriber import Runner, Transcriber, WhisperRunner
+from .stages._translate import TranslationStage
 from .stages._vad import SpeechWindow, VadChunker
+from .translation import Translators
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -103,6 +105,7 @@ class Engine:
                         if self.settings.stream_batching else None)
         self.monitor = _make_monitor(self) if self.settings.enable_performance_monitoring else None
         self._pipelines: weakref.WeakSet[_Pipeline] = weakref.WeakSet()
+        self.translators = Translators()
         self._pools: dict[ModelKey, ProcessPool] = {}
         self._pool_lock = anyio.Lock()
         self._tg: TaskGroup | None = None
@@ -152,6 +155,7 @@ class Engine:
                     await self.cache.aclose()
                 if self._owns_registry:
                     await anyio.to_thread.run_sync(self.registry.clear)
+                await anyio.to_thread.run_sync(self.translators.close)
 
     def transcribe_stream(
         self,
@@ -316,6 +320,7 @@ class _Pipeline:
         self.chunker: VadChunker | None = None
         self.transcriber: Transcriber | None = None
         self.live: LiveTranscriber | None = None
+        self.translation: TranslationStage | None = None
         self.cache_result: str | None = None  # "hit", "miss", or None when not cached
         self.queues: dict[str, MemoryObjectReceiveStream[Any]] = {}
 
@@ -336,6 +341,10 @@ class _Pipeline:
             out.update(language=self.transcriber.runner.language, windows=s.windows,
                        batches=s.batches, dropped_silent=s.dropped_silent,
                        model_seconds=round(s.model_seconds, 3))
+        if self.translation:
+            t = self.translation.stats
+            out["translation"] = {**vars(t), "seconds": round(t.seconds, 3),
+                                  "hit_ratio": t.hit_ratio}
         if self.live:
             out.update(language=self.live.runner.language,
                        audio_seconds=round(self.live.received_seconds, 3),
@@ -362,6 +371,39 @@ class _Pipeline:
             self.done.set()
 
     async def _stages(self, out: MemoryObjectSendStream[Segment | _Failure]) -> None:
+        if self.options.translate_to is None:
+            await self._transcription(out)
+            return
+        # Transcription -> translation. If transcription fails, what it finished still goes
+        # through translation to the consumer before the error does.
+        send, receive = create_memory_object_stream[Segment](SEGMENT_BUFFER)
+        self.translation = self._translation_stage()
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.translation.run, receive, out.clone())
+            async with send:
+                try:
+                    await self._transcription(send)  # type: ignore[arg-type]
+                except Exception as exc:
+                    failure = exc
+        if failure is not None:
+            raise failure
+
+    def _translation_stage(self) -> TranslationStage:
+        o = self.options
+        assert o.translate_to is not None
+        if self.engine is not None:
+            translators, cache = self.engine.translators, self.engine.cache
+            scheduler = self.engine.scheduler
+        else:
+            translators, cache = default_translators(), default_cache()
+            scheduler = _default_scheduler(default_settings())
+        return TranslationStage(
+            translators, scheduler, target=o.translate_to, backend=o.translator, cache=cache,
+            priority=o.priority or ("live" if o.live is not None else "batch"),
+            partials=o.translate_partials, whole_sentences=o.live is None)
+
+    async def _transcription(self, out: MemoryObjectSendStream[Segment | _Failure]) -> None:
         settings, registry = self._settings_and_registry()
         key = registry.key_for(self.options.model)
         cache = self.engine.cache if self.engine is not None else default_cache()
@@ -580,6 +622,14 @@ class _Tee:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def default_translators() -> Translators:
+    """The process-wide translators of streams that run without an :class:`Engine`."""
+    with _defaults_lock:
+        if "translators" not in _default:
+            _default["translators"] = Translators()
+        return _default["translators"]  # type: ignore[no-any-return]
 
 
 def default_cache() -> Cache | None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .translation import Translator
 
 Task = Literal["transcribe", "translate"]
 BackpressurePolicy = Literal["block", "drop-oldest", "skip-partials"]
@@ -200,6 +203,12 @@ class TranscribeOptions:
     live: LiveOptions | None = None
     max_cue_chars: int = 84
     max_cue_duration: float = 7.0
+    translate_to: str | None = None
+    """Language code to translate finals into (``Segment.translation``); ``None``: no stage."""
+    translator: str | Translator = "auto"
+    """Backend name (``auto`` picks one that has the pair) or a :class:`Translator`."""
+    translate_partials: bool = False
+    """Also translate live partials, at most one a second."""
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -215,6 +224,8 @@ class TranscribeOptions:
         ):
             raise ConfigError(f"priority must be live, interactive, batch or a number, "
                               f"got {self.priority!r}")
+        if self.translate_to is not None and not self.translate_to.strip():
+            raise ConfigError("translate_to must be a language code such as 'pt' or 'de'")
 
     def with_changes(self, **changes: object) -> TranscribeOptions:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -47,6 +47,12 @@ def transcribe(
     compute_type: Annotated[str | None, typer.Option(help="e.g. int8, float16.")] = None,
     batch_size: Annotated[int, typer.Option(help="Windows per model call.")] = 8,
     beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy.")] = 2,
+    translate_to: Annotated[str | None, typer.Option(
+        help="Translate the subtitles into this language (e.g. pt).")] = None,
+    translator: Annotated[str, typer.Option(help="Translation backend; auto picks one "
+                                            "that has the pair.")] = "auto",
+    bilingual: Annotated[bool, typer.Option(help="Original and translation in each "
+                                            "cue.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Transcribe AUDIO to subtitles (SRT, WebVTT, JSON or text)."""
@@ -59,15 +65,16 @@ def transcribe(
             raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
         settings = Settings.load(**overrides)
         options = TranscribeOptions(model=model, language=language, task=task,  # type: ignore[arg-type]
-                                    batch_size=batch_size, beam_size=beam_size)
-        anyio.run(_transcribe, audio, output, fmt, settings, options)
+                                    batch_size=batch_size, beam_size=beam_size,
+                                    translate_to=translate_to, translator=translator)
+        anyio.run(_transcribe, audio, output, fmt, settings, options, bilingual)
     except VoicesubError as exc:
         err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None
 
 
 async def _transcribe(audio: str, output: Path | None, fmt: str, settings: Settings,
-                      options: TranscribeOptions) -> None:
+                      options: TranscribeOptions, bilingual: bool) -> None:
     started = time.perf_counter()
     segments = []
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
@@ -85,9 +92,14 @@ async def _transcribe(audio: str, output: Path | None, fmt: str, settings: Setti
         stats = stream.statistics()
     wall = time.perf_counter() - started
     if output is None:
-        sys.stdout.write(render_subtitles(segments, fmt))
+        sys.stdout.write(render_subtitles(segments, fmt, bilingual=bilingual))
     else:
-        await awrite_subtitles(segments, output, fmt)
+        await awrite_subtitles(segments, output, fmt, bilingual=bilingual)
+    failed = sum("translation_error" in s.metadata for s in segments)
+    if failed:
+        reason = next(s.metadata["translation_error"] for s in segments
+                      if "translation_error" in s.metadata)
+        err.print(f"[yellow]warning:[/yellow] {failed} segment(s) left untranslated: {reason}")
     duration = stream.source.duration or stats.get("audio_seconds") or 0.0
     rtf = wall / duration if duration else float("nan")
     err.print(
@@ -109,6 +121,8 @@ def live(
     policy: Annotated[str, typer.Option(help="block, drop-oldest or skip-partials.")] = "block",
     output: Annotated[Path | None, typer.Option("-o", "--output",
                                                 help="Also write finals to .srt/.vtt.")] = None,
+    translate_to: Annotated[str | None, typer.Option(
+        help="Translate the finals into this language (e.g. pt).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Live captions in the terminal: finals as they settle, the current partial dimmed."""
@@ -117,7 +131,8 @@ def live(
         raise typer.BadParameter("give either a FILE/URL or --mic")
     try:
         live_options = LiveOptions(policy=policy)  # type: ignore[arg-type]
-        anyio.run(_live, audio, mic, device, speed, model, language, live_options, output)
+        anyio.run(_live, audio, mic, device, speed, model, language, live_options, output,
+                  translate_to)
     except VoicesubError as exc:
         err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None
@@ -127,7 +142,7 @@ def live(
 
 async def _live(audio: str | None, mic: bool, device: str | None, speed: float,
                 model: str | None, language: str | None, live_options: LiveOptions,
-                output: Path | None) -> None:
+                output: Path | None, translate_to: str | None) -> None:
     from rich.live import Live
 
     from .display import LiveCaptionView
@@ -147,7 +162,8 @@ async def _live(audio: str | None, mic: bool, device: str | None, speed: float,
         writer = (await stack.enter_async_context(LiveSubtitleWriter(output))
                   if output else None)
         stream = await stack.enter_async_context(
-            transcribe_stream(source, model=model, language=language, live=live_options))
+            transcribe_stream(source, model=model, language=language, live=live_options,
+                              translate_to=translate_to))
         with Live(view, console=err, refresh_per_second=10, transient=False):
             async for seg in stream:
                 view.update(seg, stream.statistics())
@@ -516,6 +532,8 @@ def _save(report: dict[str, Any], output: Path) -> None:
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:  # a busy CPU is the point of a command-line run, not news
+        logging.getLogger("voicesub_stream.alerts").setLevel(logging.ERROR)
 
 
 def main() -> None:

@@ -47,7 +47,11 @@ class LiveCaptionView:
         self.stats = stats or self.stats
 
     def __rich__(self) -> Group:
-        rows: list[Text] = [Text(f"{s.start:7.1f}  {s.text}") for s in self.finals]
+        rows: list[Text] = []
+        for s in self.finals:
+            rows.append(Text(f"{s.start:7.1f}  {s.text}"))
+            if s.translation is not None:
+                rows.append(Text(f"{'':7}  {s.translation}", style="italic cyan"))
         if self.partial is not None:
             rows.append(Text(f"{self.partial.start:7.1f}  {self.partial.text}", style="dim"))
         status = []

@@ -14,6 +14,7 @@
     │   └── ModelLoadError                   the model exists but would not load
     ├── TranscriptionError                   the model failed while running
     │   └── WorkerCrashedError               a model worker process died during the job
+    ├── TranslationError                     a translation backend failed or lacks the pair
     ├── StreamClosedError                    a stream or engine used after it was closed
     └── StageTimeoutError (TimeoutError)     a pipeline stage took longer than allowed
 
@@ -35,6 +36,7 @@ __all__ = (
     "StageTimeoutError",
     "StreamClosedError",
     "TranscriptionError",
+    "TranslationError",
     "UnsupportedSourceError",
     "VoicesubError",
     "WorkerCrashedError",
@@ -87,6 +89,14 @@ class TranscriptionError(VoicesubError):
 
 class WorkerCrashedError(TranscriptionError):
     """A model worker process died mid-job; that job failed and the worker was replaced."""
+
+
+class TranslationError(VoicesubError):
+    """A translation backend failed, timed out, or has no model for the language pair.
+
+    A stream does not fail with it: the segment goes out untranslated, with the reason in
+    ``metadata["translation_error"]``.
+    """
 
 
 class StreamClosedError(VoicesubError):

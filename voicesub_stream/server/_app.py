@@ -240,6 +240,7 @@ async def _serve_socket(ws: WebSocket, state: _State) -> None:
         frames(), sample_rate=config["sample_rate"], model=config["model"],
         language=config["language"], task=config["task"],
         live=LiveOptions(partials=config["partials"], policy=config["policy"]),
+        translate_to=config["translate_to"],
     )
     try:
         async with anyio.create_task_group() as tg:
@@ -266,7 +267,8 @@ def _parse_config(message: MutableMapping[str, Any]) -> dict[str, Any]:
         raise _Protocol(1007, f"config is not valid JSON: {exc}") from exc
     if not isinstance(raw, dict):
         raise _Protocol(1007, "config must be a JSON object")
-    known = {"type", "model", "language", "task", "sample_rate", "partials", "policy"}
+    known = {"type", "model", "language", "task", "sample_rate", "partials", "policy",
+             "translate_to"}
     if unknown := set(raw) - known:
         raise _Protocol(1007, f"unknown config keys: {sorted(unknown)}")
     config = {
@@ -276,6 +278,7 @@ def _parse_config(message: MutableMapping[str, Any]) -> dict[str, Any]:
         "sample_rate": raw.get("sample_rate", 16_000),
         "partials": raw.get("partials", True),
         "policy": raw.get("policy", "block"),
+        "translate_to": raw.get("translate_to"),
     }
     if config["model"] in OPENAI_MODEL_ALIASES:
         config["model"] = None
@@ -287,6 +290,9 @@ def _parse_config(message: MutableMapping[str, Any]) -> dict[str, Any]:
         raise _Protocol(1007, "policy must be block, drop-oldest or skip-partials")
     if not isinstance(config["partials"], bool):
         raise _Protocol(1007, "partials must be true or false")
+    translate_to = config["translate_to"]
+    if translate_to is not None and not (isinstance(translate_to, str) and translate_to.strip()):
+        raise _Protocol(1007, "translate_to must be a language code such as 'pt'")
     return config
 
 

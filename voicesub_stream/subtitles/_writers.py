@@ -7,6 +7,7 @@ JSON is our own segment schema (:meth:`Segment.to_dict`), text is one cue per li
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -28,14 +29,31 @@ MAX_LINE = 42
 
 
 def wrap_lines(text: str, max_line: int = MAX_LINE) -> list[str]:
-    """Break a cue into at most two lines of similar length at the space nearest the middle."""
+    """Break a cue into at most two lines of similar width.
+
+    Width counts East Asian wide characters twice, as they are drawn. Text with spaces
+    breaks at the space nearest the middle; text written without them (Chinese, Japanese)
+    between characters, never before closing punctuation.
+    """
     text = " ".join(text.split())
-    if len(text) <= max_line or " " not in text:
+    if _width(text) <= max_line:
         return [text]
-    middle = len(text) // 2
-    spaces = [i for i, c in enumerate(text) if c == " "]
-    cut = min(spaces, key=lambda i: abs(i - middle))
-    return [text[:cut], text[cut + 1 :]]
+    half = _width(text) / 2
+    if " " in text:
+        candidates = [i for i, c in enumerate(text) if c == " "]
+    else:
+        candidates = [i for i in range(1, len(text)) if text[i] not in _NO_LINE_START]
+    if not candidates:
+        return [text]
+    cut = min(candidates, key=lambda i: abs(_width(text[:i]) - half))
+    return [text[:cut].rstrip(), text[cut:].lstrip()]
+
+
+_NO_LINE_START = set("、。，．・：；？！）」』】〕〉》”’ー…,.!?:;)")
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def format_for_path(path: str | os.PathLike[str], default: SubtitleFormat = "srt") -> str:
@@ -43,8 +61,9 @@ def format_for_path(path: str | os.PathLike[str], default: SubtitleFormat = "srt
     return suffix if suffix in FORMATS else default
 
 
-def render_subtitles(segments: Iterable[Segment], fmt: str) -> str:
-    """The whole subtitle document as a string.
+def render_subtitles(segments: Iterable[Segment], fmt: str, *, bilingual: bool = False) -> str:
+    """The whole subtitle document as a string: each cue shows the segment's translation
+    when it has one, or with ``bilingual`` the original above the translation.
 
     :raises ConfigError: unknown format
     """
@@ -54,19 +73,29 @@ def render_subtitles(segments: Iterable[Segment], fmt: str) -> str:
     if fmt == "json":
         return json.dumps([s.to_dict() for s in segments], ensure_ascii=False, indent=2) + "\n"
     if fmt == "txt":
-        return "".join(f"{s.text}\n" for s in segments)
+        return "".join(f"{_cue_text(s, bilingual)}\n" for s in segments)
     subs = pysubs2.SSAFile()
-    subs.extend(cue_event(seg, fmt) for seg in segments)
+    subs.extend(cue_event(seg, fmt, bilingual=bilingual) for seg in segments)
     return str(subs.to_string(fmt))
 
 
-def cue_event(segment: Segment, fmt: str) -> pysubs2.SSAEvent:
-    """The cue for ``segment``: its translation if it has one, wrapped and escaped."""
-    text = segment.text if segment.translation is None else segment.translation
+def cue_event(segment: Segment, fmt: str, *, bilingual: bool = False) -> pysubs2.SSAEvent:
+    """The cue for ``segment``: its translation if it has one (below the original when
+    ``bilingual``), wrapped and escaped."""
+    if bilingual and segment.translation is not None:
+        lines = wrap_lines(segment.text) + wrap_lines(segment.translation)
+    else:
+        lines = wrap_lines(_cue_text(segment, False))
     return pysubs2.SSAEvent(
         start=round(segment.start * 1000), end=round(segment.end * 1000),
-        text=r"\N".join(_escape(line, fmt) for line in wrap_lines(text)),
+        text=r"\N".join(_escape(line, fmt) for line in lines),
     )
+
+
+def _cue_text(segment: Segment, bilingual: bool) -> str:
+    if segment.translation is None:
+        return segment.text
+    return f"{segment.text} / {segment.translation}" if bilingual else segment.translation
 
 
 def _escape(text: str, fmt: str) -> str:
@@ -81,15 +110,15 @@ def _escape(text: str, fmt: str) -> str:
 
 
 def write_subtitles(segments: Iterable[Segment], path: str | os.PathLike[str],
-                    fmt: str | None = None) -> None:
+                    fmt: str | None = None, *, bilingual: bool = False) -> None:
     """Write ``segments`` to ``path``; the format follows the suffix unless given."""
-    Path(path).write_text(render_subtitles(segments, fmt or format_for_path(path)),
-                          encoding="utf-8")
+    Path(path).write_text(render_subtitles(segments, fmt or format_for_path(path),
+                                           bilingual=bilingual), encoding="utf-8")
 
 
 async def awrite_subtitles(segments: Iterable[Segment], path: str | os.PathLike[str],
-                           fmt: str | None = None) -> None:
+                           fmt: str | None = None, *, bilingual: bool = False) -> None:
     """:func:`write_subtitles` without blocking the event loop (aiofiles)."""
-    text = render_subtitles(segments, fmt or format_for_path(path))
+    text = render_subtitles(segments, fmt or format_for_path(path), bilingual=bilingual)
     async with aiofiles.open(path, "w", encoding="utf-8") as fh:
         await fh.write(text)

@@ -1,0 +1,252 @@
+"""Translation stage: segments in, the same segments with ``translation`` set out.
+
+Whatever segments are already waiting go to the backend as one batch of lines (a cue is a
+sentence or a piece of one), through the engine's scheduler at the stream's priority. Every
+line is looked up in the cache first, so a repeated line (common in subtitles) reaches the
+backend once. A backend that fails, times out or has no model for the pair never stops the
+stream: its segments go out untranslated with the reason in ``metadata["translation_error"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from ..errors import TranslationError
+from ..monitoring import timer
+from ..translation import base_language
+from ._transcriber import SENTENCE_END
+
+if TYPE_CHECKING:
+    from anyio.abc import ObjectSendStream
+    from anyio.streams.memory import MemoryObjectReceiveStream
+
+    from .._types import Segment
+    from ..cache import Cache
+    from ..scheduler import Scheduler
+    from ..translation import Translator, Translators
+
+logger = logging.getLogger(__name__)
+
+MAX_HELD = 8
+"""Cues a sentence may span before it is translated anyway (text without punctuation)."""
+PARTIAL_INTERVAL = 1.0
+"""Seconds between translated partials of one stream (partials change faster than that)."""
+
+
+@dataclass
+class TranslationStats:
+    segments: int = 0
+    translated: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    backend_calls: int = 0
+    failures: int = 0
+    seconds: float = 0.0
+
+    @property
+    def hit_ratio(self) -> float | None:
+        lookups = self.cache_hits + self.cache_misses
+        return self.cache_hits / lookups if lookups else None
+
+
+class TranslationStage:
+    """Stage: :class:`Segment` in, translated :class:`Segment` out, order kept."""
+
+    def __init__(self, translators: Translators, scheduler: Scheduler, *, target: str,
+                 backend: str | Translator = "auto", cache: Cache | None = None,
+                 priority: str | int = "batch", partials: bool = False,
+                 batch_size: int = 16, timeout: float = 10.0,
+                 whole_sentences: bool = True) -> None:
+        self.translators = translators
+        self.scheduler = scheduler
+        self.target = target
+        self.backend = backend
+        self.cache = cache
+        self.priority = priority
+        self.partials = partials
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.whole_sentences = whole_sentences
+        self.stats = TranslationStats()
+        self._last_partial = -float("inf")
+
+    async def run(self, receive: MemoryObjectReceiveStream[Segment],
+                  send: ObjectSendStream[Segment]) -> None:
+        async with receive, send:
+            held: list[Segment] = []
+            eof = False
+            while not eof:
+                batch: list[Segment] = []
+                try:
+                    batch.append(await receive.receive())
+                except anyio.EndOfStream:
+                    eof = True
+                while not eof and len(batch) < self.batch_size:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except anyio.WouldBlock:
+                        break
+                    except anyio.EndOfStream:
+                        eof = True
+                ready, held = self._sentences(held + batch, flush=eof)
+                for segment in await self.translate(ready):
+                    await send.send(segment)
+
+    def _sentences(self, segments: list[Segment], *,
+                   flush: bool) -> tuple[list[Segment], list[Segment]]:
+        """Split off the segments that end a sentence, with all before them; the rest wait
+        for their sentence's end (file mode only: live finals never wait)."""
+        if not self.whole_sentences or flush:
+            return segments, []
+        cut = 0
+        for i, seg in enumerate(segments):
+            if not seg.is_final or SENTENCE_END.search(seg.text.strip()):
+                cut = i + 1
+        if len(segments) - cut >= MAX_HELD:  # no punctuation for a long while: stop waiting
+            cut = len(segments)
+        return segments[:cut], segments[cut:]
+
+    async def translate(self, segments: list[Segment]) -> list[Segment]:
+        """``segments`` with translations (or the reason there is none) filled in."""
+        out = list(segments)
+        groups: dict[str, list[int]] = {}
+        now = anyio.current_time()
+        for i, seg in enumerate(segments):
+            if not seg.is_final:
+                if not self.partials or now - self._last_partial < PARTIAL_INTERVAL:
+                    continue
+                self._last_partial = now
+            self.stats.segments += 1
+            source = seg.language or "en"
+            if base_language(source) == base_language(self.target):
+                out[i] = dataclasses.replace(seg, translation=seg.text)
+                continue
+            groups.setdefault(source, []).append(i)
+        for source, idx in groups.items():
+            # A sentence cut into several cues is translated whole, then spread back over
+            # its cues: word order differs between languages, fragments translate badly.
+            units = _units([segments[i] for i in idx]) if self.whole_sentences else [
+                [k] for k in range(len(idx))]
+            texts = [" ".join(segments[idx[k]].text.strip() for k in unit) for unit in units]
+            try:
+                whole = await self._lines(texts, source)
+            except TranslationError as exc:
+                self.stats.failures += 1
+                logger.warning("translation %s->%s failed: %s", source, self.target, exc)
+                for i in idx:
+                    out[i] = dataclasses.replace(
+                        segments[i], metadata={**segments[i].metadata,
+                                               "translation_error": str(exc)})
+                continue
+            for unit, line in zip(units, whole, strict=True):
+                pieces = spread(line, [segments[idx[k]].text for k in unit])
+                for k, piece in zip(unit, pieces, strict=True):
+                    out[idx[k]] = dataclasses.replace(segments[idx[k]], translation=piece)
+                    self.stats.translated += 1
+        return out
+
+    async def _lines(self, texts: list[str], source: str) -> list[str]:
+        translator = self.translators.choose(self.backend, source, self.target)
+        if translator is None:
+            raise TranslationError(f"no translator for {source}->{self.target} "
+                                   f"(backend {getattr(self.backend, 'name', self.backend)})")
+        keys = [self._key(t, source, translator) for t in texts]
+        found: dict[str, Any] = {}
+        if self.cache is not None:
+            found = await self.cache.get_many(set(keys))
+        todo = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True)
+                                  if k not in found))
+        self.stats.cache_hits += len(texts) - len([k for k in keys if k not in found])
+        self.stats.cache_misses += len([k for k in keys if k not in found])
+        if todo:
+            call = functools.partial(translator.translate, todo, source=source,
+                                     target=self.target)
+            started = anyio.current_time()
+            self.stats.backend_calls += 1
+            try:
+                with anyio.fail_after(self.timeout), timer("stage.translate"):
+                    # Abandoned on timeout: a hung backend must not hold the stream.
+                    lines = await self.scheduler.run(
+                        lambda: anyio.to_thread.run_sync(call, abandon_on_cancel=True),
+                        priority=self.priority)
+            except TimeoutError:
+                raise TranslationError(f"{translator.name} took longer than "
+                                       f"{self.timeout:g} s") from None
+            except TranslationError:
+                raise
+            except Exception as exc:  # a backend bug must not end the stream either
+                raise TranslationError(f"{translator.name} failed: {exc!r}") from exc
+            finally:
+                self.stats.seconds += anyio.current_time() - started
+            if len(lines) != len(todo):
+                raise TranslationError(f"{translator.name} returned {len(lines)} lines for "
+                                       f"{len(todo)}")
+            fresh = {self._key(t, source, translator): line
+                     for t, line in zip(todo, lines, strict=True)}
+            found.update(fresh)
+            if self.cache is not None:
+                await self.cache.set_many(fresh)
+        return [str(found[k]) for k in keys]
+
+    def _key(self, text: str, source: str, translator: Translator) -> str:
+        described = "\x1f".join((" ".join(text.split()), base_language(source),
+                                 self.target, translator.model_id))
+        return f"translation:{hashlib.sha256(described.encode()).hexdigest()[:32]}"
+
+
+def _units(segments: list[Segment]) -> list[list[int]]:
+    """Indices of ``segments`` grouped into sentences (a partial is a unit of its own)."""
+    units: list[list[int]] = []
+    current: list[int] = []
+    for k, seg in enumerate(segments):
+        if not seg.is_final:
+            if current:
+                units.append(current)
+                current = []
+            units.append([k])
+            continue
+        current.append(k)
+        if SENTENCE_END.search(seg.text.strip()) or len(current) >= MAX_HELD:
+            units.append(current)
+            current = []
+    if current:
+        units.append(current)
+    return units
+
+
+def spread(translation: str, parts: list[str]) -> list[str]:
+    """Cut ``translation`` into ``len(parts)`` pieces in proportion to the parts' lengths.
+
+    Cuts fall on the space nearest the proportional point, preferring one after punctuation;
+    in scripts written without spaces (Chinese, Japanese, Thai) on the character itself.
+    """
+    translation = translation.strip()
+    if len(parts) == 1:
+        return [translation]
+    total = sum(len(p.strip()) for p in parts) or 1
+    spaced = " " in translation
+    pieces, start, acc = [], 0, 0
+    for part in parts[:-1]:
+        acc += len(part.strip())
+        target = round(len(translation) * acc / total)
+        cut = target
+        if spaced:
+            # The nearest space, or a space after punctuation not much farther away.
+            slack = len(translation) / (4 * len(parts))
+            spaces = [i for i, c in enumerate(translation) if c == " " and i > start]
+            cut = min(spaces, default=len(translation),
+                      key=lambda i: abs(i - target) - (slack if translation[i - 1] in ",;:.!?"
+                                                       else 0.0))
+        cut = max(cut, start)
+        pieces.append(translation[start:cut].strip())
+        start = cut
+    pieces.append(translation[start:].strip())
+    return pieces

