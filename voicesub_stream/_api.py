@@ -48,7 +48,7 @@ from .stages._live import LiveTranscriber
 from .stages._transcriber import Runner, Transcriber, WhisperRunner
 from .stages._translate import TranslationStage
 from .stages._vad import SpeechWindow, VadChunker
-from .translation import Translators
+from .translation import Translators, configured
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -105,7 +105,7 @@ class Engine:
                         if self.settings.stream_batching else None)
         self.monitor = _make_monitor(self) if self.settings.enable_performance_monitoring else None
         self._pipelines: weakref.WeakSet[_Pipeline] = weakref.WeakSet()
-        self.translators = Translators()
+        self.translators = Translators(configured(self.settings))
         self._pools: dict[ModelKey, ProcessPool] = {}
         self._pool_lock = anyio.Lock()
         self._tg: TaskGroup | None = None
@@ -401,7 +401,9 @@ class _Pipeline:
         return TranslationStage(
             translators, scheduler, target=o.translate_to, backend=o.translator, cache=cache,
             priority=o.priority or ("live" if o.live is not None else "batch"),
-            partials=o.translate_partials, whole_sentences=o.live is None)
+            partials=o.translate_partials, whole_sentences=o.live is None,
+            timeout=(self.engine.settings if self.engine is not None
+                     else default_settings()).translate_timeout)
 
     async def _transcription(self, out: MemoryObjectSendStream[Segment | _Failure]) -> None:
         settings, registry = self._settings_and_registry()
@@ -626,9 +628,10 @@ class _Tee:
 
 def default_translators() -> Translators:
     """The process-wide translators of streams that run without an :class:`Engine`."""
+    settings = default_settings()  # before the lock: it takes the lock itself
     with _defaults_lock:
         if "translators" not in _default:
-            _default["translators"] = Translators()
+            _default["translators"] = Translators(configured(settings))
         return _default["translators"]  # type: ignore[no-any-return]
 
 

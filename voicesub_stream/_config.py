@@ -98,6 +98,18 @@ class Settings(BaseSettings):
         default=False, validation_alias=_env("enable_memory_profiling"))
     adaptive_monitoring: bool = Field(default=False,
                                       validation_alias=_env("adaptive_monitoring"))
+    # Translation servers (voicesub_stream.translation); unset means not offered.
+    libretranslate_url: str | None = Field(default=None,
+                                           validation_alias=_env("libretranslate_url"))
+    libretranslate_api_key: str | None = Field(default=None,
+                                               validation_alias=_env("libretranslate_api_key"))
+    openai_translate_url: str | None = Field(default=None,
+                                             validation_alias=_env("openai_translate_url"))
+    openai_translate_model: str = Field(default="gpt-4o-mini",
+                                        validation_alias=_env("openai_translate_model"))
+    openai_api_key: str | None = Field(default=None, validation_alias=_env("openai_api_key"))
+    translate_timeout: float = Field(default=10.0, gt=0,
+                                     validation_alias=_env("translate_timeout"))
 
     @field_validator("compute_type")
     @classmethod

@@ -6,6 +6,16 @@ pair, calls it through the engine's scheduler and caches every line.
 
 from ._base import Translator, base_language
 from ._fast import FastTranslator
-from ._registry import BACKENDS, Translators
+from ._http import LibreTranslateTranslator, OpenAITranslator
+from ._registry import BACKENDS, Translators, configured
 
-__all__ = ("BACKENDS", "FastTranslator", "Translator", "Translators", "base_language")
+__all__ = (
+    "BACKENDS",
+    "FastTranslator",
+    "LibreTranslateTranslator",
+    "OpenAITranslator",
+    "Translator",
+    "Translators",
+    "base_language",
+    "configured",
+)

