@@ -110,6 +110,14 @@ class Settings(BaseSettings):
     openai_api_key: str | None = Field(default=None, validation_alias=_env("openai_api_key"))
     translate_timeout: float = Field(default=10.0, gt=0,
                                      validation_alias=_env("translate_timeout"))
+    ct2_translation_dir: Path | None = Field(default=None,
+                                             validation_alias=_env("ct2_translation_dir"))
+    """A converted CTranslate2 translation model (offered as backend ``ctranslate2``)."""
+    ct2_translation_family: Literal["marian", "nllb", "m2m100"] = Field(
+        default="marian", validation_alias=_env("ct2_translation_family"))
+    ct2_translation_pair: str | None = Field(default=None,
+                                             validation_alias=_env("ct2_translation_pair"))
+    """A Marian model's pair, ``en-de``."""
 
     @field_validator("compute_type")
     @classmethod

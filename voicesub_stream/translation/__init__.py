@@ -5,12 +5,14 @@ pair, calls it through the engine's scheduler and caches every line.
 """
 
 from ._base import Translator, base_language
+from ._ct2 import CTranslate2Translator, language_token
 from ._fast import FastTranslator
 from ._http import LibreTranslateTranslator, OpenAITranslator
 from ._registry import BACKENDS, Translators, configured
 
 __all__ = (
     "BACKENDS",
+    "CTranslate2Translator",
     "FastTranslator",
     "LibreTranslateTranslator",
     "OpenAITranslator",
@@ -18,4 +20,5 @@ __all__ = (
     "Translators",
     "base_language",
     "configured",
+    "language_token",
 )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ._base import Translator, base_language
+from ._ct2 import CTranslate2Translator
 from ._fast import FastTranslator
 from ._http import LibreTranslateTranslator, OpenAITranslator
 
@@ -34,7 +35,20 @@ def configured(settings: Settings) -> dict[str, Callable[[], Translator]]:
         o_key = settings.openai_api_key
         backends["openai"] = lambda: OpenAITranslator(o_url, model=model, api_key=o_key,
                                                       timeout=timeout)
+    if settings.ct2_translation_dir is not None:
+        model_dir, family = settings.ct2_translation_dir, settings.ct2_translation_family
+        pair = _pair(settings.ct2_translation_pair) if settings.ct2_translation_pair else None
+        backends["ctranslate2"] = lambda: CTranslate2Translator(
+            model_dir, family=family, pair=pair,
+            device="cuda" if settings.device == "cuda" else "cpu")
     return backends
+
+
+def _pair(text: str) -> tuple[str, str]:
+    source, sep, target = text.partition("-")
+    if not sep or not source or not target:
+        raise ConfigError(f"a translation pair looks like 'en-de', got {text!r}")
+    return source, target
 
 
 class Translators:
