@@ -13,10 +13,11 @@ import pysubs2
 import pytest
 
 from voicesub_stream import Engine, LiveOptions, Segment, Settings, paced
+from voicesub_stream._text import spread
 from voicesub_stream.cache import MemoryCache
 from voicesub_stream.errors import ConfigError, TranslationError
 from voicesub_stream.scheduler import Scheduler
-from voicesub_stream.stages._translate import TranslationStage, spread
+from voicesub_stream.stages._translate import TranslationStage
 from voicesub_stream.subtitles import render_subtitles, wrap_lines
 from voicesub_stream.translation import FastTranslator, Translator, Translators
 
@@ -181,3 +182,26 @@ def test_cli_writes_bilingual_portuguese_subtitles(espeak_wav: Path, tmp_path: P
     lines = [line for cue in cues for line in cue.plaintext.splitlines()]
     assert any("journey" in line for line in lines)
     assert any("viagem" in line for line in lines)
+
+
+@pytest.mark.shared_data
+async def test_whisper_translates_german_and_spanish_clips_into_english(
+    settings: Settings, speech_dir: Path
+) -> None:
+    clips = speech_dir / "cuttledoc-fleurs"
+    async with Engine(settings) as engine:
+        german = await collect(engine, clips / "fleurs-de-000.ogg", model="base",
+                               translate_to="en", translator="whisper")
+        spanish = await collect(engine, clips / "fleurs-es-000.ogg", model="base",
+                                translate_to="en", translator="whisper")
+        with pytest.raises(ConfigError, match="into English only"):
+            engine.transcribe_stream(clips / "fleurs-de-000.ogg", translate_to="fr",
+                                     translator="whisper")
+    assert {s.language for s in german} == {"de"}
+    assert "Hongkong" in " ".join(s.text for s in german)  # the original stays in `text`
+    english = " ".join(s.translation or "" for s in german).lower()
+    assert "hong kong" in english
+    assert "island" in english
+    english = " ".join(s.translation or "" for s in spanish).lower()
+    assert "travel" in english
+    assert "climate" in english or "weather" in english

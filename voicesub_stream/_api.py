@@ -489,13 +489,25 @@ class _Pipeline:
                            source_error: list[BaseException]) -> None:
         self.chunker = VadChunker(self.options.vad)
         self.transcriber = Transcriber(runner, scheduler,
-                                       priority=self.options.priority or "batch")
+                                       priority=self.options.priority or "batch",
+                                       translator=self._whisper_translator(runner))
         win_send, win_recv = create_memory_object_stream[SpeechWindow](self.options.batch_size)
         self.queues["windows"] = win_recv
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._read_source, audio_send, source_error)
             tg.start_soon(self.chunker.run, audio_recv, win_send)
             tg.start_soon(self.transcriber.run, win_recv, out.clone())  # type: ignore[arg-type]
+
+    def _whisper_translator(self, runner: Runner) -> Runner | None:
+        """With ``translator="whisper"``, a runner of the same model with the translate task."""
+        o = self.options
+        if o.translate_to is None or o.translator != "whisper":
+            return None  # (options already refused a target other than English)
+        english = o.with_changes(task="translate", word_timestamps=False)
+        if isinstance(runner, ProcessRunner):
+            return ProcessRunner(runner.pool, english)
+        assert isinstance(runner, WhisperRunner)
+        return WhisperRunner(runner.model, english)
 
     async def _read_source(self, send: ObjectSendStream[AudioChunk],
                            error: list[BaseException]) -> None:

@@ -246,6 +246,10 @@ class TranscribeOptions:
                               f"got {self.priority!r}")
         if self.translate_to is not None and not self.translate_to.strip():
             raise ConfigError("translate_to must be a language code such as 'pt' or 'de'")
+        if (self.translator == "whisper" and self.translate_to is not None
+                and self.translate_to.replace("_", "-").split("-")[0].lower() != "en"):
+            raise ConfigError("Whisper's translate task translates into English only; use "
+                              f"another translator for {self.translate_to!r}")
 
     def with_changes(self, **changes: object) -> TranscribeOptions:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
+from .._text import spread
 from .._types import Segment, Word
 from ..errors import TranscriptionError
 from ..monitoring import timer
@@ -383,9 +384,10 @@ class Transcriber:
 
     def __init__(
         self, runner: Runner, scheduler: Scheduler, *, priority: str | int = "batch",
-        first_index: int = 0,
+        first_index: int = 0, translator: Runner | None = None,
     ) -> None:
         self.runner = runner
+        self.translator = translator  # task="translate": Whisper's own English per window
         self.scheduler = scheduler
         self.priority = priority
         self.stats = TranscriberStats()
@@ -408,19 +410,29 @@ class Transcriber:
                         break
                 started = anyio.current_time()
                 async with timer("stage.transcribe"):
-                    results = await self.scheduler.run_sync(self.runner.transcribe, batch,
-                                                            priority=self.priority)
+                    results, english = await self.scheduler.run_sync(self._call, batch,
+                                                                     priority=self.priority)
                 elapsed = anyio.current_time() - started
                 self.stats.model_seconds += elapsed
                 logger.debug("batch of %d window(s), %.1f s of speech, took %.3f s", len(batch),
                              sum(w.duration for w in batch), elapsed)
                 self.stats.batches += 1
                 self.stats.windows += len(batch)
-                for result in results:
-                    for segment in self._segments(result):
+                for result, text in zip(results, english, strict=True):
+                    for segment in self._segments(result, text):
                         await send.send(segment)
 
-    def _segments(self, result: _WindowText) -> list[Segment]:
+    def _call(self, batch: list[SpeechWindow]) -> tuple[list[_WindowText], list[str | None]]:
+        results = self.runner.transcribe(batch)
+        if self.translator is None:
+            return results, [None] * len(batch)
+        if self.runner.language == "en":
+            return results, [r.text for r in results]
+        # Same windows again, decoded as English: Whisper's translate task, from the audio.
+        self.translator.language = self.runner.language
+        return results, [r.text for r in self.translator.transcribe(batch)]
+
+    def _segments(self, result: _WindowText, english: str | None = None) -> list[Segment]:
         if result.is_silence:
             self.stats.dropped_silent += 1
             logger.debug("dropped window %d as silence (no_speech=%.2f logprob=%.2f)",
@@ -445,11 +457,13 @@ class Transcriber:
                 for cue in split_cues(result.words, max_chars=opts.max_cue_chars,
                                       max_duration=opts.max_cue_duration)
             ]
+        groups = [g for g in groups if g[2]]
+        translations: list[str | None] = [None] * len(groups)
+        if english:  # spread the window's English over its cues
+            translations = list(spread(english, [g[2] for g in groups]))
         segments = []
-        for start, end, text, words in groups:
-            if not text:
-                continue
+        for (start, end, text, words), translation in zip(groups, translations, strict=True):
             segments.append(Segment(self._next_index, start, max(end, start), text, words,
-                                    **common))
+                                    translation=translation, **common))
             self._next_index += 1
         return segments

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
+from .._text import spread
 from ..errors import TranslationError
 from ..monitoring import timer
 from ..translation import base_language
@@ -76,6 +77,8 @@ class TranslationStage:
         self.timeout = timeout
         self.whole_sentences = whole_sentences
         self.stats = TranslationStats()
+        if isinstance(backend, str) and backend not in ("auto", "whisper"):
+            translators.get(backend)  # an unknown name fails at the start, not per line
         self._last_partial = -float("inf")
 
     async def run(self, receive: MemoryObjectReceiveStream[Segment],
@@ -120,6 +123,8 @@ class TranslationStage:
         groups: dict[str, list[int]] = {}
         now = anyio.current_time()
         for i, seg in enumerate(segments):
+            if seg.translation is not None:  # translated upstream (Whisper's translate task)
+                continue
             if not seg.is_final:
                 if not self.partials or now - self._last_partial < PARTIAL_INTERVAL:
                     continue
@@ -154,6 +159,9 @@ class TranslationStage:
         return out
 
     async def _lines(self, texts: list[str], source: str) -> list[str]:
+        if self.backend == "whisper":
+            raise TranslationError("Whisper's translate task gave no English for this speech "
+                                   "(it translates file windows, from the audio)")
         translator = self.translators.choose(self.backend, source, self.target)
         if translator is None:
             raise TranslationError(f"no translator for {source}->{self.target} "
@@ -221,32 +229,3 @@ def _units(segments: list[Segment]) -> list[list[int]]:
         units.append(current)
     return units
 
-
-def spread(translation: str, parts: list[str]) -> list[str]:
-    """Cut ``translation`` into ``len(parts)`` pieces in proportion to the parts' lengths.
-
-    Cuts fall on the space nearest the proportional point, preferring one after punctuation;
-    in scripts written without spaces (Chinese, Japanese, Thai) on the character itself.
-    """
-    translation = translation.strip()
-    if len(parts) == 1:
-        return [translation]
-    total = sum(len(p.strip()) for p in parts) or 1
-    spaced = " " in translation
-    pieces, start, acc = [], 0, 0
-    for part in parts[:-1]:
-        acc += len(part.strip())
-        target = round(len(translation) * acc / total)
-        cut = target
-        if spaced:
-            # The nearest space, or a space after punctuation not much farther away.
-            slack = len(translation) / (4 * len(parts))
-            spaces = [i for i, c in enumerate(translation) if c == " " and i > start]
-            cut = min(spaces, default=len(translation),
-                      key=lambda i: abs(i - target) - (slack if translation[i - 1] in ",;:.!?"
-                                                       else 0.0))
-        cut = max(cut, start)
-        pieces.append(translation[start:cut].strip())
-        start = cut
-    pieces.append(translation[start:].strip())
-    return pieces
