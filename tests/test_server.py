@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,6 @@ import httpx
 import numpy as np
 import pysubs2
 import pytest
-import uvicorn
 import websockets
 from websockets.asyncio.client import connect
 
@@ -22,7 +20,7 @@ from voicesub_stream import Settings
 from voicesub_stream._text import word_error_rate
 from voicesub_stream.server import ServerSettings, create_app
 
-from .conftest import SENTENCES
+from .conftest import SENTENCES, uvicorn_serving
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -33,26 +31,11 @@ pytestmark = pytest.mark.speech
 
 @contextlib.contextmanager
 def running_server(**limits: Any) -> Iterator[str]:
-    """A real uvicorn on a free loopback port, in a thread; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    """The app on a real uvicorn in a thread; yields its address."""
     app = create_app(settings=ServerSettings.load(**limits),
                      engine_settings=Settings.load(model="tiny.en", device="cpu", offline=True))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
-                                           ws_max_size=16 << 20, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
+    with uvicorn_serving(app, ws_max_size=16 << 20, lifespan="on") as port:
         yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive()
 
 
 @pytest.fixture(scope="module")

