@@ -141,3 +141,22 @@ def test_bench_threads_measures_every_executor(espeak_wav: Path, tmp_path: Path)
                          "process pool, 2 workers"}
     assert rows["sequential (sync)"]["speedup"] == 1.0
     assert all(r["wall_seconds"] > 0 for r in rows.values())
+
+
+def test_bench_soak_and_monitor_write_their_reports(espeak_wav: Path, tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    result = voicesub("bench", "soak", str(espeak_wav), "--hours", "0.01", "--profile",
+                      "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    soak = json.loads(out.read_text())
+    assert soak["audio_hours"] == 0.01
+    assert soak["finals"] > 0
+    assert len(soak["points"]) >= 3
+    assert soak["grew_after_warmup"] == {"tasks": 0, "threads": 0, "open_files": 0}
+    assert soak["python_heap"]["traced_mb"]
+    out = tmp_path / "monitor.json"
+    result = voicesub("bench", "monitor", "--seconds", "2", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    monitor = json.loads(out.read_text())
+    assert monitor["timing"]["timed_sync_ns"] > 0
+    assert monitor["report"]["history"] == 3600

@@ -454,6 +454,8 @@ def bench_soak_cmd(
     hours: Annotated[float, typer.Option(help="Hours of audio to stream.")] = 1.0,
     model: str = "tiny.en",
     compute_type: str = "int8",
+    profile: Annotated[bool, typer.Option(help="Follow the Python heap with tracemalloc "
+                                          "(slower).")] = False,
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-soak.json"),
 ) -> None:
     """Hours of audio through live mode as fast as it goes: RSS slope, leaked resources."""
@@ -462,7 +464,7 @@ def bench_soak_cmd(
     _logging(False)
     report = bench_soak(_existing(clip or _SHARED_CLIP), hours=hours, model=model,
                         compute_type=compute_type, warmup=min(120.0, hours * 3600 / 5),
-                        every=min(60.0, hours * 3600 / 20))
+                        every=min(60.0, hours * 3600 / 20), profile=profile)
     _save(report, output)
     slope = report["rss_slope_mb_per_audio_hour"]
     Console().print(f"{report['audio_hours']:.2f} h of audio in {report['wall_seconds']:.0f} s, "
@@ -470,6 +472,9 @@ def bench_soak_cmd(
                     f"{report['rss_mb_last']:.0f} MB, slope "
                     f"{'-' if slope is None else f'{slope:.2f}'} MB per audio hour (target ≤ 2); "
                     f"grew after warm-up: {report['grew_after_warmup']}")
+    if report["python_heap"] is not None:
+        heap = report["python_heap"]["traced_mb"]
+        Console().print(f"Python heap (tracemalloc): {heap[0][1]:.1f} -> {heap[-1][1]:.1f} MB")
     Console().print(f"written {output}")
 
 

@@ -4,13 +4,15 @@ The clip is looped into an async source of the requested length (never held in m
 whole). After a warm-up (first model calls, allocator growth) RSS is read every ``every``
 seconds of audio, and the slope is fitted against hours of *audio*, so the figure does not
 depend on how fast this machine is. Tasks, threads and open files are compared between the
-end of the warm-up and the end of the run.
+end of the warm-up and the end of the run. With ``profile`` tracemalloc follows the Python heap
+too, telling growth of Python objects from native memory the allocator keeps.
 """
 
 from __future__ import annotations
 
 import gc
 import time
+import tracemalloc
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -40,9 +42,13 @@ async def _looped(audio: npt.NDArray[np.float32], seconds: float) -> AsyncIterat
 
 
 async def _soak(audio: npt.NDArray[np.float32], seconds: float, warmup: float, every: float,
-                settings: Settings) -> dict[str, Any]:
+                settings: Settings, profile: bool) -> dict[str, Any]:
     process = psutil.Process()
     points: list[tuple[float, int]] = []
+    traced: list[tuple[float, int]] = []
+    baseline = None
+    if profile:
+        tracemalloc.start(5)
     started = time.monotonic()
     finals = 0
     next_mark = warmup
@@ -55,11 +61,24 @@ async def _soak(audio: npt.NDArray[np.float32], seconds: float, warmup: float, e
                 if seg.end >= next_mark:
                     gc.collect()
                     points.append((seg.end, process.memory_info().rss))
+                    if profile:
+                        traced.append((seg.end, tracemalloc.get_traced_memory()[0]))
                     if warm is None:
                         warm = resource_snapshot()
+                        if profile:
+                            baseline = tracemalloc.take_snapshot()
                     next_mark += every
             stats = stream.statistics()
         end = resource_snapshot()
+    python_heap: dict[str, Any] | None = None
+    if profile:
+        growth = []
+        if baseline is not None:
+            growth = [{"site": str(d.traceback[0]), "size_diff": d.size_diff}
+                      for d in tracemalloc.take_snapshot().compare_to(baseline, "lineno")[:10]]
+        tracemalloc.stop()
+        python_heap = {"traced_mb": [[round(t, 1), round(b / 1e6, 2)] for t, b in traced],
+                       "top_growth": growth}
     xs = np.array([p[0] / 3600 for p in points])
     ys = np.array([p[1] / 1e6 for p in points])
     slope = float(np.polyfit(xs, ys, 1)[0]) if len(points) >= 3 else None
@@ -72,17 +91,19 @@ async def _soak(audio: npt.NDArray[np.float32], seconds: float, warmup: float, e
             "rss_mb_first": float(ys[0]) if len(ys) else None,
             "rss_mb_last": float(ys[-1]) if len(ys) else None,
             "rss_slope_mb_per_audio_hour": slope, "grew_after_warmup": grew,
+            "python_heap": python_heap,
             "points": [[round(x * 3600, 1), round(y, 1)] for x, y in zip(xs, ys, strict=True)]}
 
 
 def bench_soak(clip: Path, *, hours: float, model: str, compute_type: str,
-               warmup: float = 120.0, every: float = 60.0) -> dict[str, Any]:
+               warmup: float = 120.0, every: float = 60.0,
+               profile: bool = False) -> dict[str, Any]:
     from faster_whisper.audio import decode_audio
 
     audio = np.asarray(decode_audio(str(clip)), dtype=np.float32)
     settings = Settings.load(model=model, compute_type=compute_type, device="cpu",
                              cache_type="none")
-    report = anyio.run(_soak, audio, hours * 3600, warmup, every, settings)
+    report = anyio.run(_soak, audio, hours * 3600, warmup, every, settings, profile)
     return {"benchmark": "soak", "clip": str(clip), "model": model,
             "compute_type": compute_type, **report,
             "target": {"rss_slope_mb_per_audio_hour": 2.0}}
