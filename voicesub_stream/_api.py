@@ -196,7 +196,7 @@ class Engine:
         recommendations (each naming the number behind it), as JSON-ready data."""
         return build_report(self.monitor, self.statistics())
 
-    def load(self) -> dict[str, Any]:
+    def activity(self) -> dict[str, Any]:
         """What the engine is doing now: streams, model calls, items waiting in channels."""
         queues: dict[str, int] = {}
         streams = 0
@@ -394,16 +394,25 @@ class _Pipeline:
         assert o.translate_to is not None
         if self.engine is not None:
             translators, cache = self.engine.translators, self.engine.cache
-            scheduler = self.engine.scheduler
         else:
             translators, cache = default_translators(), default_cache()
-            scheduler = _default_scheduler(default_settings())
+        settings, _ = self._settings_and_registry()
         return TranslationStage(
-            translators, scheduler, target=o.translate_to, backend=o.translator, cache=cache,
-            priority=o.priority or ("live" if o.live is not None else "batch"),
-            partials=o.translate_partials, whole_sentences=o.live is None,
-            timeout=(self.engine.settings if self.engine is not None
-                     else default_settings()).translate_timeout)
+            translators, self._scheduler(), target=o.translate_to, backend=o.translator,
+            cache=cache, priority=self._priority, partials=o.translate_partials,
+            whole_sentences=o.live is None, timeout=settings.translate_timeout)
+
+    @property
+    def _priority(self) -> str | int:
+        """The stream's scheduler priority: as given, else live or batch by its mode."""
+        if self.options.priority is not None:
+            return self.options.priority
+        return "live" if self.options.live is not None else "batch"
+
+    def _scheduler(self) -> Scheduler:
+        if self.engine is not None:
+            return self.engine.scheduler
+        return _default_scheduler(self._settings_and_registry()[0])
 
     async def _transcription(self, out: MemoryObjectSendStream[Segment | _Failure]) -> None:
         settings, registry = self._settings_and_registry()
@@ -455,8 +464,7 @@ class _Pipeline:
             runner = WhisperRunner(model, self.options)
         source_error: list[BaseException] = []
         try:
-            scheduler = (self.engine.scheduler if self.engine is not None
-                         else _default_scheduler(settings))
+            scheduler = self._scheduler()
             live = self.options.live
             # Under "block" a slow model holds the source back. The other policies decide
             # themselves what to do with a backlog, so the source must never wait on them.
@@ -466,7 +474,7 @@ class _Pipeline:
             if live is not None:
                 self.live = LiveTranscriber(
                     runner, scheduler, self.options, live,
-                    priority=self.options.priority or "live",
+                    priority=self._priority,
                     batcher=self.engine.batcher if self.engine is not None else None)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._read_source, audio_send, source_error)
@@ -489,7 +497,7 @@ class _Pipeline:
                            source_error: list[BaseException]) -> None:
         self.chunker = VadChunker(self.options.vad)
         self.transcriber = Transcriber(runner, scheduler,
-                                       priority=self.options.priority or "batch",
+                                       priority=self._priority,
                                        translator=self._whisper_translator(runner))
         win_send, win_recv = create_memory_object_stream[SpeechWindow](self.options.batch_size)
         self.queues["windows"] = win_recv
@@ -594,7 +602,7 @@ def _make_monitor(engine: Engine) -> Monitor:
     return Monitor(interval=s.metrics_interval,
                    save_to=s.metrics_path if s.save_performance_metrics else None,
                    rules=default_rules(memory_threshold=s.memory_threshold),
-                   adaptive=s.adaptive_monitoring, memory=memory, engine_stats=engine.load)
+                   adaptive=s.adaptive_monitoring, memory=memory, engine_stats=engine.activity)
 
 
 def _make_scheduler(settings: Settings) -> Scheduler:

@@ -170,10 +170,10 @@ class TranslationStage:
         found: dict[str, Any] = {}
         if self.cache is not None:
             found = await self.cache.get_many(set(keys))
-        todo = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True)
-                                  if k not in found))
-        self.stats.cache_hits += len(texts) - len([k for k in keys if k not in found])
-        self.stats.cache_misses += len([k for k in keys if k not in found])
+        missing = [t for t, k in zip(texts, keys, strict=True) if k not in found]
+        self.stats.cache_hits += len(texts) - len(missing)
+        self.stats.cache_misses += len(missing)
+        todo = list(dict.fromkeys(missing))  # a line repeated in the batch is asked once
         if todo:
             call = functools.partial(translator.translate, todo, source=source,
                                      target=self.target)
