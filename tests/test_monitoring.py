@@ -248,18 +248,3 @@ def test_monitoring_settings_take_the_seed_names_and_reject_bad_values(
     monkeypatch.setenv("SAVE_PERFORMANCE_METRICS", "perhaps")
     with pytest.raises(ConfigError, match="SAVE_PERFORMANCE_METRICS"):
         Settings.load()
-
-
-def test_malloc_arenas_are_capped_unless_the_environment_says_otherwise(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import platform
-
-    from voicesub_stream.monitoring import limit_malloc_arenas
-
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    assert limit_malloc_arenas(2) == (platform.libc_ver()[0] == "glibc")
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert limit_malloc_arenas(2) is False  # the user's own setting wins
-    with pytest.raises(ConfigError, match="malloc_arenas"):
-        Settings.load(malloc_arenas=0)

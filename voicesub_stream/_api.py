@@ -40,7 +40,7 @@ from .errors import StreamClosedError, VoicesubError
 from .executors import ProcessPool, ProcessRunner
 from .models import LoadedModel, ModelKey, ModelRegistry, cuda_device_count
 from .models._registry import pick_device
-from .monitoring import MemoryManager, Monitor, build_report, default_rules, limit_malloc_arenas
+from .monitoring import MemoryManager, Monitor, build_report, default_rules
 from .scheduler import Scheduler, auto_workers
 from .sources import AudioInput, AudioSource, open_source
 from .stages._batcher import StreamBatcher
@@ -103,8 +103,6 @@ class Engine:
         self.batcher = (StreamBatcher(self.scheduler, window=self.settings.batch_window,
                                       max_batch=self.settings.stream_batch_size)
                         if self.settings.stream_batching else None)
-        if self.settings.malloc_arenas is not None:
-            limit_malloc_arenas(self.settings.malloc_arenas)
         self.monitor = _make_monitor(self) if self.settings.enable_performance_monitoring else None
         self._pipelines: weakref.WeakSet[_Pipeline] = weakref.WeakSet()
         self.translators = Translators(configured(self.settings))

@@ -94,8 +94,6 @@ class Settings(BaseSettings):
                                     validation_alias=_env("metrics_interval"))
     memory_threshold: float = Field(default=85.0, gt=0, le=100,
                                     validation_alias=_env("memory_threshold"))
-    malloc_arenas: int | None = Field(default=2, ge=1, validation_alias=_env("malloc_arenas"))
-    """glibc malloc arenas for the process (None: leave the C library alone)."""
     enable_memory_profiling: bool = Field(
         default=False, validation_alias=_env("enable_memory_profiling"))
     adaptive_monitoring: bool = Field(default=False,

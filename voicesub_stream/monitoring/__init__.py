@@ -5,7 +5,7 @@ The Engine runs a :class:`Monitor` beside its streams (``ENABLE_PERFORMANCE_MONI
 """
 
 from ._alerts import Alert, AlertRule, Alerts, default_rules
-from ._memory import MemoryManager, limit_malloc_arenas
+from ._memory import MemoryManager
 from ._monitor import Monitor
 from ._prometheus import render_metrics
 from ._report import build_report, recommendations, rss_slope, summarize
@@ -23,7 +23,6 @@ __all__ = (
     "Timings",
     "build_report",
     "default_rules",
-    "limit_malloc_arenas",
     "recommendations",
     "render_metrics",
     "rss_slope",

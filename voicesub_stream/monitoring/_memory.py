@@ -19,7 +19,6 @@ import ctypes
 import ctypes.util
 import gc
 import logging
-import os
 import time
 import tracemalloc
 import weakref
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ("MemoryManager", "limit_malloc_arenas")
+__all__ = ("MemoryManager",)
 
 Level = Literal["normal", "aggressive"]
 
@@ -163,29 +162,6 @@ def _empty_cuda_cache() -> None:
     from ..models._registry import _empty_cuda_cache as empty
 
     empty()
-
-
-_M_ARENA_MAX = -8  # glibc's mallopt parameter number
-
-
-def limit_malloc_arenas(arenas: int) -> bool:
-    """Cap glibc's malloc arenas for this process; returns whether the cap was applied.
-
-    glibc gives threads their own arenas (up to 8 per core) and each keeps the pages it
-    freed, so a long stream whose model calls hop between worker threads grows in steps. With
-    two arenas, an hour-long soak stayed flat after warm-up (README, Monitoring). A
-    ``MALLOC_ARENA_MAX`` already in the environment wins; on other C libraries this does
-    nothing.
-    """
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        return bool(ctypes.CDLL(name).mallopt(_M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):
-        return False
 
 
 def _malloc_trim() -> None:
