@@ -294,3 +294,55 @@ async def test_multilingual_live_stream_hears_german(settings: object, speech_di
     assert {s.language for s in finals} == {"de"}
     text = " ".join(s.text for s in finals)
     assert word_error_rate(clip.with_suffix(".txt").read_text(), text) <= 0.5
+
+
+# -- when words become final ----------------------------------------------------------
+
+def hypothesis(*timed: tuple[str, float, float]) -> Any:
+    from voicesub_stream import Word
+    from voicesub_stream.stages._transcriber import _WindowText
+
+    words = [Word(start, end, f" {text}", 0.9) for text, start, end in timed]
+    return _WindowText(None, "".join(w.text for w in words), words,  # type: ignore[arg-type]
+                       avg_logprob=-0.2, no_speech_prob=0.0)
+
+
+def live_stage(**live: Any) -> LiveTranscriber:
+    return LiveTranscriber(FakeRunner(TranscribeOptions()), Scheduler(1),  # type: ignore[arg-type]
+                           TranscribeOptions(), LiveOptions(**live))
+
+
+def update(stage: LiveTranscriber, until: float, result: Any,
+           pauses: tuple[tuple[float, float], ...] = ()) -> list[str]:
+    from voicesub_stream.stages._live import _Plan
+
+    plan = _Plan(round(until * 16_000), eof=False, partial=False, silent=False, pauses=pauses)
+    return [s.text for s in stage._apply(plan, result) if s.is_final]
+
+
+def test_a_sentence_end_left_over_from_a_cut_is_final_at_once() -> None:
+    stage = live_stage(holdback=0.3)
+    said = (("rose", 7.3, 7.6), ("might", 7.6, 7.9), ("never", 7.9, 8.2), ("die.", 8.2, 8.8))
+    assert update(stage, 9.0, hypothesis(*said)) == []  # nothing agreed yet
+    assert update(stage, 10.0, hypothesis(*said)) == ["rose might never die."]
+    # The same alone: one short word with a full stop is a final too, not a wait for more.
+    stage = live_stage(holdback=0.3)
+    assert update(stage, 9.0, hypothesis(("die.", 8.2, 8.8))) == []
+    assert update(stage, 10.0, hypothesis(("die.", 8.2, 8.8), ("But", 9.3, 9.6))) == ["die."]
+
+
+def test_a_sentence_end_before_a_heard_pause_needs_no_second_hypothesis() -> None:
+    said = (("might", 7.6, 7.9), ("never", 7.9, 8.2), ("die.", 8.2, 8.8), ("But", 9.3, 9.5),
+            ("as", 9.5, 9.7))
+    stage = live_stage(holdback=0.3)
+    assert update(stage, 10.0, hypothesis(*said), pauses=((8.75, 9.2),)) == ["might never die."]
+    assert [w.text.strip() for w in stage._tentative] == ["But", "as"]
+    # Without the pause the same hypothesis waits for a second one to agree.
+    stage = live_stage(holdback=0.3)
+    assert update(stage, 10.0, hypothesis(*said)) == []
+
+
+def test_many_streams_preset_keeps_what_it_is_given() -> None:
+    preset = LiveOptions.many_streams()
+    assert (preset.step, preset.policy, preset.max_buffer) == (0.75, "skip-partials", 6.0)
+    assert LiveOptions.many_streams(step=1.0).step == 1.0

@@ -248,3 +248,50 @@ def test_monitoring_settings_take_the_seed_names_and_reject_bad_values(
     monkeypatch.setenv("SAVE_PERFORMANCE_METRICS", "perhaps")
     with pytest.raises(ConfigError, match="SAVE_PERFORMANCE_METRICS"):
         Settings.load()
+
+
+def test_history_and_timing_rings_take_their_memory_up_front() -> None:
+    # Rings that grew while filling would read as a leak in an hour-long RSS trend.
+    from voicesub_stream.monitoring import SampleHistory
+    from voicesub_stream.monitoring._timing import RECENT
+
+    history = SampleHistory(100)
+    allocated = history._rows.nbytes
+    for i in range(250):
+        history.append(sample(time=1000.0 + i, rss=100_000_000 + i))
+    assert history._rows.nbytes == allocated
+    assert len(history) == 100
+    assert history.column("time").tolist() == [1000.0 + i for i in range(150, 250)]
+    assert history.latest is not None and history.latest.rss == 100_000_249
+    assert summarize(history)["rss_first"] == 100_000_150
+
+    registry = Timings()
+    for k in range(RECENT + 10):
+        registry.observe("x", k / 1e6)
+    histogram = registry.histogram("x")
+    assert len(histogram.recent) == RECENT
+    assert registry.snapshot()["x"]["count"] == RECENT + 10
+    assert registry.snapshot()["x"]["max"] == pytest.approx((RECENT + 9) / 1e6)
+
+
+def test_native_heap_is_trimmed_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    import platform
+
+    from voicesub_stream.monitoring import limit_malloc_arenas
+
+    glibc = platform.libc_ver()[0] == "glibc"
+    memory = MemoryManager(trim_interval=3600.0)
+    assert memory.trim_native() is False  # the interval has not passed since start
+    memory._trimmed_at -= 3600.0
+    assert memory.trim_native() is glibc
+    assert memory.trim_native() is False
+    assert memory.statistics()["native_trims"] == int(glibc)
+    assert MemoryManager(trim_interval=None).trim_native() is False
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_malloc_arenas(2) is glibc
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas(2) is False  # the user's own setting wins
+    with pytest.raises(ConfigError, match="malloc_arenas"):
+        Settings.load(malloc_arenas=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from voicesub_stream._config import cpu_count
 from voicesub_stream.errors import ConfigError
 from voicesub_stream.scheduler import Scheduler, auto_workers
 
@@ -195,4 +196,9 @@ def test_bad_priorities_and_sizes_are_config_errors() -> None:
 def test_auto_workers_follow_the_hardware() -> None:
     assert auto_workers(device="cuda", model_workers=2, cpu_threads=0, gpus=2) == 4
     assert auto_workers(device="cpu", model_workers=1, cpu_threads=0, gpus=0) == 1
-    assert auto_workers(device="cpu", model_workers=1, cpu_threads=1, gpus=0) >= 1
+    assert auto_workers(device="cpu", model_workers=1, cpu_threads=1, gpus=0) == 1
+    # one core per call, a model that runs as many calls as there are cores
+    cores = cpu_count()
+    assert auto_workers(device="cpu", model_workers=cores, cpu_threads=1, gpus=0) == cores
+    assert auto_workers(device="cpu", model_workers=1, cpu_threads=1, gpus=0,
+                        process_pool=True) == cores

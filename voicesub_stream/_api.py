@@ -40,7 +40,7 @@ from .errors import StreamClosedError, VoicesubError
 from .executors import ProcessPool, ProcessRunner
 from .models import LoadedModel, ModelKey, ModelRegistry, cuda_device_count
 from .models._registry import pick_device
-from .monitoring import MemoryManager, Monitor, build_report, default_rules
+from .monitoring import MemoryManager, Monitor, build_report, default_rules, limit_malloc_arenas
 from .scheduler import Scheduler, auto_workers
 from .sources import AudioInput, AudioSource, open_source
 from .stages._batcher import StreamBatcher
@@ -103,6 +103,8 @@ class Engine:
         self.batcher = (StreamBatcher(self.scheduler, window=self.settings.batch_window,
                                       max_batch=self.settings.stream_batch_size)
                         if self.settings.stream_batching else None)
+        if self.settings.malloc_arenas is not None:  # before this engine starts any thread
+            limit_malloc_arenas(self.settings.malloc_arenas)
         self.monitor = _make_monitor(self) if self.settings.enable_performance_monitoring else None
         self._pipelines: weakref.WeakSet[_Pipeline] = weakref.WeakSet()
         self.translators = Translators(configured(self.settings))
@@ -598,7 +600,8 @@ def _make_monitor(engine: Engine) -> Monitor:
     s = engine.settings
     caches = [engine.cache] if engine.cache is not None else []
     memory = MemoryManager(threshold=s.memory_threshold, registry=engine.registry,
-                           caches=caches, profiling=s.enable_memory_profiling)
+                           caches=caches, profiling=s.enable_memory_profiling,
+                           trim_interval=s.malloc_trim_interval)
     return Monitor(interval=s.metrics_interval,
                    save_to=s.metrics_path if s.save_performance_metrics else None,
                    rules=default_rules(memory_threshold=s.memory_threshold),
@@ -610,7 +613,8 @@ def _make_scheduler(settings: Settings) -> Scheduler:
     if workers == "auto":
         device = pick_device(settings.device)
         workers = auto_workers(device=device, model_workers=settings.model_workers,
-                               cpu_threads=settings.cpu_threads, gpus=cuda_device_count())
+                               cpu_threads=settings.cpu_threads, gpus=cuda_device_count(),
+                               process_pool=settings.use_process_pool)
     return Scheduler(workers, max_wait=settings.scheduler_max_wait)
 
 

@@ -362,32 +362,49 @@ def bench_concurrency_cmd(
     seconds: Annotated[float, typer.Option(help="Seconds of the clip each stream plays.")] = 30.0,
     model: str = "tiny.en",
     compute_type: str = "int8",
+    cpu_threads: Annotated[int, typer.Option(help="Cores per model call (0: all).")] = 1,
+    model_workers: Annotated[int | None, typer.Option(
+        help="Model calls at once per model; default one per core.")] = None,
     policy: Annotated[str, typer.Option(help="Live backpressure policy: block, drop-oldest "
-                                        "or skip-partials.")] = "block",
-    max_lag: Annotated[float, typer.Option(help="Seconds behind before the policy acts.")] = 3.0,
-    context: Annotated[float, typer.Option(help="Seconds of final audio kept as context.")] = 5.0,
-    max_buffer: Annotated[float, typer.Option(help="Seconds before a forced final.")] = 12.0,
+                                        "or skip-partials.")] = "skip-partials",
+    max_lag: Annotated[float, typer.Option(help="Seconds behind before the policy acts.")] = 1.0,
+    context: Annotated[float, typer.Option(help="Seconds of final audio kept as context.")] = 2.0,
+    max_buffer: Annotated[float, typer.Option(help="Seconds before a forced final.")] = 6.0,
+    step: Annotated[float, typer.Option(help="Seconds of new audio between updates.")] = 0.75,
+    holdback: Annotated[float, typer.Option(help="Newest seconds never committed.")] = 0.3,
+    variants: Annotated[str, typer.Option(help="Comma-separated: batched, unbatched, "
+                                          "per-stream.")] = "batched,unbatched,per-stream",
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-concurrency.json"),
 ) -> None:
-    """N live streams at once: batched, unbatched, and a model per stream."""
-    from .bench._concurrency import bench_concurrency
+    """N live streams at once: batched, unbatched, and a model per stream.
+
+    Defaults are LiveOptions.many_streams() and one core per model call."""
+    from ._config import cpu_count
+    from .bench._concurrency import VARIANTS, bench_concurrency
 
     _logging(False)
     clip = _existing(clip or _SHARED_CLIP.parent / "mono.16000.wav")
     counts = [int(n) for n in streams.split(",") if n.strip()]
+    chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
+    if unknown := [v for v in chosen if v not in VARIANTS]:
+        raise typer.BadParameter(f"unknown variant(s) {unknown}; use {list(VARIANTS)}")
     live = LiveOptions(policy=policy, max_lag=max_lag,  # type: ignore[arg-type]
-                       context=context, max_buffer=max_buffer)
+                       context=context, max_buffer=max_buffer, step=step, holdback=holdback)
+    engine = {"cpu_threads": cpu_threads, "model_workers": model_workers or cpu_count()}
     report = bench_concurrency(clip, streams=counts, seconds=seconds, model=model,
-                               compute_type=compute_type, live=live)
+                               compute_type=compute_type, live=live, variants=chosen,
+                               engine=engine)
     _save(report, output)
     table = Table(title=f"concurrency · {clip.name} · {report['seconds']:.0f} s each")
-    for col in ("variant", "streams", "final p50 / p95 s", "model RTF", "CPU %", "dropped s"):
+    for col in ("variant", "streams", "final p50 / p95 s", "model RTF", "CPU %", "dropped s",
+                "WER vs offline"):
         table.add_column(col, justify="right")
     for row in report["rows"]:
         lat = ("-" if row["final_p50"] is None
                else f"{row['final_p50']:.2f} / {row['final_p95']:.2f}")
         table.add_row(row["variant"], str(row["streams"]), lat, f"{row['model_rtf']:.2f}",
-                      f"{row['cpu_percent']:.0f}", f"{row['dropped_seconds']:.1f}")
+                      f"{row['cpu_percent']:.0f}", f"{row['dropped_seconds']:.1f}",
+                      f"{row['wer_vs_offline_mean']:.1%}")
     Console().print(table)
     Console().print(f"written {output}")
 

@@ -36,16 +36,19 @@ PRIORITIES = {"live": 0, "interactive": 10, "batch": 20}
 _GAP = PRIORITIES["batch"] - PRIORITIES["live"]
 
 
-def auto_workers(*, device: str, model_workers: int, cpu_threads: int, gpus: int) -> int:
+def auto_workers(*, device: str, model_workers: int, cpu_threads: int, gpus: int,
+                 process_pool: bool = False) -> int:
     """``MAX_WORKERS=auto``: what the hardware can run at once without oversubscribing.
 
     On a GPU, each device runs ``model_workers`` calls. On CPU, CTranslate2 already spreads
-    one call over ``cpu_threads`` cores, so concurrency beyond cores // threads only queues.
+    one call over ``cpu_threads`` cores, so concurrency beyond cores // threads only queues;
+    in one process a model also runs at most ``model_workers`` calls at once (a process pool
+    has a model per worker).
     """
     if device == "cuda":
         return max(gpus, 1) * model_workers
-    per_call = cpu_threads or cpu_count()
-    return max(1, model_workers * max(1, cpu_count() // per_call))
+    fit = max(1, cpu_count() // (cpu_threads or cpu_count()))
+    return fit if process_pool else max(1, min(model_workers, fit))
 
 
 def _priority_value(priority: str | int) -> int:

@@ -87,7 +87,7 @@ def report_build(repeat: int = 50) -> dict[str, float | None]:
     monitor = Monitor(interval=1.0)
     probe = Probe()
     first = probe.read()
-    for i in range(monitor.history.maxlen or 0):
+    for i in range(monitor.history.maxlen):
         monitor.history.append(type(first)(**{**first.to_dict(), "time": first.time + i,
                                               "gpus": ()}))
     for n in range(12):

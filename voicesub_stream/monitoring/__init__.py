@@ -5,11 +5,11 @@ The Engine runs a :class:`Monitor` beside its streams (``ENABLE_PERFORMANCE_MONI
 """
 
 from ._alerts import Alert, AlertRule, Alerts, default_rules
-from ._memory import MemoryManager
+from ._memory import MemoryManager, limit_malloc_arenas
 from ._monitor import Monitor
 from ._prometheus import render_metrics
 from ._report import build_report, recommendations, rss_slope, summarize
-from ._sampler import Probe, Sample
+from ._sampler import Probe, Sample, SampleHistory
 from ._timing import Timings, timed, timer, timings
 
 __all__ = (
@@ -20,9 +20,11 @@ __all__ = (
     "Monitor",
     "Probe",
     "Sample",
+    "SampleHistory",
     "Timings",
     "build_report",
     "default_rules",
+    "limit_malloc_arenas",
     "recommendations",
     "render_metrics",
     "rss_slope",

@@ -7,6 +7,12 @@ follows: every loaded model no stream holds is unloaded (least recently used fir
 caching allocator is emptied when torch is present, and glibc returns freed heap to the OS
 (``malloc_trim``). A stream that needs an evicted model loads it again.
 
+Native memory: glibc keeps pages freed by the model's and numpy's large temporary buffers
+inside its heaps, and gives each thread its own heap (an *arena*, up to 8 per core), so a long
+stream's RSS rises in steps that no Python object explains. The Engine caps the arenas
+(:func:`limit_malloc_arenas`) and the monitor hands freed pages back every ``trim_interval``
+seconds (:meth:`MemoryManager.trim_native`); ``voicesub bench soak`` measures the result.
+
 Diagnostics: :meth:`MemoryManager.track` keeps weak references to objects by kind (a count
 that does not fall is a leak), and with profiling on, :meth:`MemoryManager.top_growth` names
 the allocation sites that grew most since profiling started (tracemalloc; it slows
@@ -17,8 +23,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
+import os
+import threading
 import time
 import tracemalloc
 import weakref
@@ -37,7 +46,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ("MemoryManager",)
+__all__ = ("MemoryManager", "limit_malloc_arenas")
 
 Level = Literal["normal", "aggressive"]
 
@@ -47,8 +56,13 @@ class MemoryManager:
 
     def __init__(self, *, threshold: float = 85.0, rss_limit: int | None = None,
                  registry: ModelRegistry | None = None, caches: Sequence[Cache] = (),
-                 profiling: bool = False, cooldown: float = 10.0) -> None:
+                 profiling: bool = False, cooldown: float = 10.0,
+                 trim_interval: float | None = 60.0) -> None:
         self.threshold = threshold
+        self.trim_interval = trim_interval
+        self.native_trims = 0
+        self._trimmed_at = time.monotonic()
+        self._trim_lock = threading.Lock()
         self.rss_limit = rss_limit
         self.registry = registry
         self.caches = list(caches)
@@ -123,6 +137,23 @@ class MemoryManager:
                     level, trimmed, collected, evicted or "none", before / 1e6, after / 1e6)
         return self.last_cleanup
 
+    def trim_native(self) -> bool:
+        """Return the C heap's free pages to the OS if ``trim_interval`` has passed since the
+        last time. Blocking (a few milliseconds on a large heap): the monitor calls it from
+        its worker thread. Returns whether it trimmed."""
+        if self.trim_interval is None:
+            return False
+        with self._trim_lock:
+            now = time.monotonic()
+            if now - self._trimmed_at < self.trim_interval:
+                return False
+            self._trimmed_at = now
+            if not _malloc_trim():
+                self.trim_interval = None  # not glibc: nothing to do, ever
+                return False
+            self.native_trims += 1
+            return True
+
     # -- diagnostics --------------------------------------------------------------------
     def track(self, obj: Any, kind: str | None = None) -> None:
         """Count ``obj`` under ``kind`` while it is alive (weakly referenced)."""
@@ -155,6 +186,7 @@ class MemoryManager:
     def statistics(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "rss_limit": self.rss_limit,
                 "cleanups": dict(self.cleanups), "last_cleanup": self.last_cleanup,
+                "native_trims": self.native_trims,
                 "tracked": self.tracked(), "profiling": self._baseline is not None}
 
 
@@ -164,12 +196,38 @@ def _empty_cuda_cache() -> None:
     empty()
 
 
-def _malloc_trim() -> None:
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas for this process; returns whether the cap was applied.
+
+    Arenas already created stay, so this is worth most before the process starts threads.
+    ``MALLOC_ARENA_MAX`` in the environment wins; other C libraries are left alone.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    libc = _libc()
+    return libc is not None and bool(libc.mallopt(_M_ARENA_MAX, arenas))
+
+
+def _malloc_trim() -> bool:
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+@functools.cache
+def _libc() -> Any:
+    """glibc, or ``None`` elsewhere (musl, macOS: no ``malloc_trim``/``mallopt`` to call)."""
     name = ctypes.util.find_library("c")
     if name is None:
-        return
+        return None
     try:
         libc = ctypes.CDLL(name)
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+        libc.malloc_trim, libc.mallopt  # noqa: B018 - both must exist
+    except (OSError, AttributeError):
+        return None
+    return libc

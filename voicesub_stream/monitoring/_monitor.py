@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -13,7 +12,7 @@ import orjson
 
 from ._alerts import Alerts, default_rules
 from ._memory import MemoryManager
-from ._sampler import Probe, Sample
+from ._sampler import Probe, Sample, SampleHistory
 from ._timing import Timings, timings
 
 if TYPE_CHECKING:
@@ -47,7 +46,7 @@ class Monitor:
         self.alerts = Alerts(rules if rules is not None else default_rules(), adaptive=adaptive)
         self.memory = memory or MemoryManager()
         self.timings = registry
-        self.history: deque[Sample] = deque(maxlen=HISTORY)
+        self.history = SampleHistory(HISTORY)
         self.samples_taken = 0
         self.running = False
         self._engine_stats = engine_stats or dict
@@ -57,7 +56,7 @@ class Monitor:
 
     @property
     def latest(self) -> Sample | None:
-        return self.history[-1] if self.history else None
+        return self.history.latest
 
     def on_alert(self, hook: Callable[[Alert], object]) -> None:
         """Call ``hook(alert)`` (in the event loop) whenever an alert fires or clears."""
@@ -103,8 +102,12 @@ class Monitor:
         """Take one sample now and act on it (also used by tests and benchmarks)."""
         engine = self._engine_stats()  # read here, in the loop that owns that state
         slowest = self.timings.take_window_max()
-        sample = await anyio.to_thread.run_sync(
-            lambda: probe.read(loop_lag=lag, engine=engine, slowest=slowest))
+
+        def read() -> Sample:
+            self.memory.trim_native()  # first, so the sample shows what is really in use
+            return probe.read(loop_lag=lag, engine=engine, slowest=slowest)
+
+        sample = await anyio.to_thread.run_sync(read)
         self.process(sample)
         return sample
 

@@ -6,8 +6,11 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .._config import cpu_count
 from .._stats import percentiles
+from ._sampler import SampleHistory
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,42 +21,45 @@ if TYPE_CHECKING:
 __all__ = ("build_report", "recommendations", "rss_slope", "summarize")
 
 
-def rss_slope(samples: Sequence[Sample]) -> float | None:
+def rss_slope(samples: SampleHistory | Sequence[Sample]) -> float | None:
     """Least-squares slope of RSS over time, in bytes per hour (``None`` under 2 samples)."""
-    if len(samples) < 2:
+    history = _history(samples)
+    if len(history) < 2:
         return None
-    t0 = samples[0].time
-    xs = [s.time - t0 for s in samples]
-    ys = [float(s.rss) for s in samples]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    var = sum((x - mx) ** 2 for x in xs)
-    if var == 0:
+    xs, ys = history.column("time"), history.column("rss")
+    xs -= xs[0]
+    if not np.ptp(xs):
         return None
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var * 3600
+    return float(np.polyfit(xs, ys, 1)[0]) * 3600
 
 
-def summarize(samples: Sequence[Sample]) -> dict[str, Any]:
+def summarize(samples: SampleHistory | Sequence[Sample]) -> dict[str, Any]:
     """Means, peaks and trends over ``samples``."""
-    if not samples:
+    history = _history(samples)
+    if not len(history):
         return {"samples": 0}
-    lag_p50, lag_p95 = percentiles([s.loop_lag for s in samples], 0.5, 0.95)
-    cpu = [s.process_cpu for s in samples]
-    queued = [s.engine.get("scheduler_queued", 0) for s in samples]
+    col = history.column
+    time_, cpu, rss, lag = col("time"), col("process_cpu"), col("rss"), col("loop_lag")
+    lag_p50, lag_p95 = percentiles(lag.tolist(), 0.5, 0.95)
+    gpu = col("gpu_memory_percent")
+    disk = col("disk_read_rate") + col("disk_write_rate")
     return {
-        "samples": len(samples), "seconds": samples[-1].time - samples[0].time,
-        "process_cpu_mean": sum(cpu) / len(cpu), "process_cpu_max": max(cpu),
-        "system_cpu_mean": sum(s.system_cpu for s in samples) / len(samples),
-        "rss_first": samples[0].rss, "rss_last": samples[-1].rss,
-        "rss_max": max(s.rss for s in samples), "rss_slope_per_hour": rss_slope(samples),
-        "memory_percent_max": max(s.memory_percent for s in samples),
+        "samples": len(history), "seconds": float(time_[-1] - time_[0]),
+        "process_cpu_mean": float(cpu.mean()), "process_cpu_max": float(cpu.max()),
+        "system_cpu_mean": float(col("system_cpu").mean()),
+        "rss_first": int(rss[0]), "rss_last": int(rss[-1]),
+        "rss_max": int(rss.max()), "rss_slope_per_hour": rss_slope(history),
+        "memory_percent_max": float(col("memory_percent").max()),
         "loop_lag_p50": lag_p50, "loop_lag_p95": lag_p95,
-        "loop_lag_max": max(s.loop_lag for s in samples),
-        "disk_rate_mean": sum(s.disk_rate for s in samples) / len(samples),
-        "scheduler_queued_mean": sum(queued) / len(queued),
-        "gpu_memory_percent_max": max((g for s in samples
-                                       if (g := s.gpu_memory_percent) is not None),
-                                      default=None),
+        "loop_lag_max": float(lag.max()),
+        "disk_rate_mean": float(disk.mean()),
+        "scheduler_queued_mean": float(col("scheduler_queued").mean()),
+        "gpu_memory_percent_max": None if np.isnan(gpu).all() else float(np.nanmax(gpu)),
     }
+
+
+def _history(samples: SampleHistory | Sequence[Sample]) -> SampleHistory:
+    return samples if isinstance(samples, SampleHistory) else SampleHistory.of(samples)
 
 
 def recommendations(summary: dict[str, Any], engine: dict[str, Any]) -> list[dict[str, Any]]:
@@ -109,11 +115,11 @@ def recommendations(summary: dict[str, Any], engine: dict[str, Any]) -> list[dic
 
 def build_report(monitor: Monitor | None, engine: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
-    samples = list(monitor.history) if monitor is not None else []
-    summary = summarize(samples)
+    history = monitor.history if monitor is not None else SampleHistory(1)
+    summary = summarize(history)
     report: dict[str, Any] = {
         "time": time.time(),
-        "latest": samples[-1].to_dict() if samples else None,
+        "latest": history.latest.to_dict() if history.latest is not None else None,
         "summary": summary,
         "timings": monitor.timings.snapshot() if monitor is not None else {},
         "engine": engine,

@@ -7,12 +7,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import psutil
 
 from ..models import gpu_info
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
+
+    import numpy.typing as npt
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +103,51 @@ def _disk_counters() -> tuple[int, int]:
 def _net_counters() -> tuple[int, int]:
     io = psutil.net_io_counters()
     return (io.bytes_sent, io.bytes_recv) if io is not None else (0, 0)
+
+
+class SampleHistory:
+    """The last ``maxlen`` samples' numbers, in one array allocated up front.
+
+    A ring of :class:`Sample` objects would grow by about a kilobyte a sample until it is
+    full, an hour after start, which reads as a leak in any RSS trend taken in that hour. The
+    report and the alerts need only the numbers; the newest whole sample is :attr:`latest`.
+    """
+
+    FIELDS = ("time", "process_cpu", "system_cpu", "rss", "memory_percent", "disk_read_rate",
+              "disk_write_rate", "net_sent_rate", "net_recv_rate", "loop_lag", "threads",
+              "scheduler_queued", "gpu_memory_percent")
+
+    def __init__(self, maxlen: int) -> None:
+        self.maxlen = maxlen
+        self._rows = np.full((maxlen, len(self.FIELDS)), np.nan)
+        self._next = 0
+        self._count = 0
+        self.latest: Sample | None = None
+
+    @classmethod
+    def of(cls, samples: Sequence[Sample]) -> SampleHistory:
+        history = cls(max(len(samples), 1))
+        for sample in samples:
+            history.append(sample)
+        return history
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, sample: Sample) -> None:
+        gpu = sample.gpu_memory_percent
+        self._rows[self._next] = (
+            sample.time, sample.process_cpu, sample.system_cpu, sample.rss,
+            sample.memory_percent, sample.disk_read_rate, sample.disk_write_rate,
+            sample.net_sent_rate, sample.net_recv_rate, sample.loop_lag, sample.threads,
+            sample.engine.get("scheduler_queued", 0), np.nan if gpu is None else gpu)
+        self._next = (self._next + 1) % self.maxlen
+        self._count = min(self._count + 1, self.maxlen)
+        self.latest = sample
+
+    def column(self, name: str) -> npt.NDArray[np.float64]:
+        """One field over the kept samples, oldest first (a copy)."""
+        values = self._rows[:, self.FIELDS.index(name)]
+        if self._count < self.maxlen:
+            return values[: self._count].copy()
+        return np.concatenate([values[self._next:], values[: self._next]])

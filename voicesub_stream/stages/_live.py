@@ -15,6 +15,7 @@ the audio alone, not on how fast it arrived or how fast the model ran.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import re
@@ -51,6 +52,11 @@ logger = logging.getLogger(__name__)
 _NON_WORD = re.compile(r"[^\w']+")
 LANGUAGE_DETECTION_AUDIO = 3.0
 """Seconds of audio a live stream collects before its language is detected."""
+PAUSE = 0.1
+"""Shortest gap between VAD speech segments that counts as a pause. Silero's segments are
+padded by 0.1 s on each side, so this is about 0.3 s of actual silence."""
+PAUSE_SLACK = 0.25
+"""How far Whisper's word times may stray from the VAD's pause and still match it."""
 WINDOW_LIMIT = 29.0
 """Whisper reads at most 30 s; a buffer that grew past this (a long backlog under ``block``)
 is transcribed in its first 29 s and force-finalised there."""
@@ -90,6 +96,8 @@ class _Plan:
     overflow: bool = False
     window: SpeechWindow | None = None
     prompt: str | None = None
+    pauses: tuple[tuple[float, float], ...] = ()
+    """Silences between speech inside the window, in stream seconds (start, end)."""
 
 
 @dataclass
@@ -253,6 +261,10 @@ class LiveTranscriber:
             # Whisper guesses a language from half a second of speech badly, and the first
             # guess sticks for the whole stream: wait for enough audio to decide.
             return plan
+        origin = self._buffer_start
+        plan.pauses = tuple(((origin + e) / SAMPLE_RATE, (origin + s) / SAMPLE_RATE)
+                            for (_, e), (s, _) in itertools.pairwise(speech)
+                            if s - e >= PAUSE * SAMPLE_RATE and s <= len(audio))
         plan.window = SpeechWindow(self.stats.model_calls, audio,
                                    ((self._buffer_start, self._buffer_start + len(audio)),))
         self.stats.model_calls += 1
@@ -278,12 +290,14 @@ class LiveTranscriber:
 
         committed = self._agree(words, commit_all=False,
                                 horizon=(until / SAMPLE_RATE) - self.live.holdback)
-        # Where a final may end: a sentence end, a clause end, or (when the committed words
-        # already span max_final seconds) anywhere, so committed words do not wait long.
+        committed += self._before_pause(plan.pauses)
+        # Where a final may end: a sentence end, a clause end a second or more into the
+        # final (shorter ones would make flickering two-word cues), or (when the committed
+        # words already span max_final seconds) anywhere, so committed words do not wait long.
         sentence_ends = [i for i, w in enumerate(committed)
-                         if (SENTENCE_END.search(w.text.strip())
-                             or CLAUSE_END.search(w.text.strip()))
-                         and w.end - committed[0].start >= 1.0]
+                         if SENTENCE_END.search(w.text.strip())
+                         or (CLAUSE_END.search(w.text.strip())
+                             and w.end - committed[0].start >= 1.0)]
         if committed and committed[-1].end - committed[0].start >= self.live.max_final:
             sentence_ends.append(len(committed) - 1)
         pending = (until - max(self._final_end, self._buffer_start)) / SAMPLE_RATE
@@ -311,6 +325,25 @@ class LiveTranscriber:
         if plan.partial:
             out += self._partial()
         return out
+
+    def _before_pause(self, pauses: tuple[tuple[float, float], ...]) -> list[Word]:
+        """Tentative words up to a sentence or clause end that a heard pause follows.
+
+        The model heard those words with the pause and the speech after it: a second
+        hypothesis rarely changes them, so waiting for one would only add an update's delay
+        to the finals where readers notice it most, at the end of a sentence.
+        """
+        tentative = self._tentative
+        for i in range(len(tentative) - 2, -1, -1):
+            word, after = tentative[i], tentative[i + 1]
+            if not (SENTENCE_END.search(word.text.strip())
+                    or CLAUSE_END.search(word.text.strip())):
+                continue
+            if any(start - PAUSE_SLACK <= word.end and after.start >= end - PAUSE_SLACK
+                   and word.end <= end for start, end in pauses):
+                self._tentative = tentative[i + 1:]
+                return tentative[: i + 1]
+        return []
 
     def _speech(self, audio: npt.NDArray[np.float32]) -> list[tuple[int, int]]:
         if len(audio) < 512:
