@@ -262,7 +262,8 @@ def test_history_and_timing_rings_take_their_memory_up_front() -> None:
     assert history._rows.nbytes == allocated
     assert len(history) == 100
     assert history.column("time").tolist() == [1000.0 + i for i in range(150, 250)]
-    assert history.latest is not None and history.latest.rss == 100_000_249
+    assert history.latest is not None
+    assert history.latest.rss == 100_000_249
     assert summarize(history)["rss_first"] == 100_000_150
 
     registry = Timings()
