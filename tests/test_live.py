@@ -346,3 +346,18 @@ def test_many_streams_preset_keeps_what_it_is_given() -> None:
     preset = LiveOptions.many_streams()
     assert (preset.step, preset.policy, preset.max_buffer) == (0.75, "skip-partials", 6.0)
     assert LiveOptions.many_streams(step=1.0).step == 1.0
+
+
+def test_zero_prompt_tokens_means_no_prompt(settings: Any) -> None:
+    from voicesub_stream.models import ModelRegistry
+    from voicesub_stream.stages import WhisperRunner
+
+    with pytest.raises(ConfigError, match="prompt_tokens"):
+        LiveOptions(prompt_tokens=-1)
+    registry = ModelRegistry(settings)
+    runner = WhisperRunner(registry.get(registry.key_for("tiny.en")), TranscribeOptions())
+    tokenizer = runner._tokenizer("en")
+    heard = "It was a bright cold day in April, and the clocks were striking thirteen."
+    assert runner._prompt_tokens(tokenizer, heard, 0) == ()
+    assert len(runner._prompt_tokens(tokenizer, heard, 8)) == 8
+    registry.clear()

@@ -185,8 +185,8 @@ class LiveOptions:
     logged), ``skip-partials`` merges the backlog into one update and emits no partial for it.
 
     The model is prompted with the last ``prompt_tokens`` tokens of final text whose audio
-    has left the buffer (none until there are that many): one prompt length for every
-    stream lets windows of concurrent streams share a model call.
+    has left the buffer (none until there are that many; 0: never): one prompt length for
+    every stream lets windows of concurrent streams share a model call.
     """
 
     step: float = 0.5
@@ -209,6 +209,9 @@ class LiveOptions:
             raise ConfigError(f"unknown backpressure policy {self.policy!r}")
         if self.max_lag < self.step:
             raise ConfigError("max_lag must be at least one step")
+        if self.prompt_tokens < 0:
+            raise ConfigError(f"prompt_tokens must be >= 0 (0: no prompt), got "
+                              f"{self.prompt_tokens}")
 
     @classmethod
     def many_streams(cls, **overrides: Any) -> LiveOptions:

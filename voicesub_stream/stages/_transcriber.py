@@ -144,7 +144,7 @@ class WhisperRunner:
     def _prompt_tokens(self, tokenizer: Any, prompt: str | None,
                        limit: int | None) -> tuple[int, ...]:
         text = prompt or self.options.initial_prompt
-        if not text:
+        if not text or limit == 0:
             return ()
         tokens = tokenizer.encode(" " + text.strip())
         if limit is None:
