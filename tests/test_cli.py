@@ -152,6 +152,9 @@ def test_bench_soak_and_monitor_write_their_reports(espeak_wav: Path, tmp_path: 
     assert soak["audio_hours"] == 0.01
     assert soak["finals"] > 0
     assert len(soak["points"]) >= 3
+    # Each reading: audio second, RSS held (after gc and malloc_trim), RSS as found before.
+    assert all(len(point) == 3 for point in soak["points"])
+    assert soak["rss_as_found"]["max_mb"] > 0
     assert soak["grew_after_warmup"] == {"tasks": 0, "threads": 0, "open_files": 0}
     assert soak["python_heap"]["traced_mb"]
     out = tmp_path / "monitor.json"

@@ -489,6 +489,10 @@ def bench_soak_cmd(
                     f"{report['rss_mb_last']:.0f} MB, slope "
                     f"{'-' if slope is None else f'{slope:.2f}'} MB per audio hour (target ≤ 2); "
                     f"grew after warm-up: {report['grew_after_warmup']}")
+    found = report["rss_as_found"]
+    if found["slope_mb_per_audio_hour"] is not None:
+        Console().print(f"RSS as found, before the reading's trim: max {found['max_mb']:.0f} MB, "
+                        f"slope {found['slope_mb_per_audio_hour']:.1f} MB per audio hour")
     if report["python_heap"] is not None:
         heap = report["python_heap"]["traced_mb"]
         Console().print(f"Python heap (tracemalloc): {heap[0][1]:.1f} -> {heap[-1][1]:.1f} MB")

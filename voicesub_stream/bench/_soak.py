@@ -3,7 +3,11 @@
 The clip is looped into an async source of the requested length (never held in memory
 whole). After a warm-up (first model calls, allocator growth) RSS is read every ``every``
 seconds of audio, and the slope is fitted against hours of *audio*, so the figure does not
-depend on how fast this machine is. Tasks, threads and open files are compared between the
+depend on how fast this machine is. Each reading follows ``gc.collect()`` and glibc's
+``malloc_trim``, so it is the memory the process holds, not garbage or freed pages the
+allocator has yet to hand back (the engine's monitor hands them back every minute anyway,
+so between its trims RSS saws up and down by tens of MB); RSS as found before the trim is
+reported beside it. Tasks, threads and open files are compared between the
 end of the warm-up and the end of the run. With ``profile`` tracemalloc follows the Python heap
 too, telling growth of Python objects from native memory the allocator keeps.
 """
@@ -21,6 +25,7 @@ import psutil
 
 from .._api import Engine
 from .._config import LiveOptions, Settings
+from ..monitoring._memory import _malloc_trim
 from ..testing import resource_snapshot
 
 if TYPE_CHECKING:
@@ -44,7 +49,7 @@ async def _looped(audio: npt.NDArray[np.float32], seconds: float) -> AsyncIterat
 async def _soak(audio: npt.NDArray[np.float32], seconds: float, warmup: float, every: float,
                 settings: Settings, profile: bool) -> dict[str, Any]:
     process = psutil.Process()
-    points: list[tuple[float, int]] = []
+    points: list[tuple[float, int, int]] = []  # audio seconds, RSS held, RSS as found
     traced: list[tuple[float, int]] = []
     baseline = None
     if profile:
@@ -60,7 +65,9 @@ async def _soak(audio: npt.NDArray[np.float32], seconds: float, warmup: float, e
                 finals += seg.is_final
                 if seg.end >= next_mark:
                     gc.collect()
-                    points.append((seg.end, process.memory_info().rss))
+                    raw = process.memory_info().rss
+                    _malloc_trim()
+                    points.append((seg.end, process.memory_info().rss, raw))
                     if profile:
                         traced.append((seg.end, tracemalloc.get_traced_memory()[0]))
                     if warm is None:
@@ -81,7 +88,9 @@ async def _soak(audio: npt.NDArray[np.float32], seconds: float, warmup: float, e
                        "top_growth": growth}
     xs = np.array([p[0] / 3600 for p in points])
     ys = np.array([p[1] / 1e6 for p in points])
+    found = np.array([p[2] / 1e6 for p in points])
     slope = float(np.polyfit(xs, ys, 1)[0]) if len(points) >= 3 else None
+    found_slope = float(np.polyfit(xs, found, 1)[0]) if len(points) >= 3 else None
     grew = {}
     if warm is not None:
         grew = {"tasks": len(end.tasks - warm.tasks), "threads": len(end.threads - warm.threads),
@@ -90,9 +99,12 @@ async def _soak(audio: npt.NDArray[np.float32], seconds: float, warmup: float, e
             "finals": finals, "model_seconds": stats.get("model_seconds"),
             "rss_mb_first": float(ys[0]) if len(ys) else None,
             "rss_mb_last": float(ys[-1]) if len(ys) else None,
-            "rss_slope_mb_per_audio_hour": slope, "grew_after_warmup": grew,
-            "python_heap": python_heap,
-            "points": [[round(x * 3600, 1), round(y, 1)] for x, y in zip(xs, ys, strict=True)]}
+            "rss_slope_mb_per_audio_hour": slope,
+            "rss_as_found": {"slope_mb_per_audio_hour": found_slope,
+                             "max_mb": float(found.max()) if len(found) else None},
+            "grew_after_warmup": grew, "python_heap": python_heap,
+            "points": [[round(x * 3600, 1), round(y, 1), round(f, 1)]
+                       for x, y, f in zip(xs, ys, found, strict=True)]}
 
 
 def bench_soak(clip: Path, *, hours: float, model: str, compute_type: str,
