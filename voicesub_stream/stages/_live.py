@@ -28,12 +28,7 @@ import numpy as np
 
 from .._types import SAMPLE_RATE, Segment, Word
 from ..monitoring import timed
-from ._transcriber import (
-    CLAUSE_END,
-    SENTENCE_END,
-    cue_text,
-    split_cues,
-)
+from ._transcriber import cue_text, ends_clause, ends_sentence, split_cues
 from ._vad import SpeechWindow
 
 if TYPE_CHECKING:
@@ -64,14 +59,6 @@ is transcribed in its first 29 s and force-finalised there."""
 
 def _norm(word: Word) -> str:
     return _NON_WORD.sub("", word.text.lower())
-
-
-def _ends_sentence(word: Word) -> bool:
-    return SENTENCE_END.search(word.text.strip()) is not None
-
-
-def _ends_clause(word: Word) -> bool:
-    return CLAUSE_END.search(word.text.strip()) is not None
 
 
 def _after(words: list[Word], before: list[Word], last_end: float) -> list[Word]:
@@ -303,8 +290,8 @@ class LiveTranscriber:
         # final (shorter ones would make flickering two-word cues), or (when the committed
         # words already span max_final seconds) anywhere, so committed words do not wait long.
         sentence_ends = [i for i, w in enumerate(committed)
-                         if _ends_sentence(w)
-                         or (_ends_clause(w) and w.end - committed[0].start >= 1.0)]
+                         if ends_sentence(w.text)
+                         or (ends_clause(w.text) and w.end - committed[0].start >= 1.0)]
         if committed and committed[-1].end - committed[0].start >= self.live.max_final:
             sentence_ends.append(len(committed) - 1)
         pending = (until - max(self._final_end, self._buffer_start)) / SAMPLE_RATE
@@ -343,7 +330,7 @@ class LiveTranscriber:
         tentative = self._tentative
         for i in range(len(tentative) - 2, -1, -1):
             word, after = tentative[i], tentative[i + 1]
-            if not (_ends_sentence(word) or _ends_clause(word)):
+            if not (ends_sentence(word.text) or ends_clause(word.text)):
                 continue
             if any(start - PAUSE_SLACK <= word.end and after.start >= end - PAUSE_SLACK
                    and word.end <= end for start, end in pauses):

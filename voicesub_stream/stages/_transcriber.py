@@ -53,6 +53,14 @@ SENTENCE_END = re.compile(r"[.!?。！？…]['\")\]]*$")
 CLAUSE_END = re.compile(r"[,;:、，；：]$")
 
 
+def ends_sentence(text: str) -> bool:
+    return SENTENCE_END.search(text.strip()) is not None
+
+
+def ends_clause(text: str) -> bool:
+    return CLAUSE_END.search(text.strip()) is not None
+
+
 @dataclass
 class _WindowText:
     window: SpeechWindow
@@ -334,7 +342,7 @@ def split_cues(
             phrases.append(phrase)
             phrase = []
         phrase.append(word)
-        if SENTENCE_END.search(word.text.strip()):
+        if ends_sentence(word.text):
             phrases.append(phrase)
             phrase = []
     if phrase:
@@ -371,7 +379,7 @@ def _best_break(words: list[Word]) -> int:
     total = len(cue_text(words))
 
     def score(i: int) -> float:
-        clause = 0.5 if CLAUSE_END.search(words[i - 1].text.strip()) else 0.0
+        clause = 0.5 if ends_clause(words[i - 1].text) else 0.0
         pause = min(words[i].start - words[i - 1].end, 1.0)
         imbalance = abs(2 * len(cue_text(words[:i])) - total) / max(total, 1)
         return clause + pause - imbalance

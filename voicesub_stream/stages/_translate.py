@@ -23,7 +23,7 @@ from .._text import spread
 from ..errors import TranslationError
 from ..monitoring import timer
 from ..translation import base_language
-from ._transcriber import SENTENCE_END
+from ._transcriber import ends_sentence
 
 if TYPE_CHECKING:
     from anyio.abc import ObjectSendStream
@@ -111,7 +111,7 @@ class TranslationStage:
             return segments, []
         cut = 0
         for i, seg in enumerate(segments):
-            if not seg.is_final or SENTENCE_END.search(seg.text.strip()):
+            if not seg.is_final or ends_sentence(seg.text):
                 cut = i + 1
         if len(segments) - cut >= MAX_HELD:  # no punctuation for a long while: stop waiting
             cut = len(segments)
@@ -197,8 +197,8 @@ class TranslationStage:
             if len(lines) != len(todo):
                 raise TranslationError(f"{translator.name} returned {len(lines)} lines for "
                                        f"{len(todo)}")
-            fresh = {self._key(t, source, translator): line
-                     for t, line in zip(todo, lines, strict=True)}
+            key_of = dict(zip(texts, keys, strict=True))
+            fresh = {key_of[t]: line for t, line in zip(todo, lines, strict=True)}
             found.update(fresh)
             if self.cache is not None:
                 await self.cache.set_many(fresh)
@@ -222,7 +222,7 @@ def _units(segments: list[Segment]) -> list[list[int]]:
             units.append([k])
             continue
         current.append(k)
-        if SENTENCE_END.search(seg.text.strip()) or len(current) >= MAX_HELD:
+        if ends_sentence(seg.text) or len(current) >= MAX_HELD:
             units.append(current)
             current = []
     if current:
