@@ -181,3 +181,12 @@ async def engine(settings: Settings) -> AsyncIterator[Engine]:
     yield holder[0]
     stop.set()
     await task
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def default_engine() -> Engine:
+    """The event loop's default engine (module-level calls run on it), started up front so
+    that its long-lived tasks predate every leak check."""
+    from voicesub_stream import default_engine
+
+    return await default_engine()

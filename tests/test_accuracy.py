@@ -57,7 +57,7 @@ async def test_long_librivox_reading_wer_and_timeline(engine: Engine, speech_dir
     reference = clip.with_suffix(".txt").read_text()
     assert word_error_rate(reference, text_of(segments)) <= 0.12
     assert_well_formed(segments, 158.0)
-    assert stats["windows"] >= 6  # 158 s cannot fit in fewer 20 s windows
+    assert stats.transcription.windows >= 6  # 158 s cannot fit in fewer 20 s windows
     assert segments[-1].end > 150
     # Subtitle-sized cues, not 20 s blocks.
     assert max(s.end - s.start for s in segments) <= 7.5

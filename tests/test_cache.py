@@ -54,10 +54,10 @@ async def test_memory_cache_evicts_the_least_recently_used() -> None:
     assert await cache.get("b") is None
     assert [await cache.get(k) for k in "acd"] == ["A", "C", "D"]
     stats = cache.statistics()
-    assert stats["evictions"] == 1
-    assert stats["hits"] == 4
-    assert stats["misses"] == 1
-    assert stats["hit_ratio"] == pytest.approx(0.8)
+    assert stats.evictions == 1
+    assert stats.hits == 4
+    assert stats.misses == 1
+    assert stats.hit_ratio == pytest.approx(0.8)
 
 
 async def test_memory_ttl_follows_the_clock() -> None:
@@ -104,7 +104,7 @@ async def test_corrupt_file_entry_is_a_logged_miss_and_removed(
         assert await cache.get("k") is None
     assert "corrupt" in caplog.text
     assert not path.exists()
-    assert cache.statistics()["errors"] == 1
+    assert cache.statistics().errors == 1
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"garbage")
     assert await cache.get("k") is None
@@ -115,7 +115,7 @@ async def test_file_cache_keeps_under_its_size_cap(tmp_path: Path) -> None:
     for i in range(40):
         await cache.set(f"k{i}", "v" * 2000)
     assert cache._disk_usage() <= 50_000
-    assert cache.statistics()["evictions"] > 0
+    assert cache.statistics().evictions > 0
     assert await cache.get("k39") == "v" * 2000  # the newest survive
 
 
@@ -197,7 +197,7 @@ async def test_redis_outage_degrades_then_recovers(
                 await cache.set("k2", "v2")
         assert breaker.is_open
         assert caplog.text.count("unavailable") == 1  # logged once per outage
-        assert cache.statistics()["errors"] >= 1
+        assert cache.statistics().errors >= 1
         redis_server.start()  # an empty server on the same port
         with anyio.fail_after(10):
             while True:
@@ -242,7 +242,7 @@ async def test_tiered_cache_writes_through_promotes_and_survives_redis_loss(
         await tiered.set("new", 1)
         assert await tiered.get("new") == 1
         stats = tiered.statistics()
-        assert stats["back"]["circuit_open"]
+        assert stats.back.circuit_open
 
 
 # -- decorator ------------------------------------------------------------------------------
@@ -319,8 +319,8 @@ async def test_second_run_is_served_from_cache_without_loading_the_model(
     cache = MemoryCache()
     first, stats1, loads1 = await transcribe_with(settings, espeak_wav, cache=cache)
     second, stats2, loads2 = await transcribe_with(settings, espeak_wav, cache=cache)
-    assert (stats1["cache"], loads1) == ("miss", 1)
-    assert (stats2["cache"], loads2) == ("hit", 0)  # a fresh engine never loaded a model
+    assert (stats1.cache, loads1) == ("miss", 1)
+    assert (stats2.cache, loads2) == ("hit", 0)  # a fresh engine never loaded a model
     assert second == first
     # Other options, other output: not served from the cache.
     from voicesub_stream import Engine
@@ -328,7 +328,7 @@ async def test_second_run_is_served_from_cache_without_loading_the_model(
     async with Engine(settings, cache=cache) as engine:  # type: ignore[arg-type]
         async with engine.transcribe_stream(espeak_wav, beam_size=1) as stream:
             _ = [seg async for seg in stream]
-        assert stream.statistics()["cache"] == "miss"
+        assert stream.statistics().cache == "miss"
 
 
 @pytest.mark.speech
@@ -338,7 +338,7 @@ async def test_file_cache_serves_a_later_engine_like_a_later_process(
     first, _, _ = await transcribe_with(settings, espeak_audio, cache=FileCache(tmp_path))
     second, stats, loads = await transcribe_with(settings, espeak_audio,
                                                  cache=FileCache(tmp_path))
-    assert (stats["cache"], loads) == ("hit", 0)
+    assert (stats.cache, loads) == ("hit", 0)
     assert second == first
 
 
@@ -350,8 +350,8 @@ async def test_a_dead_redis_never_fails_the_stream(
     cache = RedisCache(redis_server.url, socket_timeout=0.3)
     segments, stats, _ = await transcribe_with(settings, espeak_wav, cache=cache)
     assert "journey" in " ".join(s.text for s in segments).lower()  # type: ignore[attr-defined]
-    assert stats["cache"] == "miss"
-    assert cache.statistics()["errors"] >= 1
+    assert stats.cache == "miss"
+    assert cache.statistics().errors >= 1
     await cache.aclose()
 
 
@@ -364,12 +364,12 @@ def test_cache_type_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("VOICESUB_CACHE_TTL", "60")
     settings = Settings.load()
-    cache = make_cache(settings)
+    cache = make_cache(settings.cache())
     assert isinstance(cache, TieredCache)
     assert isinstance(cache.back, FileCache)  # tiered without REDIS_URL: memory over files
     assert cache.front.ttl == 60
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
-    assert isinstance(make_cache(Settings.load()).back, RedisCache)  # type: ignore[union-attr]
+    assert isinstance(make_cache(Settings.load().cache()).back, RedisCache)  # type: ignore[union-attr]
     monkeypatch.setenv("CACHE_TYPE", "sqlite")
     with pytest.raises(ConfigError):
         Settings.load()

@@ -29,7 +29,8 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> object:
                              cache_dir=tmp_path_factory.mktemp("cache"))
     from voicesub_stream.models import ModelRegistry
 
-    pool = ProcessPool(settings, ModelRegistry(settings).key_for(None), workers=1)
+    pool = ProcessPool(settings.models(), ModelRegistry(settings.models()).key_for(None),
+                       workers=1)
     yield pool
     pool.close()
 
@@ -41,11 +42,10 @@ def window(audio: np.ndarray) -> SpeechWindow:
 def test_worker_process_gives_the_same_text_as_threads(
     settings: Settings, pool: ProcessPool, espeak_audio: np.ndarray
 ) -> None:
-    from voicesub_stream.models import ModelRegistry
-    from voicesub_stream.stages import WhisperRunner
+    from voicesub_stream.models import ModelRegistry, WhisperRunner
 
     options = TranscribeOptions()
-    here = WhisperRunner(ModelRegistry(settings).get(pool.key), options)
+    here = WhisperRunner(ModelRegistry(settings.models()).get(pool.key), options)
     there = ProcessRunner(pool, options)
     (a,) = here.transcribe([window(espeak_audio)])
     (b,) = there.transcribe([window(espeak_audio)])

@@ -62,8 +62,8 @@ async def test_live_wer_on_recorded_speech_is_close_to_offline(
     check_invariants(segments)
     finals = " ".join(s.text for s in segments if s.is_final)
     assert word_error_rate(reference, finals) <= 0.16
-    assert stats["partials"] > 10
-    assert stats["dropped_seconds"] == 0
+    assert stats.live.partials > 10
+    assert stats.live.dropped_seconds == 0
 
 
 @pytest.mark.speech
@@ -85,8 +85,8 @@ async def test_silence_never_reaches_the_model(engine: Engine) -> None:
     segments, stats = await live_run(engine, paced(np.zeros(16_000 * 6, np.float32),
                                                   speed=100))
     assert segments == []
-    assert stats["model_calls"] == 0
-    assert stats["skipped_silent"] > 0
+    assert stats.live.model_calls == 0
+    assert stats.live.skipped_silent > 0
 
 
 @pytest.mark.speech
@@ -209,8 +209,16 @@ def test_caption_view_shows_finals_and_dims_the_partial() -> None:
     view = LiveCaptionView(lines=2)
     for i in range(3):
         view.update(Segment(i, float(i), i + 0.5, f"final {i}", is_final=True))
+    from voicesub_stream import StreamStatistics
+    from voicesub_stream.stages import LiveStatistics
+
+    live = LiveStatistics(language="en", audio_seconds=4.0, updates=8, model_calls=8,
+                          model_seconds=1.0, skipped_silent=0, partials=3, finals=3,
+                          dropped_repeats=0, dropped_seconds=1.5, behind_events=1,
+                          max_backlog=3.5)
     view.update(Segment(3, 3.0, 3.5, "partial three", is_final=False),
-                {"audio_seconds": 4.0, "dropped_seconds": 1.5, "language": "en"})
+                StreamStatistics(duration=None, language="en", audio_seconds=4.0,
+                                 model_seconds=1.0, cache=None, live=live))
     console = Console(record=True, width=80)
     console.print(view)
     text = console.export_text()
@@ -300,10 +308,10 @@ async def test_multilingual_live_stream_hears_german(settings: object, speech_di
 
 def hypothesis(*timed: tuple[str, float, float]) -> Any:
     from voicesub_stream import Word
-    from voicesub_stream.stages._transcriber import _WindowText
+    from voicesub_stream.models import WindowText
 
     words = [Word(start, end, f" {text}", 0.9) for text, start, end in timed]
-    return _WindowText(None, "".join(w.text for w in words), words,  # type: ignore[arg-type]
+    return WindowText(None, "".join(w.text for w in words), words,  # type: ignore[arg-type]
                        avg_logprob=-0.2, no_speech_prob=0.0)
 
 
@@ -349,15 +357,15 @@ def test_many_streams_preset_keeps_what_it_is_given() -> None:
 
 
 def test_zero_prompt_tokens_means_no_prompt(settings: Any) -> None:
-    from voicesub_stream.models import ModelRegistry
-    from voicesub_stream.stages import WhisperRunner
+    from voicesub_stream.models import ModelRegistry, WhisperBatch
 
     with pytest.raises(ConfigError, match="prompt_tokens"):
         LiveOptions(prompt_tokens=-1)
-    registry = ModelRegistry(settings)
-    runner = WhisperRunner(registry.get(registry.key_for("tiny.en")), TranscribeOptions())
-    tokenizer = runner._tokenizer("en")
+    registry = ModelRegistry(settings.models())
+    model = registry.get(registry.key_for("tiny.en"))
+    none, eight = (WhisperBatch(model, TranscribeOptions(), prompt_limit=n) for n in (0, 8))
+    tokenizer = none._tokenizer("en")
     heard = "It was a bright cold day in April, and the clocks were striking thirteen."
-    assert runner._prompt_tokens(tokenizer, heard, 0) == ()
-    assert len(runner._prompt_tokens(tokenizer, heard, 8)) == 8
+    assert none._prompt_tokens(tokenizer, heard) == ()
+    assert len(eight._prompt_tokens(tokenizer, heard)) == 8
     registry.clear()

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.speech
 
 
 def registry(tmp_path: Path, **kw: object) -> ModelRegistry:
-    return ModelRegistry(Settings.load(device="cpu", offline=True, cache_dir=tmp_path, **kw))
+    return ModelRegistry(Settings.load(device="cpu", offline=True, cache_dir=tmp_path,
+                                       **kw).models())
 
 
 def test_concurrent_first_requests_load_the_model_once(tmp_path: Path) -> None:
@@ -86,7 +87,7 @@ def test_names_resolve_to_bundled_models_and_local_dirs(tmp_path: Path) -> None:
 def test_cuda_without_a_gpu_is_a_typed_load_error(tmp_path: Path) -> None:
     if _gpu.cuda_device_count():
         pytest.skip("a GPU is present; this test covers machines without one")
-    reg = ModelRegistry(Settings.load(device="cuda", offline=True, cache_dir=tmp_path))
+    reg = ModelRegistry(Settings.load(device="cuda", offline=True, cache_dir=tmp_path).models())
     with pytest.raises(ModelLoadError, match=r"tiny\.en"):
         reg.get(reg.key_for("tiny.en"))
 

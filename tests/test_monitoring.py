@@ -22,7 +22,6 @@ from voicesub_stream.monitoring import (
     Sample,
     Timings,
     recommendations,
-    render_metrics,
     summarize,
     timed,
     timer,
@@ -67,11 +66,11 @@ async def test_timed_and_timer_record_sync_and_async_calls() -> None:
     with pytest.raises(ZeroDivisionError), timer("failing", registry):
         _ = 1 / 0
     snap = registry.snapshot()
-    assert snap["sync"]["count"] == 5
-    assert snap["async"]["count"] == 1
-    assert snap["block"]["count"] == 2
-    assert snap["failing"]["count"] == 1
-    p50, p99 = snap["sync"]["p50"], snap["sync"]["p99"]
+    assert snap["sync"].count == 5
+    assert snap["async"].count == 1
+    assert snap["block"].count == 2
+    assert snap["failing"].count == 1
+    p50, p99 = snap["sync"].p50, snap["sync"].p99
     assert p50 is not None
     assert p99 is not None
     assert 0.002 <= p50 <= p99
@@ -203,6 +202,8 @@ async def test_prometheus_metrics_parse(engine: Engine, espeak_audio: np.ndarray
         pass
     assert engine.monitor is not None
     await engine.monitor.sample(Probe())
+    from voicesub_stream.server import render_metrics
+
     body, content_type = render_metrics(engine)
     assert content_type.startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
@@ -252,8 +253,8 @@ def test_monitoring_settings_take_the_seed_names_and_reject_bad_values(
 
 def test_history_and_timing_rings_take_their_memory_up_front() -> None:
     # Rings that grew while filling would read as a leak in an hour-long RSS trend.
+    from voicesub_stream._timing import RECENT
     from voicesub_stream.monitoring import SampleHistory
-    from voicesub_stream.monitoring._timing import RECENT
 
     history = SampleHistory(100)
     allocated = history._rows.nbytes
@@ -271,8 +272,8 @@ def test_history_and_timing_rings_take_their_memory_up_front() -> None:
         registry.observe("x", k / 1e6)
     histogram = registry.histogram("x")
     assert len(histogram.recent) == RECENT
-    assert registry.snapshot()["x"]["count"] == RECENT + 10
-    assert registry.snapshot()["x"]["max"] == pytest.approx((RECENT + 9) / 1e6)
+    assert registry.snapshot()["x"].count == RECENT + 10
+    assert registry.snapshot()["x"].max == pytest.approx((RECENT + 9) / 1e6)
 
 
 def test_native_heap_is_trimmed_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch
@@ -287,7 +288,7 @@ def test_native_heap_is_trimmed_at_most_once_per_interval(monkeypatch: pytest.Mo
     memory._trimmed_at -= 3600.0
     assert memory.trim_native() is glibc
     assert memory.trim_native() is False
-    assert memory.statistics()["native_trims"] == int(glibc)
+    assert memory.statistics().native_trims == int(glibc)
     assert MemoryManager(trim_interval=None).trim_native() is False
 
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)

@@ -76,6 +76,7 @@ async def test_bare_async_for_break_cleans_up(engine: Engine, espeak_audio: np.n
     assert source.pulled / 16_000 < IN_FLIGHT_BOUND
 
 
+@pytest.mark.usefixtures("default_engine")
 async def test_engineless_stream_runs_and_cleans_up(espeak_wav: Path) -> None:
     before = resource_snapshot()
     async with transcribe_stream(espeak_wav, model="tiny.en") as stream:
@@ -84,6 +85,7 @@ async def test_engineless_stream_runs_and_cleans_up(espeak_wav: Path) -> None:
     await assert_no_leaks(before)
 
 
+@pytest.mark.usefixtures("default_engine")
 async def test_engineless_bare_break_cleans_up(espeak_audio: np.ndarray) -> None:
     source = CountingSource(espeak_audio, repeats=40)
     before = resource_snapshot()
@@ -141,7 +143,7 @@ async def test_event_loop_keeps_ticking_during_transcription(
         started = time.perf_counter()
         async with engine.transcribe_stream(speech) as stream:
             segments = [seg async for seg in stream]
-            model_seconds = stream.statistics()["model_seconds"]
+            model_seconds = stream.statistics().model_seconds
         elapsed = time.perf_counter() - started
         tg.cancel_scope.cancel()
     assert segments
@@ -265,9 +267,9 @@ async def test_engine_statistics_count_streams_and_models(settings: object,
         async with engine.transcribe_stream(espeak_wav) as stream:
             _ = [seg async for seg in stream]
         stats = engine.statistics()
-    assert stats["streams_started"] == 1
-    assert stats["running"] is True
-    assert [m["name"] for m in stats["models"]["loaded"]] == ["tiny.en"]
+    assert stats.streams_started == 1
+    assert stats.running is True
+    assert [m.name for m in stats.models.loaded] == ["tiny.en"]
 
 
 async def test_live_and_file_streams_share_the_engine_scheduler(
@@ -288,7 +290,7 @@ async def test_live_and_file_streams_share_the_engine_scheduler(
         async with anyio.create_task_group() as tg:
             tg.start_soon(file_run)
             tg.start_soon(live_run)
-        classes = engine.statistics()["scheduler"]["classes"]
-    assert classes["live"]["completed"] > 0
-    assert classes["batch"]["completed"] > 0
+        classes = engine.statistics().scheduler.classes
+    assert classes["live"].completed > 0
+    assert classes["batch"].completed > 0
     assert engine.scheduler.peak_running <= engine.scheduler.workers

@@ -29,7 +29,7 @@ async def hold(scheduler: Scheduler, release: anyio.Event, started: anyio.Event,
 
 async def wait_queued(scheduler: Scheduler, n: int) -> None:
     with anyio.fail_after(5):
-        while scheduler.statistics()["queued"] < n:  # noqa: ASYNC110 - polls public stats
+        while scheduler.statistics().queued < n:  # noqa: ASYNC110 - polls public stats
             await anyio.sleep(0.001)
 
 
@@ -75,8 +75,8 @@ async def test_a_batch_job_never_waits_past_max_wait() -> None:
             await wait_queued(scheduler, 2)
             release.set()
         assert order == expected, waited
-    waits = scheduler.statistics()["classes"]["batch"]
-    assert waits["wait_p95"] == pytest.approx(2.5)
+    waits = scheduler.statistics().classes["batch"]
+    assert waits.wait_p95 == pytest.approx(2.5)
 
 
 async def test_cancelling_a_waiting_job_removes_it_at_once() -> None:
@@ -105,8 +105,8 @@ async def test_cancelling_a_waiting_job_removes_it_at_once() -> None:
         inner.cancel()
         await anyio.sleep(0.01)
         stats = scheduler.statistics()
-        assert stats["queued"] == 1  # gone the moment it was cancelled
-        assert stats["classes"]["batch"]["cancelled"] == 1
+        assert stats.queued == 1  # gone the moment it was cancelled
+        assert stats.classes["batch"].cancelled == 1
         release.set()
     assert ran == ["x"]  # the other waiting job still ran
 
@@ -118,9 +118,9 @@ async def test_cancelling_a_running_job_frees_its_slot() -> None:
         tg.start_soon(hold, scheduler, release, started)
         await started.wait()
         tg.cancel_scope.cancel()
-    assert scheduler.statistics()["running"] == 0
+    assert scheduler.statistics().running == 0
     assert await scheduler.run(_value) == 42
-    assert scheduler.statistics()["classes"]["batch"]["cancelled"] == 1
+    assert scheduler.statistics().classes["batch"].cancelled == 1
 
 
 async def _value() -> int:
@@ -155,8 +155,8 @@ async def test_the_bound_is_never_exceeded_and_failures_release_slots() -> None:
     with pytest.raises(ExceptionGroup):
         await scheduler.run_with_priority(failing, ["live", "batch"])
     stats = scheduler.statistics()
-    assert stats["running"] == 0
-    assert stats["classes"]["live"]["failed"] == 1
+    assert stats.running == 0
+    assert stats.classes["live"].failed == 1
 
 
 async def test_sync_work_runs_in_a_worker_thread() -> None:

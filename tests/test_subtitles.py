@@ -8,13 +8,13 @@ import pytest
 
 from voicesub_stream import Segment, Word
 from voicesub_stream.errors import ConfigError
-from voicesub_stream.stages import split_cues
 from voicesub_stream.subtitles import (
     awrite_subtitles,
     render_subtitles,
     wrap_lines,
     write_subtitles,
 )
+from voicesub_stream.subtitles._cues import split_cues
 
 if TYPE_CHECKING:
     from pathlib import Path

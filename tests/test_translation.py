@@ -13,12 +13,12 @@ import pysubs2
 import pytest
 
 from voicesub_stream import Engine, LiveOptions, Segment, Settings, paced
-from voicesub_stream._text import spread
 from voicesub_stream.cache import MemoryCache
 from voicesub_stream.errors import ConfigError, TranslationError
 from voicesub_stream.scheduler import Scheduler
 from voicesub_stream.stages._translate import TranslationStage
 from voicesub_stream.subtitles import render_subtitles, wrap_lines
+from voicesub_stream.subtitles._cues import spread
 from voicesub_stream.translation import FastTranslator, Translator, Translators
 
 if TYPE_CHECKING:
@@ -94,7 +94,8 @@ async def test_espeak_english_comes_out_in_portuguese(engine: Engine,
 
 async def test_repeated_lines_reach_the_backend_once() -> None:
     counting = Counting()
-    stage = TranslationStage(Translators(), Scheduler(1), target="pt", backend=counting,
+    stage = TranslationStage(Translators(custom={"counting": counting}), Scheduler(1), target="pt",
+                             backend="counting",
                              cache=MemoryCache())
     lines = ["Good morning.", "Knowledge is power.", "Good morning.", "Knowledge is power.",
              "Good morning."]
@@ -104,13 +105,14 @@ async def test_repeated_lines_reach_the_backend_once() -> None:
     assert [s.translation for s in first] == ["Bom dia.", "O conhecimento é poder."] * 2 + [
         "Bom dia."]
     assert again[0].translation == "O conhecimento é poder."
-    assert stage.stats.cache_hits == 1  # the second call, answered from the cache
-    assert stage.stats.hit_ratio == pytest.approx(1 / 6)
+    assert stage.statistics().cache_hits == 1  # the second call, answered from the cache
+    assert stage.statistics().hit_ratio == pytest.approx(1 / 6)
 
 
 async def test_a_sentence_split_over_cues_is_translated_whole() -> None:
     counting = Counting()
-    stage = TranslationStage(Translators(), Scheduler(1), target="pt", backend=counting)
+    stage = TranslationStage(Translators(custom={"counting": counting}), Scheduler(1),
+                             target="pt", backend="counting")
     cues = [seg(0, "Knowledge is power,"), seg(1, "and time is money."),
             seg(2, "Good morning.")]
     out = await stage.translate(cues)
@@ -121,23 +123,26 @@ async def test_a_sentence_split_over_cues_is_translated_whole() -> None:
         "我们要问的不", "是国家能为你做什么"]  # no spaces: cut where the proportion falls
 
 
-async def test_a_failing_backend_does_not_stop_the_stream(engine: Engine,
+async def test_a_failing_backend_does_not_stop_the_stream(engine: Engine, settings: Settings,
                                                           espeak_audio: np.ndarray) -> None:
     plain = await collect(engine, espeak_audio)
-    segments = await collect(engine, espeak_audio, translate_to="pt", translator=Broken())
+    async with Engine(settings, registry=engine.registry,
+                      translators={"broken": Broken()}) as with_broken:
+        segments = await collect(with_broken, espeak_audio, translate_to="pt",
+                                 translator="broken")
     assert [s.text for s in segments] == [s.text for s in plain]  # nothing lost or held back
     assert all(s.translation is None for s in segments)
     assert all("503" in s.metadata["translation_error"] for s in segments)
 
 
 async def test_a_hung_backend_times_out_and_the_segments_go_out_untranslated() -> None:
-    stage = TranslationStage(Translators(), Scheduler(1), target="pt",
-                             backend=Broken(delay=1.0), timeout=0.1)
+    stage = TranslationStage(Translators(custom={"broken": Broken(delay=1.0)}), Scheduler(1),
+                             target="pt", backend="broken", timeout=0.1)
     started = anyio.current_time()
     out = await stage.translate([seg(0, "Hello there.")])
     assert anyio.current_time() - started < 1.0  # did not wait for the backend
     assert "longer than 0.1 s" in out[0].metadata["translation_error"]
-    assert stage.stats.failures == 1
+    assert stage.statistics().failures == 1
     await anyio.sleep(1.0)  # let the abandoned worker thread finish before leak checks
 
 

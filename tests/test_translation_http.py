@@ -134,6 +134,6 @@ async def test_engine_uses_a_configured_server_for_pairs_it_lacks_offline(
     async with Engine(configured) as engine, engine.transcribe_stream(
             espeak_audio, translate_to="pt", translator="libretranslate") as stream:
         segments = [s async for s in stream]
-        stats = stream.statistics()["translation"]
-    assert state.requests == stats["backend_calls"] >= 1
+        stats = stream.statistics().translation
+    assert state.requests == stats.backend_calls >= 1
     assert "dinheiro" in " ".join(s.translation or "" for s in segments)

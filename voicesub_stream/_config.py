@@ -1,19 +1,23 @@
-"""Configuration: engine settings from the environment, per-stream options as frozen objects."""
+"""Configuration: engine settings from the environment, per-stream options as frozen objects.
+
+:class:`Settings` is the edge: it reads the environment once. Each subsystem takes only its
+own small frozen config (:class:`ModelConfig`, :class:`CacheConfig`,
+:class:`TranslationConfig`, :class:`SchedulerConfig`), filled from the settings here and
+nowhere else. Stream options (:class:`TranscribeOptions`) are plain data: they can be
+compared, hashed, pickled into a worker process and used in cache keys.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
-
-if TYPE_CHECKING:
-    from .translation import Translator
 
 Task = Literal["transcribe", "translate"]
 BackpressurePolicy = Literal["block", "drop-oldest", "skip-partials"]
@@ -136,15 +140,103 @@ class Settings(BaseSettings):
         return value
 
     @classmethod
-    def load(cls, **overrides: object) -> Settings:
+    def load(cls, **overrides: Any) -> Settings:
         """Build settings from the environment plus ``overrides``, with a typed error on bad input.
 
         :raises ConfigError: a value is missing its expected type or range
         """
         try:
-            return cls(**overrides)  # type: ignore[arg-type]
+            return cls(**overrides)
         except ValidationError as exc:
             raise ConfigError(str(exc)) from exc
+
+
+    def models(self) -> ModelConfig:
+        return ModelConfig(model=self.model, device=self.device, compute_type=self.compute_type,
+                           cpu_threads=self.cpu_threads, model_workers=self.model_workers,
+                           max_loaded_models=self.max_loaded_models, cache_dir=self.cache_dir,
+                           offline=self.offline)
+
+    def cache(self) -> CacheConfig:
+        return CacheConfig(kind=self.cache_type, directory=self.cache_dir / "cache",
+                           redis_url=self.redis_url, ttl=self.cache_ttl,
+                           max_size=self.cache_max_size)
+
+    def translation(self) -> TranslationConfig:
+        pair = None
+        if self.ct2_translation_pair:
+            source, sep, target = self.ct2_translation_pair.partition("-")
+            if not sep or not source or not target:
+                raise ConfigError("VOICESUB_CT2_TRANSLATION_PAIR looks like 'en-de', got "
+                                  f"{self.ct2_translation_pair!r}")
+            pair = (source, target)
+        return TranslationConfig(
+            timeout=self.translate_timeout, libretranslate_url=self.libretranslate_url,
+            libretranslate_api_key=self.libretranslate_api_key,
+            openai_url=self.openai_translate_url, openai_model=self.openai_translate_model,
+            openai_api_key=self.openai_api_key, ct2_dir=self.ct2_translation_dir,
+            ct2_family=self.ct2_translation_family, ct2_pair=pair,
+            ct2_device="cuda" if self.device == "cuda" else "cpu")
+
+    def scheduling(self) -> SchedulerConfig:
+        return SchedulerConfig(max_workers=self.max_workers, max_wait=self.scheduler_max_wait,
+                               process_pool=self.use_process_pool,
+                               stream_batching=self.stream_batching,
+                               batch_window=self.batch_window,
+                               stream_batch_size=self.stream_batch_size)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelConfig:
+    """What the model registry and the worker processes need to find and load models."""
+
+    model: str = "base"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "auto"
+    cpu_threads: int = 0
+    model_workers: int = 1
+    max_loaded_models: int = 3
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    offline: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheConfig:
+    """Which result cache an engine keeps (``kind="none"``: none)."""
+
+    kind: Literal["memory", "file", "redis", "tiered", "none"] = "memory"
+    directory: Path = field(default_factory=lambda: default_cache_dir() / "cache")
+    redis_url: str | None = None
+    ttl: float | None = 7 * 24 * 3600.0
+    max_size: int = 10_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TranslationConfig:
+    """Which translation servers and models an engine offers, beside the built-in ones."""
+
+    timeout: float = 10.0
+    libretranslate_url: str | None = None
+    libretranslate_api_key: str | None = None
+    openai_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_api_key: str | None = None
+    ct2_dir: Path | None = None
+    ct2_family: Literal["marian", "nllb", "m2m100"] = "marian"
+    ct2_pair: tuple[str, str] | None = None
+    ct2_device: str = "cpu"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchedulerConfig:
+    """How model work is admitted: concurrency, aging, processes, cross-stream batching."""
+
+    max_workers: int | Literal["auto"] = "auto"
+    max_wait: float = 10.0
+    process_pool: bool = False
+    stream_batching: bool = True
+    batch_window: float = 0.02
+    stream_batch_size: int = 8
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -247,8 +339,10 @@ class TranscribeOptions:
     max_cue_duration: float = 7.0
     translate_to: str | None = None
     """Language code to translate finals into (``Segment.translation``); ``None``: no stage."""
-    translator: str | Translator = "auto"
-    """Backend name (``auto`` picks one that has the pair) or a :class:`Translator`."""
+    translator: str = "auto"
+    """Translation backend by name: ``auto`` picks one that has the pair; ``whisper`` is
+    Whisper's own translate task (into English, from the audio); custom translators are
+    registered on the engine (``Engine(translators={"mine": MyTranslator()})``)."""
     translate_partials: bool = False
     """Also translate live partials, at most one a second."""
 
@@ -268,10 +362,9 @@ class TranscribeOptions:
                               f"got {self.priority!r}")
         if self.translate_to is not None and not self.translate_to.strip():
             raise ConfigError("translate_to must be a language code such as 'pt' or 'de'")
-        if (self.translator == "whisper" and self.translate_to is not None
-                and self.translate_to.replace("_", "-").split("-")[0].lower() != "en"):
-            raise ConfigError("Whisper's translate task translates into English only; use "
-                              f"another translator for {self.translate_to!r}")
+        if not isinstance(self.translator, str) or not self.translator:
+            raise ConfigError("translator must be a backend name; register translator objects "
+                              "on the engine: Engine(translators={'name': translator})")
 
-    def with_changes(self, **changes: object) -> TranscribeOptions:
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_changes(self, **changes: Any) -> TranscribeOptions:
+        return replace(self, **changes)

@@ -34,33 +34,3 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     if not ref:
         return 0.0 if not hyp else 1.0
     return float(jiwer.wer(ref, hyp)) if hyp else 1.0
-
-
-def spread(translation: str, parts: list[str]) -> list[str]:
-    """Cut ``translation`` into ``len(parts)`` pieces in proportion to the parts' lengths.
-
-    Cuts fall on the space nearest the proportional point, preferring one after punctuation;
-    in scripts written without spaces (Chinese, Japanese, Thai) on the character itself.
-    """
-    translation = translation.strip()
-    if len(parts) == 1:
-        return [translation]
-    total = sum(len(p.strip()) for p in parts) or 1
-    spaced = " " in translation
-    pieces, start, acc = [], 0, 0
-    for part in parts[:-1]:
-        acc += len(part.strip())
-        target = round(len(translation) * acc / total)
-        cut = target
-        if spaced:
-            # The nearest space, or a space after punctuation not much farther away.
-            slack = len(translation) / (4 * len(parts))
-            spaces = [i for i, c in enumerate(translation) if c == " " and i > start]
-            cut = min(spaces, default=len(translation),
-                      key=lambda i: abs(i - target) - (slack if translation[i - 1] in ",;:.!?"
-                                                       else 0.0))
-        cut = max(cut, start)
-        pieces.append(translation[start:cut].strip())
-        start = cut
-    pieces.append(translation[start:].strip())
-    return pieces

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -105,3 +106,44 @@ class Segment:
             "translation": self.translation,
             **({"metadata": self.metadata} if self.metadata else {}),
         }
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SpeechWindow:
+    """Speech regions cut from the stream and joined end to end, ready for one model call.
+
+    :param audio: the regions' samples, concatenated
+    :param regions: (start, end) sample positions of each region on the stream clock
+    """
+
+    index: int
+    audio: npt.NDArray[np.float32]
+    regions: tuple[tuple[int, int], ...]
+
+    @property
+    def start(self) -> float:
+        return self.regions[0][0] / SAMPLE_RATE
+
+    @property
+    def end(self) -> float:
+        return self.regions[-1][1] / SAMPLE_RATE
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+    def stream_time(self, t: float, *, is_end: bool = False) -> float:
+        """Map a time inside :attr:`audio` back to the stream clock, skipping removed silence."""
+        offsets = self._offsets()
+        sample = round(t * SAMPLE_RATE)
+        find = bisect.bisect_left if is_end else bisect.bisect_right
+        i = min(max(find(offsets, sample) - 1, 0), len(self.regions) - 1)
+        start, end = self.regions[i]
+        return min(start + sample - offsets[i], end) / SAMPLE_RATE
+
+    def _offsets(self) -> list[int]:
+        out, total = [], 0
+        for start, end in self.regions:
+            out.append(total)
+            total += end - start
+        return out

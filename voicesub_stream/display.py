@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from ._pipeline import StreamStatistics
     from ._types import Segment
     from .sources import PacedSource
 
@@ -32,9 +33,9 @@ class LiveCaptionView:
         self.finals: deque[Segment] = deque(maxlen=lines)
         self.partial: Segment | None = None
         self.latency: float | None = None
-        self.stats: dict[str, Any] = {}
+        self.stats: StreamStatistics | None = None
 
-    def update(self, segment: Segment, stats: dict[str, Any] | None = None) -> None:
+    def update(self, segment: Segment, stats: StreamStatistics | None = None) -> None:
         if segment.is_final:
             self.finals.append(segment)
             self.partial = None
@@ -57,11 +58,11 @@ class LiveCaptionView:
         status = []
         if self.latency is not None:
             status.append(f"latency {self.latency:.2f} s")
-        if self.stats:
-            status.append(f"audio {self.stats.get('audio_seconds', 0):.1f} s")
-            if self.stats.get("dropped_seconds"):
-                status.append(f"dropped {self.stats['dropped_seconds']:.1f} s")
-            if self.stats.get("language"):
-                status.append(f"language {self.stats['language']}")
+        if self.stats is not None:
+            status.append(f"audio {self.stats.audio_seconds:.1f} s")
+            if self.stats.live is not None and self.stats.live.dropped_seconds:
+                status.append(f"dropped {self.stats.live.dropped_seconds:.1f} s")
+            if self.stats.language:
+                status.append(f"language {self.stats.language}")
         rows.append(Text(" · ".join(status), style="cyan"))
         return Group(*rows)

@@ -2,16 +2,22 @@
 
 Each worker process loads its model once and keeps it. A job goes to one idle worker over a
 pipe and the calling thread blocks on the answer (so to the pipeline a pooled runner looks
-exactly like :class:`~voicesub_stream.stages.WhisperRunner`). If the worker dies mid-job, only
+exactly like :class:`~voicesub_stream.models.WhisperRunner`). If the worker dies mid-job, only
 that job fails, with :class:`~voicesub_stream.errors.WorkerCrashedError`, and a fresh worker
 takes the dead one's place. Threads remain the default: CTranslate2 releases the GIL, so
 processes pay memory (one model per worker) for isolation, not speed.
+
+Only plain data crosses the pipe: the model's :class:`~voicesub_stream.ModelConfig` and key
+once, then per job the stream's options (plain data by design), its language, and the
+windows' samples. A job that cannot be sent fails with
+:class:`~voicesub_stream.errors.TranscriptionError` and its worker goes back to the pool.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import pickle
 import queue
 import threading
 from dataclasses import dataclass
@@ -19,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from ._types import Word
 from .errors import TranscriptionError, WorkerCrashedError
-from .stages._transcriber import _WindowText
+from .models import WindowText
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from multiprocessing.connection import Connection
 
-    from ._config import Settings, TranscribeOptions
+    from ._config import ModelConfig, TranscribeOptions
+    from ._types import SpeechWindow
     from .models import ModelKey
-    from .stages._vad import SpeechWindow
 
 __all__ = ("ProcessPool", "ProcessRunner")
 
@@ -43,16 +49,15 @@ class _Job:
     prompt_limit: int | None
 
 
-def _worker_main(conn: Connection, settings: Settings, key: ModelKey) -> None:
+def _worker_main(conn: Connection, config: ModelConfig, key: ModelKey) -> None:
     """A worker process: load the model once, then answer jobs until the pipe closes."""
-    from .models import ModelRegistry
-    from .stages._transcriber import WhisperRunner
+    from .models import ModelRegistry, WhisperRunner
 
-    model = ModelRegistry(settings).get(key)
+    model = ModelRegistry(config).get(key)
     conn.send(("ready", None))
     while True:
         try:
-            job: _Job = conn.recv()
+            job: _Job = pickle.loads(conn.recv_bytes())
         except EOFError:
             return
         try:
@@ -70,9 +75,9 @@ def _worker_main(conn: Connection, settings: Settings, key: ModelKey) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx: Any, settings: Settings, key: ModelKey) -> None:
+    def __init__(self, ctx: Any, config: ModelConfig, key: ModelKey) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, settings, key),
+        self.process = ctx.Process(target=_worker_main, args=(child, config, key),
                                    daemon=True, name="voicesub-model-worker")
         self.process.start()
         child.close()
@@ -95,9 +100,9 @@ class _Worker:
 class ProcessPool:
     """``workers`` processes, each holding one loaded model ``key``; thread-safe."""
 
-    def __init__(self, settings: Settings, key: ModelKey, workers: int) -> None:
+    def __init__(self, config: ModelConfig, key: ModelKey, workers: int) -> None:
         self._ctx = mp.get_context("spawn")  # never fork a process holding model threads
-        self._settings, self.key = settings, key
+        self._config, self.key = config, key
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
@@ -106,7 +111,7 @@ class ProcessPool:
             self._add()
 
     def _add(self) -> None:
-        worker = _Worker(self._ctx, self._settings, self.key)
+        worker = _Worker(self._ctx, self._config, self.key)
         with self._lock:
             self._all.append(worker)
         self._idle.put(worker)
@@ -124,7 +129,15 @@ class ProcessPool:
         """
         worker = self._idle.get()
         try:
-            worker.conn.send(job)
+            # Pickled here, first, so that a job that cannot be sent leaves the worker idle
+            # and its pipe clean (Connection.send would fail halfway through a message).
+            message = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            self._idle.put(worker)
+            raise TranscriptionError(f"a model job could not be sent to a worker "
+                                     f"process: {exc!r}") from exc
+        try:
+            worker.conn.send_bytes(message)
             status, payload = worker.conn.recv()
         except (EOFError, OSError) as exc:
             code = worker.process.exitcode
@@ -152,7 +165,7 @@ class ProcessPool:
 
 
 class ProcessRunner:
-    """The :class:`~voicesub_stream.stages.WhisperRunner` interface, run in a pool."""
+    """The :class:`~voicesub_stream.models.WhisperRunner` interface, run in a pool."""
 
     def __init__(self, pool: ProcessPool, options: TranscribeOptions) -> None:
         self.pool = pool
@@ -163,10 +176,19 @@ class ProcessRunner:
 
     def transcribe(self, windows: list[SpeechWindow], *,
                    prompts: Sequence[str | None] | None = None,
-                   prompt_limit: int | None = None) -> list[_WindowText]:
+                   prompt_limit: int | None = None) -> list[WindowText]:
         language, probability, results = self.pool.call(
             _Job(self.options, self.language, windows, prompts, prompt_limit))
         self.language, self.language_probability = language, probability
-        return [_WindowText(window, text, [Word(*w) for w in words], logprob, no_speech)
+        return [WindowText(window, text, [Word(*w) for w in words], logprob, no_speech)
                 for window, (text, words, logprob, no_speech)
                 in zip(windows, results, strict=True)]
+
+    def translate(self, results: list[WindowText]) -> list[str]:
+        """English for each result: see :meth:`~voicesub_stream.models.WhisperRunner.translate`."""
+        if self.language == "en":
+            return [r.text for r in results]
+        english = ProcessRunner(self.pool, self.options.with_changes(task="translate",
+                                                                     word_timestamps=False))
+        english.language = self.language
+        return [r.text for r in english.transcribe([r.window for r in results])]

@@ -21,13 +21,14 @@ import anyio
 import anyio.to_thread
 
 from ._config import cpu_count
-from ._stats import percentiles
+from ._stats import counter, percentiles
 from .errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ("PRIORITIES", "Scheduler", "auto_workers")
+__all__ = ("PRIORITIES", "ClassStatistics", "Scheduler", "SchedulerStatistics", "auto_workers",
+           "priority_value")
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def auto_workers(*, device: str, model_workers: int, cpu_threads: int, gpus: int
     return fit if process_pool else max(1, min(model_workers, fit))
 
 
-def _priority_value(priority: str | int) -> int:
+def priority_value(priority: str | int) -> int:
     if isinstance(priority, int):
         return priority
     try:
@@ -59,6 +60,28 @@ def _priority_value(priority: str | int) -> int:
     except KeyError:
         raise ConfigError(f"unknown priority {priority!r}; use one of {sorted(PRIORITIES)} "
                           "or a number (lower runs first)") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ClassStatistics:
+    """One priority class: jobs waiting and running now, outcomes so far, waits for a slot."""
+
+    queued: int
+    running: int
+    completed: int = counter()
+    failed: int = counter()
+    cancelled: int = counter()
+    wait_p50: float | None = None
+    wait_p95: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStatistics:
+    workers: int
+    running: int
+    queued: int
+    peak_running: int
+    classes: dict[str, ClassStatistics]
 
 
 @dataclass
@@ -70,11 +93,10 @@ class _ClassStats:
     cancelled: int = 0
     waits: deque[float] = field(default_factory=lambda: deque(maxlen=1024))
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> ClassStatistics:
         p50, p95 = percentiles(self.waits, 0.5, 0.95)
-        return {"queued": self.queued, "running": self.running, "completed": self.completed,
-                "failed": self.failed, "cancelled": self.cancelled,
-                "wait_p50": p50, "wait_p95": p95}
+        return ClassStatistics(self.queued, self.running, self.completed, self.failed,
+                               self.cancelled, p50, p95)
 
 
 class _Waiter:
@@ -119,7 +141,7 @@ class Scheduler:
         """Await ``job()`` once admitted; the slot is held until it returns or raises."""
         label = priority if isinstance(priority, str) else f"p{priority}"
         stats = self._stats.setdefault(label, _ClassStats())
-        await self._acquire(_priority_value(priority), label, stats)
+        await self._acquire(priority_value(priority), label, stats)
         stats.running += 1
         self.peak_running = max(self.peak_running, self._running)
         try:
@@ -179,10 +201,10 @@ class Scheduler:
         """Jobs waiting for a slot now."""
         return len(self._waiting)
 
-    def statistics(self) -> dict[str, Any]:
-        return {"workers": self.workers, "running": self._running,
-                "queued": len(self._waiting), "peak_running": self.peak_running,
-                "classes": {k: v.snapshot() for k, v in self._stats.items()}}
+    def statistics(self) -> SchedulerStatistics:
+        return SchedulerStatistics(self.workers, self._running, len(self._waiting),
+                                   self.peak_running,
+                                   {k: v.snapshot() for k, v in self._stats.items()})
 
     # -- admission ------------------------------------------------------------------------
     async def _acquire(self, priority: int, label: str, stats: _ClassStats) -> None:

@@ -12,19 +12,20 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 
 from ._config import TranscribeOptions
 from ._types import Word
-from .stages._transcriber import _WindowText
+from .models import WindowText
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from .stages._vad import SpeechWindow
+    from ._types import SpeechWindow
 
 __all__ = ("FakeRunner", "ResourceSnapshot", "assert_no_leaks", "resource_snapshot", "speak")
 
@@ -45,7 +46,7 @@ def speak(text: str, path: Path, *, voice: str = "en-us", words_per_minute: int 
 class FakeRunner:
     """Answers each window with ``"window <index>"`` after ``delay`` seconds of blocking work.
 
-    Same interface the :class:`~voicesub_stream.stages.Transcriber` uses on the real runner,
+    The :class:`~voicesub_stream.models.Runner` interface the stages use on the real runner,
     and it records every batch it was given.
     """
 
@@ -63,7 +64,7 @@ class FakeRunner:
 
     def transcribe(self, windows: list[SpeechWindow], *,
                    prompts: Sequence[str | None] | None = None,
-                   prompt_limit: int | None = None) -> list[_WindowText]:
+                   prompt_limit: int | None = None) -> list[WindowText]:
         import time
 
         from .errors import TranscriptionError
@@ -81,26 +82,33 @@ class FakeRunner:
                     raise TranscriptionError(f"fake failure on window {w.index}")
                 words = [Word(w.start, (w.start + w.end) / 2, " window", 1.0),
                          Word((w.start + w.end) / 2, w.end, f" {w.index}.", 1.0)]
-                out.append(_WindowText(w, f"window {w.index}.", words, -0.1, 0.0))
+                out.append(WindowText(w, f"window {w.index}.", words, -0.1, 0.0))
             return out
         finally:
             with self._lock:
                 self.active -= 1
 
+    def translate(self, results: list[WindowText]) -> list[str]:
+        return [f"english {r.window.index}." for r in results]
+
 
 @dataclass(frozen=True)
 class ResourceSnapshot:
-    tasks: frozenset[asyncio.Task[Any]]
+    tasks: frozenset[object]
+    """The event loop's tasks (asyncio tasks, or trio tasks), but the caller's own."""
     threads: frozenset[threading.Thread]
     open_files: frozenset[str]
     busy_worker_threads: int
 
 
 def resource_snapshot() -> ResourceSnapshot:
-    """What this process holds now: asyncio tasks, non-pooled threads, open files."""
+    """What this process holds now: the event loop's tasks, non-pooled threads, open files.
+
+    Works under asyncio and trio (call it from inside the event loop).
+    """
     import psutil
 
-    tasks = frozenset(t for t in asyncio.all_tasks() if t is not asyncio.current_task())
+    tasks = _tasks()
     # anyio and asyncio's default executor (aiofiles runs there) keep idle worker threads
     # pooled for reuse; what matters is that none of anyio's is busy.
     threads = frozenset(t for t in threading.enumerate()
@@ -122,8 +130,32 @@ async def assert_no_leaks(before: ResourceSnapshot, *, within: float = 5.0) -> N
                 return
             await anyio.sleep(0.02)
     raise AssertionError(
-        f"leaked: tasks={[t.get_name() for t in after.tasks - before.tasks]} "
+        f"leaked: tasks={[_task_name(t) for t in after.tasks - before.tasks]} "
         f"threads={[t.name for t in after.threads - before.threads]} "
         f"files={sorted(after.open_files - before.open_files)} "
         f"busy worker threads={after.busy_worker_threads}"
     )
+
+
+def _tasks() -> frozenset[object]:
+    native = anyio.lowlevel.current_token().native_token
+    if isinstance(native, asyncio.AbstractEventLoop):
+        return frozenset(t for t in asyncio.all_tasks() if t is not asyncio.current_task())
+    import trio  # the one other backend anyio runs on
+
+    current = trio.lowlevel.current_task()
+    found: set[object] = set()
+    pending = [trio.lowlevel.current_root_task()]
+    while pending:
+        task = pending.pop()
+        if task is None:
+            continue
+        if task is not current:
+            found.add(task)
+        pending.extend(child for nursery in task.child_nurseries for child in nursery.child_tasks)
+    return frozenset(found)
+
+
+def _task_name(task: object) -> str:
+    get_name = getattr(task, "get_name", None)
+    return str(get_name() if get_name is not None else getattr(task, "name", task))

@@ -17,19 +17,21 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
-import numpy as np
 import psutil
 
-from .._api import Engine
 from .._config import LiveOptions, Settings
+from .._engine import Engine
 from .._stats import percentiles
 from .._text import word_error_rate
-from ..sources import paced
+from ..sources import paced, read_audio
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import numpy as np
     import numpy.typing as npt
+
+    from ..stages import BatchingStatistics
 
 
 VARIANTS = {"batched": "batched, shared model", "unbatched": "unbatched, shared model",
@@ -49,13 +51,14 @@ async def _stream(engine: Engine, audio: npt.NDArray[np.float32], live: LiveOpti
                 lat.append(time.monotonic() - fed)
                 texts.append(seg.text)
         stats = stream.statistics()
-    out.update(latencies=lat, text=" ".join(texts), dropped=stats["dropped_seconds"],
-               model_seconds=stats["model_seconds"])
+    out.update(latencies=lat, text=" ".join(texts),
+               dropped=stats.live.dropped_seconds if stats.live else 0.0,
+               model_seconds=stats.model_seconds)
 
 
 async def _round(n: int, audio: npt.NDArray[np.float32], settings: Settings,
                  live: LiveOptions, shared: bool, offline: str) -> dict[str, Any]:
-    batching: dict[str, Any] | None = None
+    batching: BatchingStatistics | None = None
     results: list[dict[str, Any]] = [{} for _ in range(n)]
     async with AsyncExitStack() as stack:
         engines = [await stack.enter_async_context(Engine(settings))
@@ -83,7 +86,8 @@ async def _round(n: int, audio: npt.NDArray[np.float32], settings: Settings,
         "model_rtf": sum(r["model_seconds"] for r in results) / (n * duration),
         "dropped_seconds": sum(r["dropped"] for r in results),
         "wall_seconds": wall, "cpu_percent": cpu,
-        "real_time": p95 is not None and p95 <= 2.5, "batching": batching,
+        "real_time": p95 is not None and p95 <= 2.5,
+        "batching": dataclasses.asdict(batching) if batching else None,
     }
 
 
@@ -96,9 +100,7 @@ def bench_concurrency(clip: Path, *, streams: list[int], seconds: float, model: 
                       compute_type: str, live: LiveOptions,
                       variants: tuple[str, ...] = tuple(VARIANTS),
                       engine: dict[str, Any] | None = None) -> dict[str, Any]:
-    from faster_whisper.audio import decode_audio
-
-    audio = np.asarray(decode_audio(str(clip)), dtype=np.float32)[: int(seconds * 16_000)]
+    audio = read_audio(clip)[: int(seconds * 16_000)]
     base = Settings.load(model=model, compute_type=compute_type, device="cpu",
                          cache_type="none", **(engine or {}))
     unbatched = base.model_copy(update={"stream_batching": False})

@@ -17,6 +17,8 @@ from .._config import Settings, cpu_count
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .._stream import SegmentStream
+
 RUNS = ("faster-whisper", "faster-whisper-batched", "voicesub")
 
 
@@ -45,7 +47,7 @@ def _run_faster_whisper(audio: str, model_path: str, compute_type: str, batched:
 def _run_voicesub(audio: str, model_name: str, compute_type: str, result: dict[str, Any]) -> None:
     import anyio
 
-    from .._api import Engine, SegmentStream
+    from .._engine import Engine
     from ..sources import probe_duration
 
     async def main() -> None:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from .._api import Engine
 from .._config import LiveOptions, Settings
+from .._engine import Engine
 from .._stats import percentiles
 from .._text import word_error_rate
 from ..sources import paced
@@ -49,17 +49,19 @@ async def _one(engine: Engine, clip: Path, reference: str | None, live: LiveOpti
         stats = stream.statistics()
     wall = time.monotonic() - started
     text = " ".join(finals)
-    duration = stats["audio_seconds"]
+    duration = stats.audio_seconds
+    live_stats = stats.live
+    assert live_stats is not None
     return {
         "clip": str(clip),
         "audio_seconds": duration,
         "wall_seconds": wall,
         "final_latency": _quantiles(final_lat),
         "partial_latency": _quantiles(partial_lat),
-        "model_rtf": stats["model_seconds"] / duration if duration else None,
-        "dropped_seconds": stats["dropped_seconds"],
+        "model_rtf": stats.model_seconds / duration if duration else None,
+        "dropped_seconds": live_stats.dropped_seconds,
         "finals": len(finals),
-        "partials": stats["partials"],
+        "partials": live_stats.partials,
         "wer_vs_reference": word_error_rate(reference, text) if reference else None,
         "offline_wer_vs_reference": word_error_rate(reference, offline) if reference else None,
         "wer_vs_offline": word_error_rate(offline, text),

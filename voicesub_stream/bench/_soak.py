@@ -23,9 +23,10 @@ import anyio
 import numpy as np
 import psutil
 
-from .._api import Engine
 from .._config import LiveOptions, Settings
+from .._engine import Engine
 from ..monitoring._memory import _malloc_trim
+from ..sources import read_audio
 from ..testing import resource_snapshot
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ async def _soak(audio: npt.NDArray[np.float32], seconds: float, warmup: float, e
         grew = {"tasks": len(end.tasks - warm.tasks), "threads": len(end.threads - warm.threads),
                 "open_files": len(end.open_files - warm.open_files)}
     return {"audio_hours": seconds / 3600, "wall_seconds": time.monotonic() - started,
-            "finals": finals, "model_seconds": stats.get("model_seconds"),
+            "finals": finals, "model_seconds": stats.model_seconds,
             "rss_mb_first": float(ys[0]) if len(ys) else None,
             "rss_mb_last": float(ys[-1]) if len(ys) else None,
             "rss_slope_mb_per_audio_hour": slope,
@@ -110,9 +111,7 @@ async def _soak(audio: npt.NDArray[np.float32], seconds: float, warmup: float, e
 def bench_soak(clip: Path, *, hours: float, model: str, compute_type: str,
                warmup: float = 120.0, every: float = 60.0,
                profile: bool = False) -> dict[str, Any]:
-    from faster_whisper.audio import decode_audio
-
-    audio = np.asarray(decode_audio(str(clip)), dtype=np.float32)
+    audio = read_audio(clip)
     settings = Settings.load(model=model, compute_type=compute_type, device="cpu",
                              cache_type="none")
     report = anyio.run(_soak, audio, hours * 3600, warmup, every, settings, profile)

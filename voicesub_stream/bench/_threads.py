@@ -14,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import numpy as np
 
 from .._config import Settings, TranscribeOptions
+from .._types import SpeechWindow
 from ..executors import ProcessPool, ProcessRunner
-from ..models import ModelRegistry
+from ..models import ModelRegistry, WhisperRunner
 from ..scheduler import Scheduler
-from ..stages import SpeechWindow, WhisperRunner
+from ..sources import read_audio
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,14 +28,12 @@ if TYPE_CHECKING:
 
 def bench_threads(clip: Path, *, jobs: int, seconds: float, model: str,
                   compute_type: str) -> dict[str, Any]:
-    from faster_whisper.audio import decode_audio
-
-    audio = np.asarray(decode_audio(str(clip)), dtype=np.float32)
+    audio = read_audio(clip)
     size = int(seconds * 16_000)
     windows = [SpeechWindow(i, audio[(i * size) % max(len(audio) - size, 1):][:size],
                             ((0, size),)) for i in range(jobs)]
     settings = Settings.load(model=model, compute_type=compute_type, device="cpu")
-    registry = ModelRegistry(settings)
+    registry = ModelRegistry(settings.models())
     key = registry.key_for(None)
     runner = WhisperRunner(registry.get(key), TranscribeOptions(language="en"))
     runner.transcribe([windows[0]])  # warm up
@@ -64,7 +62,7 @@ def bench_threads(clip: Path, *, jobs: int, seconds: float, model: str,
         list(pool.map(lambda w: runner.transcribe([w]), windows))
         rows["thread pool, 4 workers"] = time.perf_counter() - started
 
-    processes = ProcessPool(settings, key, workers=2)
+    processes = ProcessPool(settings.models(), key, workers=2)
     try:
         remote = ProcessRunner(processes, TranscribeOptions(language="en"))
         with ThreadPoolExecutor(2) as pool:

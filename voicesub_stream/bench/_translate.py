@@ -34,8 +34,8 @@ def load_cues(subtitles: Path) -> list[Segment]:
 
 
 async def transcribe_cues(clip: Path, model: str) -> list[Segment]:
-    from .._api import Engine
     from .._config import Settings
+    from .._engine import Engine
 
     async with Engine(Settings.load(model=model, device="cpu", cache_type="none")) as engine:
         return [s async for s in engine.transcribe_stream(clip)]

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from .._api import Engine
 from .._config import Settings
+from .._engine import Engine
 from .._text import word_error_rate
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._base import Cache, CacheStats
+from ._base import Cache, CacheStatistics, CacheStats
 from ._decorator import cached, make_key
 from ._file import FileCache
 from ._memory import MemoryCache
@@ -24,10 +24,11 @@ from ._redis import CircuitBreaker, RedisCache
 from ._tiered import TieredCache
 
 if TYPE_CHECKING:
-    from .._config import Settings
+    from .._config import CacheConfig
 
 __all__ = (
     "Cache",
+    "CacheStatistics",
     "CacheStats",
     "CircuitBreaker",
     "FileCache",
@@ -40,18 +41,17 @@ __all__ = (
 )
 
 
-def make_cache(settings: Settings) -> Cache | None:
-    """The cache ``settings.cache_type`` names (``none`` gives ``None``)."""
-    kind = settings.cache_type
-    ttl = settings.cache_ttl
+def make_cache(config: CacheConfig) -> Cache | None:
+    """The cache ``config.kind`` names (``none`` gives ``None``)."""
+    kind, ttl = config.kind, config.ttl
     if kind == "none":
         return None
-    memory = MemoryCache(max_size=settings.cache_max_size, ttl=ttl)
+    memory = MemoryCache(max_size=config.max_size, ttl=ttl)
     if kind == "memory":
         return memory
     back: Cache
-    if kind == "file" or (kind == "tiered" and not settings.redis_url):
-        back = FileCache(settings.cache_dir / "cache", ttl=ttl)
+    if kind == "file" or (kind == "tiered" and not config.redis_url):
+        back = FileCache(config.directory, ttl=ttl)
     else:
-        back = RedisCache(settings.redis_url or "redis://localhost:6379/0", ttl=ttl)
+        back = RedisCache(config.redis_url or "redis://localhost:6379/0", ttl=ttl)
     return TieredCache(memory, back) if kind == "tiered" else back

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .._stats import percentiles
+from .._stats import counter, percentiles
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -23,6 +23,28 @@ Clock = Callable[[], float]
 """Seconds, monotonic; caches take one so tests can move time by hand."""
 
 _LATENCY_SAMPLES = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStatistics:
+    backend: str
+    hits: int = counter()
+    misses: int = counter()
+    hit_ratio: float | None = None
+    sets: int = counter()
+    deletes: int = counter()
+    evictions: int = counter()
+    errors: int = counter()
+    latency_p50: float | None = None
+    latency_p99: float | None = None
+    circuit_open: bool | None = None
+    """Redis: whether the circuit breaker is failing fast now."""
+    outages: int | None = None
+    """Redis: times the breaker opened."""
+    front: CacheStatistics | None = None
+    """A tiered cache's memory tier."""
+    back: CacheStatistics | None = None
+    """A tiered cache's shared tier."""
 
 
 @dataclass
@@ -40,13 +62,12 @@ class CacheStats:
     def observe(self, started: float) -> None:
         self.latencies.append(time.perf_counter() - started)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, backend: str) -> CacheStatistics:
         lookups = self.hits + self.misses
         p50, p99 = percentiles(self.latencies, 0.5, 0.99)
-        return {"hits": self.hits, "misses": self.misses,
-                "hit_ratio": self.hits / lookups if lookups else None,
-                "sets": self.sets, "deletes": self.deletes, "evictions": self.evictions,
-                "errors": self.errors, "latency_p50": p50, "latency_p99": p99}
+        return CacheStatistics(backend, self.hits, self.misses,
+                               self.hits / lookups if lookups else None, self.sets,
+                               self.deletes, self.evictions, self.errors, p50, p99)
 
 
 class Cache(ABC):
@@ -84,8 +105,8 @@ class Cache(ABC):
         for key, value in items.items():
             await self.set(key, value, ttl)
 
-    def statistics(self) -> dict[str, Any]:
-        return {"backend": type(self).__name__, **self.stats.snapshot()}
+    def statistics(self) -> CacheStatistics:
+        return self.stats.snapshot(type(self).__name__)
 
     def trim(self, fraction: float) -> int:
         """Drop the least recently used ``fraction`` of entries held in this process's

@@ -6,7 +6,7 @@ import functools
 import hashlib
 import inspect
 import json
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -32,12 +32,12 @@ def make_key(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
     return f"{func.__module__}.{func.__qualname__}:{hashlib.sha256(blob.encode()).hexdigest()}"
 
 
-class _Flight:
+class _Flight(Generic[R]):
     __slots__ = ("done", "error", "result")
 
     def __init__(self) -> None:
         self.done = anyio.Event()
-        self.result: Any = None
+        self.result: tuple[R] | None = None  # a tuple: ``None`` is a result too
         self.error: BaseException | None = None
 
 
@@ -55,32 +55,36 @@ def cached(
     """
 
     def decorate(func: Callable[P, Awaitable[R]] | Callable[P, R]) -> Callable[P, Awaitable[R]]:
-        flights: dict[str, _Flight] = {}
-        is_async = inspect.iscoroutinefunction(func)
+        flights: dict[str, _Flight[R]] = {}
+
+        async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            if inspect.iscoroutinefunction(func):
+                done: R = await func(*args, **kwargs)
+                return done
+            result = await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
+            # func is the sync kind here, which mypy cannot narrow a union of callables to.
+            return result  # type: ignore[return-value]
 
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             k = key(*args, **kwargs) if key else make_key(func, args, kwargs)
-            value = await cache.get(k)
+            value: R | None = await cache.get(k)  # the cache holds what func returned
             if value is not None:
-                return value  # type: ignore[no-any-return]
+                return value
             flight = flights.get(k)
             if flight is not None:
                 await flight.done.wait()
                 if flight.error is not None:
                     raise flight.error
-                return flight.result  # type: ignore[no-any-return]
+                assert flight.result is not None  # set before done, when no error
+                return flight.result[0]
             flight = flights[k] = _Flight()
             try:
-                if is_async:
-                    result = await func(*args, **kwargs)  # type: ignore[misc]
-                else:
-                    result = await anyio.to_thread.run_sync(
-                        functools.partial(func, *args, **kwargs))
+                result = await call(*args, **kwargs)
                 if result is not None:
                     await cache.set(k, result, ttl)
-                flight.result = result
-                return result  # type: ignore[no-any-return]
+                flight.result = (result,)
+                return result
             except BaseException as exc:
                 flight.error = exc
                 raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import logging
 import time
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from ._base import Cache, Clock, decode, encode
+from ._base import Cache, CacheStatistics, Clock, decode, encode
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -193,9 +194,9 @@ class RedisCache(Cache):
             self.breaker.failure(exc)
             self.stats.errors += 1
 
-    def statistics(self) -> dict[str, Any]:
-        return {**super().statistics(), "circuit_open": self.breaker.is_open,
-                "outages": self.breaker.opened}
+    def statistics(self) -> CacheStatistics:
+        return dataclasses.replace(super().statistics(), circuit_open=self.breaker.is_open,
+                                   outages=self.breaker.opened)
 
     async def aclose(self) -> None:
         await self._client.aclose()

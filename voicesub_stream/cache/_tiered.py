@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from ._base import Cache
+from ._base import Cache, CacheStatistics
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -58,9 +59,9 @@ class TieredCache(Cache):
     def trim(self, fraction: float) -> int:
         return self.front.trim(fraction)
 
-    def statistics(self) -> dict[str, Any]:
-        return {**super().statistics(), "front": self.front.statistics(),
-                "back": self.back.statistics()}
+    def statistics(self) -> CacheStatistics:
+        return dataclasses.replace(super().statistics(), front=self.front.statistics(),
+                                   back=self.back.statistics())
 
     async def aclose(self) -> None:
         await self.front.aclose()

@@ -1,15 +1,38 @@
-"""Model resolution (bundled packages, local dirs, the Hub) and the loaded-model registry."""
+"""Models: resolution (bundled packages, local dirs, the Hub), the loaded-model registry, and
+faster-whisper itself (``_whisper``: runners, batches, Silero VAD)."""
 
 from ._gpu import GpuInfo, cuda_device_count, gpu_info
-from ._registry import LoadedModel, ModelKey, ModelRegistry
+from ._registry import (
+    LoadedModel,
+    LoadedModelStatistics,
+    ModelKey,
+    ModelRegistry,
+    RegistryStatistics,
+)
 from ._resolve import resolve_model
+from ._whisper import (
+    Runner,
+    WhisperBatch,
+    WhisperRunner,
+    WindowText,
+    load_vad,
+    speech_timestamps,
+)
 
 __all__ = (
     "GpuInfo",
     "LoadedModel",
+    "LoadedModelStatistics",
     "ModelKey",
     "ModelRegistry",
+    "RegistryStatistics",
+    "Runner",
+    "WhisperBatch",
+    "WhisperRunner",
+    "WindowText",
     "cuda_device_count",
     "gpu_info",
+    "load_vad",
     "resolve_model",
+    "speech_timestamps",
 )

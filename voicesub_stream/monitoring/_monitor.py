@@ -10,10 +10,10 @@ import anyio
 import anyio.to_thread
 import orjson
 
+from .._timing import Timings, timings
 from ._alerts import Alerts, default_rules
 from ._memory import MemoryManager
 from ._sampler import Probe, Sample, SampleHistory
-from ._timing import Timings, timings
 
 if TYPE_CHECKING:
     from collections.abc import Callable

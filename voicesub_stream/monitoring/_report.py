@@ -114,6 +114,8 @@ def recommendations(summary: dict[str, Any], engine: dict[str, Any]) -> list[dic
 
 
 def build_report(monitor: Monitor | None, engine: dict[str, Any]) -> dict[str, Any]:
+    """The report of ``engine.performance_report()``; ``engine`` is the engine's statistics
+    as data (``EngineStatistics.to_dict()``)."""
     started = time.perf_counter()
     history = monitor.history if monitor is not None else SampleHistory(1)
     summary = summarize(history)
@@ -121,12 +123,14 @@ def build_report(monitor: Monitor | None, engine: dict[str, Any]) -> dict[str, A
         "time": time.time(),
         "latest": history.latest.to_dict() if history.latest is not None else None,
         "summary": summary,
-        "timings": monitor.timings.snapshot() if monitor is not None else {},
+        "timings": ({name: dataclasses.asdict(t) for name, t in monitor.timings.snapshot().items()}
+                    if monitor is not None else {}),
         "engine": engine,
         "alerts": {"firing": monitor.alerts.firing,
                    "recent": [dataclasses.asdict(a) for a in monitor.alerts.history[-20:]]}
         if monitor is not None else None,
-        "memory": monitor.memory.statistics() if monitor is not None else None,
+        "memory": dataclasses.asdict(monitor.memory.statistics()) if monitor is not None
+        else None,
         "recommendations": recommendations(summary, engine),
     }
     report["build_seconds"] = time.perf_counter() - started

@@ -14,6 +14,7 @@ lifespan. Every session (a socket or a request) holds one of ``max_sessions`` sl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hmac
 import json
 import logging
@@ -27,11 +28,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from .._api import Engine
 from .._config import LiveOptions, Settings
+from .._engine import Engine
 from ..errors import ConfigError, ModelError, SourceError, VoicesubError
-from ..monitoring import render_metrics
 from ..subtitles import render_subtitles
+from ._metrics import render_metrics
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, MutableMapping
@@ -154,7 +155,8 @@ async def _healthz(request: Request) -> Response:
         "status": "ok" if engine is not None else "starting",
         "sessions": state.sessions.active,
         "max_sessions": state.settings.max_sessions,
-        "models": engine.registry.statistics() if engine is not None else None,
+        "models": (dataclasses.asdict(engine.registry.statistics()) if engine is not None
+                   else None),
     })
 
 
@@ -249,7 +251,7 @@ async def _serve_socket(ws: WebSocket, state: _State) -> None:
                 async for seg in stream:
                     await ws.send_json({"type": "final" if seg.is_final else "partial",
                                         **seg.to_dict()})
-                await ws.send_json({"type": "stats", **stream.statistics()})
+                await ws.send_json({"type": "stats", **stream.statistics().to_dict()})
     except BaseExceptionGroup as group:
         # One failure ends the session; report the first (the rest are its consequences).
         raise group.exceptions[0] from None

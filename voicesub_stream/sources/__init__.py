@@ -21,10 +21,16 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
+from .._timing import timer
 from .._types import SAMPLE_RATE, AudioChunk
 from ..errors import ConfigError, UnsupportedSourceError
-from ..monitoring import timer
-from ._decode import PcmResampler, container_duration, decode_chunks, open_container
+from ._decode import (
+    PcmResampler,
+    container_duration,
+    decode_chunks,
+    open_container,
+    read_audio,
+)
 from ._mic import microphone
 
 if TYPE_CHECKING:
@@ -38,6 +44,7 @@ __all__ = (
     "open_source",
     "paced",
     "probe_duration",
+    "read_audio",
 )
 
 AudioInput: TypeAlias = Union[

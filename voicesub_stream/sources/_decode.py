@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 import av
@@ -145,6 +146,16 @@ class PcmResampler:
         assert self._resampler is not None
         outs = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
         return np.concatenate(outs) if outs else np.zeros(0, np.float32)
+
+
+def read_audio(path: str | os.PathLike[str]) -> npt.NDArray[np.float32]:
+    """A whole file decoded to 16 kHz mono float32 (blocking; for clips that fit in memory)."""
+    container = open_container(os.fspath(path))
+    try:
+        pieces = list(decode_chunks(container, SAMPLE_RATE))
+    finally:
+        container.close()
+    return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
 
 
 def _describe(target: str | bytes) -> str:

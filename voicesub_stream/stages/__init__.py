@@ -1,6 +1,36 @@
-"""Pipeline stages, in data-flow order: VAD chunking, then transcription."""
+"""Pipeline stages, in data-flow order; each is ``run(receive, send)`` plus ``statistics()``.
 
-from ._transcriber import Transcriber, WhisperRunner, split_cues
-from ._vad import SpeechWindow, VadChunker
+source (``_source``) -> cache replay (``_cache``) or VAD chunking (``_vad``) -> file
+transcription (``_transcriber``) or live transcription (``_live``, sharing model calls across
+streams through ``_batcher``) -> cache record (``_cache``) -> translation (``_translate``).
+"""
 
-__all__ = ("SpeechWindow", "Transcriber", "VadChunker", "WhisperRunner", "split_cues")
+from ._base import Stage, receive_waiting
+from ._batcher import BatchingStatistics, StreamBatcher
+from ._cache import CacheRecord, CacheReplay, CacheStatistics
+from ._live import LiveStatistics, LiveTranscriber
+from ._source import SourceReader, SourceStatistics
+from ._transcriber import Transcriber, TranscriberStatistics
+from ._translate import TranslationStage, TranslationStatistics
+from ._vad import SpeechWindow, VadChunker, VadStatistics
+
+__all__ = (
+    "BatchingStatistics",
+    "CacheRecord",
+    "CacheReplay",
+    "CacheStatistics",
+    "LiveStatistics",
+    "LiveTranscriber",
+    "SourceReader",
+    "SourceStatistics",
+    "SpeechWindow",
+    "Stage",
+    "StreamBatcher",
+    "Transcriber",
+    "TranscriberStatistics",
+    "TranslationStage",
+    "TranslationStatistics",
+    "VadChunker",
+    "VadStatistics",
+    "receive_waiting",
+)

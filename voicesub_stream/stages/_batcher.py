@@ -3,11 +3,11 @@
 Each live update asks :meth:`StreamBatcher.transcribe` for one window. Requests of runners
 with one :attr:`~WhisperRunner.batch_key` (same model, same decoding options) join a group;
 one batch task per group waits for a scheduler slot and, once admitted, takes every waiting
-request (best priority first, at most ``max_batch``) into one call of
-:func:`transcribe_together`. Company is therefore free while the model is busy: requests
-pile up behind the running call. When the model is idle, a request waits at most ``window``
-seconds for the other streams of its group, and not at all when it is the group's only
-stream, so a lone stream is never slowed down.
+request (best priority first, at most ``max_batch``) into one
+:class:`~voicesub_stream.models.WhisperBatch`. Company is therefore free while the model is
+busy: requests pile up behind the running call. When the model is idle, a request waits at
+most ``window`` seconds for the other streams of its group, and not at all when it is the
+group's only stream, so a lone stream is never slowed down.
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 
+from .._stats import counter
 from ..errors import StreamClosedError
-from ..scheduler import _priority_value
-from ._transcriber import WhisperRunner, _WindowText, transcribe_together
+from ..models import WhisperBatch, WhisperRunner
+from ..scheduler import priority_value
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -31,13 +32,22 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
 
+    from ..models import Runner, WindowText
     from ..scheduler import Scheduler
-    from ._transcriber import Runner
     from ._vad import SpeechWindow
 
-__all__ = ("StreamBatcher",)
+__all__ = ("BatchingStatistics", "StreamBatcher")
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchingStatistics:
+    batches: int = counter()
+    windows: int = counter()
+    mean_batch: float | None = None
+    sizes: dict[int, int] = field(default_factory=dict)
+    """How many model calls had each number of windows."""
 
 
 @dataclass(eq=False)
@@ -47,7 +57,7 @@ class _Request:
     prompt: str | None
     priority: str | int
     done: anyio.Event = field(default_factory=anyio.Event)
-    result: _WindowText | None = None
+    result: WindowText | None = None
     error: BaseException | None = None
 
 
@@ -101,7 +111,7 @@ class StreamBatcher:
         return _Membership(self, runner, prompt_limit)
 
     async def transcribe(self, runner: Runner, window: SpeechWindow, prompt: str | None, *,
-                         prompt_limit: int | None, priority: str | int) -> _WindowText:
+                         prompt_limit: int | None, priority: str | int) -> WindowText:
         """``runner``'s answer for ``window``, computed together with other streams' windows.
 
         :raises TranscriptionError: the model failed (every request of that call gets it)
@@ -129,10 +139,11 @@ class StreamBatcher:
         assert request.result is not None
         return request.result
 
-    def statistics(self) -> dict[str, Any]:
-        return {"batches": self.batches, "windows": self.windows,
-                "mean_batch": round(self.windows / self.batches, 2) if self.batches else None,
-                "sizes": dict(sorted(self.sizes.items()))}
+    def statistics(self) -> BatchingStatistics:
+        return BatchingStatistics(
+            self.batches, self.windows,
+            round(self.windows / self.batches, 2) if self.batches else None,
+            dict(sorted(self.sizes.items())))
 
     def _group(self, runner: WhisperRunner, prompt_limit: int | None) -> _Group:
         key = (runner.batch_key, prompt_limit)
@@ -150,11 +161,11 @@ class StreamBatcher:
         if not group.pending:  # every request was cancelled meanwhile
             group.leader = False
             return
-        best = min(group.pending, key=lambda r: _priority_value(r.priority)).priority
+        best = min(group.pending, key=lambda r: priority_value(r.priority)).priority
         await self.scheduler.run(lambda: self._call(group), priority=best)
 
     async def _call(self, group: _Group) -> None:
-        group.pending.sort(key=lambda r: _priority_value(r.priority))
+        group.pending.sort(key=lambda r: priority_value(r.priority))
         batch = group.pending[: self.max_batch]
         del group.pending[: self.max_batch]
         group.leader = bool(group.pending)
@@ -169,9 +180,12 @@ class StreamBatcher:
         def work() -> None:
             # Results are stored here, in the thread: they reach their streams even if this
             # task is cancelled while the call runs.
+            lead = batch[0].runner
+            call = WhisperBatch(lead.model, lead.options, prompt_limit=group.prompt_limit)
+            for r in batch:
+                call.add(r.runner, r.window, r.prompt)
             try:
-                results = transcribe_together([(r.runner, r.window, r.prompt) for r in batch],
-                                              prompt_limit=group.prompt_limit)
+                results = call.run()
             except Exception as exc:
                 for r in batch:
                     r.error = exc

@@ -26,21 +26,23 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
-from .._types import SAMPLE_RATE, Segment, Word
-from ..monitoring import timed
-from ._transcriber import cue_text, ends_clause, ends_sentence, split_cues
-from ._vad import SpeechWindow
+from .._timing import timed
+from .._types import SAMPLE_RATE, AudioChunk, Segment, Word
+from ..models import speech_timestamps
+from ..subtitles._cues import cue_text, ends_clause, ends_sentence, split_cues
+from ._base import Stage, receive_waiting
+from ._vad import AUDIO_BUFFER, SpeechWindow
 
 if TYPE_CHECKING:
     import numpy.typing as npt
-    from anyio.abc import ObjectSendStream
-    from anyio.streams.memory import MemoryObjectReceiveStream
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from .._config import LiveOptions, TranscribeOptions
-    from .._types import AudioChunk
+    from ..models import Runner, WindowText
     from ..scheduler import Scheduler
     from ._batcher import StreamBatcher
-    from ._transcriber import Runner, _WindowText
+
+__all__ = ("LiveStatistics", "LiveTranscriber")
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,9 @@ PAUSE = 0.1
 padded by 0.1 s on each side, so this is about 0.3 s of actual silence."""
 PAUSE_SLACK = 0.25
 """How far Whisper's word times may stray from the VAD's pause and still match it."""
+LIVE_BACKLOG = 4096
+"""Chunks a live stream under ``drop-oldest`` / ``skip-partials`` may queue (the stage drains
+all of them each update and applies its policy, so the queue stays short in practice)."""
 WINDOW_LIMIT = 29.0
 """Whisper reads at most 30 s; a buffer that grew past this (a long backlog under ``block``)
 is transcribed in its first 29 s and force-finalised there."""
@@ -95,8 +100,24 @@ class _Plan:
     """Silences between speech inside the window, in stream seconds (start, end)."""
 
 
+@dataclass(frozen=True, slots=True)
+class LiveStatistics:
+    language: str | None
+    audio_seconds: float
+    updates: int
+    model_calls: int
+    model_seconds: float
+    skipped_silent: int
+    partials: int
+    finals: int
+    dropped_repeats: int
+    dropped_seconds: float
+    behind_events: int
+    max_backlog: float
+
+
 @dataclass
-class LiveStats:
+class _Counters:
     updates: int = 0
     model_calls: int = 0
     model_seconds: float = 0.0
@@ -109,7 +130,7 @@ class LiveStats:
     max_backlog: float = 0.0
 
 
-class LiveTranscriber:
+class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
     """Stage: :class:`AudioChunk` in, partial and final :class:`Segment` out."""
 
     def __init__(self, runner: Runner, scheduler: Scheduler,
@@ -121,7 +142,10 @@ class LiveTranscriber:
         self.priority = priority
         self.options = options
         self.live = live
-        self.stats = LiveStats()
+        self.stats = _Counters()
+        # Under "block" a slow model holds the source back. The other policies decide
+        # themselves what to do with a backlog, so the source must never wait on them.
+        self.input_buffer = AUDIO_BUFFER if live.policy == "block" else LIVE_BACKLOG
         self._step = round(live.step * SAMPLE_RATE)
         self._pieces: list[npt.NDArray[np.float32]] = []
         self._buffer = np.zeros(0, np.float32)
@@ -138,28 +162,24 @@ class LiveTranscriber:
         self._finals_text: list[str] = []
         self._next_index = 0
 
-    @property
-    def received_seconds(self) -> float:
-        return self._received / SAMPLE_RATE
+    def statistics(self) -> LiveStatistics:
+        c = self.stats
+        return LiveStatistics(
+            self.runner.language, round(self._received / SAMPLE_RATE, 3), c.updates,
+            c.model_calls, round(c.model_seconds, 3), c.skipped_silent, c.partials, c.finals,
+            c.dropped_repeats, round(c.dropped_seconds, 3), c.behind_events,
+            round(c.max_backlog, 3))
 
     async def run(self, receive: MemoryObjectReceiveStream[AudioChunk],
-                  send: ObjectSendStream[Segment]) -> None:
+                  send: MemoryObjectSendStream[Segment]) -> None:
         member = (self.batcher.member(self.runner, prompt_limit=self.live.prompt_tokens)
                   if self.batcher is not None else contextlib.nullcontext())
         async with receive, send, member:
             eof = False
             while not eof:
-                try:
-                    self._append(await receive.receive())
-                except anyio.EndOfStream:
-                    eof = True
-                while not eof:  # take what is already waiting
-                    try:
-                        self._append(receive.receive_nowait())
-                    except anyio.WouldBlock:
-                        break
-                    except anyio.EndOfStream:
-                        eof = True
+                chunks, eof = await receive_waiting(receive)
+                for chunk in chunks:
+                    self._append(chunk)
                 for segment in await self._catch_up(eof):
                     await send.send(segment)
 
@@ -269,7 +289,7 @@ class LiveTranscriber:
         plan.prompt = cue_text([w for w in self._final_words if w.end <= start]) or None
         return plan
 
-    def _apply(self, plan: _Plan, result: _WindowText | None) -> list[Segment]:
+    def _apply(self, plan: _Plan, result: WindowText | None) -> list[Segment]:
         until = plan.until
         if plan.silent:
             out = self._finalize(self._committed + self._tentative)
@@ -341,12 +361,8 @@ class LiveTranscriber:
     def _speech(self, audio: npt.NDArray[np.float32]) -> list[tuple[int, int]]:
         if len(audio) < 512:
             return []
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-        vad = self.options.vad
-        opts = VadOptions(threshold=vad.threshold, min_silence_duration_ms=100,
-                          speech_pad_ms=100, min_speech_duration_ms=100)
-        return [(int(s["start"]), int(s["end"])) for s in get_speech_timestamps(audio, opts)]
+        return speech_timestamps(audio, threshold=self.options.vad.threshold,
+                                 min_silence_ms=100, speech_pad_ms=100, min_speech_ms=100)
 
     def _agree(self, words: list[Word], *, commit_all: bool,
                horizon: float = math.inf) -> list[Word]:

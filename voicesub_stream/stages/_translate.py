@@ -19,20 +19,21 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from .._text import spread
+from .._timing import timer
+from .._types import Segment
 from ..errors import TranslationError
-from ..monitoring import timer
+from ..subtitles._cues import ends_sentence, spread
 from ..translation import base_language
-from ._transcriber import ends_sentence
+from ._base import Stage, receive_waiting
 
 if TYPE_CHECKING:
-    from anyio.abc import ObjectSendStream
-    from anyio.streams.memory import MemoryObjectReceiveStream
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-    from .._types import Segment
     from ..cache import Cache
     from ..scheduler import Scheduler
     from ..translation import Translator, Translators
+
+__all__ = ("TranslationStage", "TranslationStatistics")
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,24 @@ PARTIAL_INTERVAL = 1.0
 """Seconds between translated partials of one stream (partials change faster than that)."""
 
 
+SEGMENT_BUFFER = 32
+"""Finished segments waiting for translation (or for a slow consumer) before upstream pauses."""
+
+
+@dataclass(frozen=True, slots=True)
+class TranslationStatistics:
+    segments: int
+    translated: int
+    cache_hits: int
+    cache_misses: int
+    backend_calls: int
+    failures: int
+    seconds: float
+    hit_ratio: float | None
+
+
 @dataclass
-class TranslationStats:
+class _Counters:
     segments: int = 0
     translated: int = 0
     cache_hits: int = 0
@@ -58,11 +75,13 @@ class TranslationStats:
         return self.cache_hits / lookups if lookups else None
 
 
-class TranslationStage:
+class TranslationStage(Stage[Segment, Segment, TranslationStatistics]):
     """Stage: :class:`Segment` in, translated :class:`Segment` out, order kept."""
 
+    input_buffer = SEGMENT_BUFFER
+
     def __init__(self, translators: Translators, scheduler: Scheduler, *, target: str,
-                 backend: str | Translator = "auto", cache: Cache | None = None,
+                 backend: str = "auto", cache: Cache | None = None,
                  priority: str | int = "batch", partials: bool = False,
                  batch_size: int = 16, timeout: float = 10.0,
                  whole_sentences: bool = True) -> None:
@@ -76,29 +95,23 @@ class TranslationStage:
         self.batch_size = batch_size
         self.timeout = timeout
         self.whole_sentences = whole_sentences
-        self.stats = TranslationStats()
-        if isinstance(backend, str) and backend not in ("auto", "whisper"):
-            translators.get(backend)  # an unknown name fails at the start, not per line
+        self.stats = _Counters()
+        translators.validate(backend, target)  # a bad name fails at the start, not per line
         self._last_partial = -float("inf")
 
+    def statistics(self) -> TranslationStatistics:
+        c = self.stats
+        return TranslationStatistics(c.segments, c.translated, c.cache_hits, c.cache_misses,
+                                     c.backend_calls, c.failures, round(c.seconds, 3),
+                                     c.hit_ratio)
+
     async def run(self, receive: MemoryObjectReceiveStream[Segment],
-                  send: ObjectSendStream[Segment]) -> None:
+                  send: MemoryObjectSendStream[Segment]) -> None:
         async with receive, send:
             held: list[Segment] = []
             eof = False
             while not eof:
-                batch: list[Segment] = []
-                try:
-                    batch.append(await receive.receive())
-                except anyio.EndOfStream:
-                    eof = True
-                while not eof and len(batch) < self.batch_size:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except anyio.WouldBlock:
-                        break
-                    except anyio.EndOfStream:
-                        eof = True
+                batch, eof = await receive_waiting(receive, self.batch_size)
                 ready, held = self._sentences(held + batch, flush=eof)
                 for segment in await self.translate(ready):
                     await send.send(segment)
@@ -159,13 +172,10 @@ class TranslationStage:
         return out
 
     async def _lines(self, texts: list[str], source: str) -> list[str]:
-        if self.backend == "whisper":
-            raise TranslationError("Whisper's translate task gave no English for this speech "
-                                   "(it translates file windows, from the audio)")
         translator = self.translators.choose(self.backend, source, self.target)
         if translator is None:
             raise TranslationError(f"no translator for {source}->{self.target} "
-                                   f"(backend {getattr(self.backend, 'name', self.backend)})")
+                                   f"(backend {self.backend})")
         keys = [self._key(t, source, translator) for t in texts]
         found: dict[str, Any] = {}
         if self.cache is not None:

@@ -9,7 +9,6 @@ batched pipeline packs them), so the model sees full windows and never pads sile
 
 from __future__ import annotations
 
-import bisect
 import logging
 import time
 from dataclasses import dataclass
@@ -19,57 +18,30 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
-from .._types import SAMPLE_RATE, AudioChunk
-from ..monitoring import timer
+from .._timing import timer
+from .._types import SAMPLE_RATE, AudioChunk, SpeechWindow
+from ..models import speech_timestamps
+from ._base import Stage
 
 if TYPE_CHECKING:
     import numpy.typing as npt
-    from anyio.abc import ObjectReceiveStream, ObjectSendStream
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from .._config import VadOptions
+
+__all__ = ("SpeechWindow", "VadChunker", "VadStatistics")
+
+AUDIO_BUFFER = 8
+"""Decoded 1 s chunks allowed ahead of the VAD: decoding stays a few seconds ahead, no more."""
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class SpeechWindow:
-    """Speech regions cut from the stream and joined end to end, ready for one model call.
-
-    :param audio: the regions' samples, concatenated
-    :param regions: (start, end) sample positions of each region on the stream clock
-    """
-
-    index: int
-    audio: npt.NDArray[np.float32]
-    regions: tuple[tuple[int, int], ...]
-
-    @property
-    def start(self) -> float:
-        return self.regions[0][0] / SAMPLE_RATE
-
-    @property
-    def end(self) -> float:
-        return self.regions[-1][1] / SAMPLE_RATE
-
-    @property
-    def duration(self) -> float:
-        return len(self.audio) / SAMPLE_RATE
-
-    def stream_time(self, t: float, *, is_end: bool = False) -> float:
-        """Map a time inside :attr:`audio` back to the stream clock, skipping removed silence."""
-        offsets = self._offsets()
-        sample = round(t * SAMPLE_RATE)
-        find = bisect.bisect_left if is_end else bisect.bisect_right
-        i = min(max(find(offsets, sample) - 1, 0), len(self.regions) - 1)
-        start, end = self.regions[i]
-        return min(start + sample - offsets[i], end) / SAMPLE_RATE
-
-    def _offsets(self) -> list[int]:
-        out, total = [], 0
-        for start, end in self.regions:
-            out.append(total)
-            total += end - start
-        return out
+@dataclass(frozen=True, slots=True)
+class VadStatistics:
+    audio_seconds: float
+    speech_seconds: float
+    windows: int
 
 
 class _Region:
@@ -79,8 +51,10 @@ class _Region:
         self.start, self.audio, self.end = start, audio, start + len(audio)
 
 
-class VadChunker:
+class VadChunker(Stage[AudioChunk, SpeechWindow, VadStatistics]):
     """Stage: :class:`AudioChunk` in, :class:`SpeechWindow` out."""
+
+    input_buffer = AUDIO_BUFFER
 
     def __init__(self, options: VadOptions, *, step: float = 30.0) -> None:
         self.options = options
@@ -101,11 +75,8 @@ class VadChunker:
         self.speech_seconds = 0.0
         self.audio_seconds = 0.0
 
-    async def run(
-        self,
-        receive: ObjectReceiveStream[AudioChunk],
-        send: ObjectSendStream[SpeechWindow],
-    ) -> None:
+    async def run(self, receive: MemoryObjectReceiveStream[AudioChunk],
+                  send: MemoryObjectSendStream[SpeechWindow]) -> None:
         async with receive, send:
             async for chunk in receive:
                 self._append(chunk.samples)
@@ -114,6 +85,10 @@ class VadChunker:
                         await send.send(window)
             for window in await anyio.to_thread.run_sync(self._scan, True):
                 await send.send(window)
+
+    def statistics(self) -> VadStatistics:
+        return VadStatistics(round(self.audio_seconds, 3), round(self.speech_seconds, 3),
+                             self._windows)
 
     def _append(self, samples: npt.NDArray[np.float32]) -> None:
         self._buffer.append(samples)
@@ -162,17 +137,10 @@ class VadChunker:
     def _speech(self, audio: npt.NDArray[np.float32]) -> list[tuple[int, int]]:
         if not self.options.enabled:
             return [(i, min(i + self._max, len(audio))) for i in range(0, len(audio), self._max)]
-        from faster_whisper.vad import VadOptions as _FwVad
-        from faster_whisper.vad import get_speech_timestamps
-
-        opts = _FwVad(
-            threshold=self.options.threshold,
-            min_speech_duration_ms=self.options.min_speech_ms,
-            max_speech_duration_s=self.options.max_window,
-            min_silence_duration_ms=self.options.min_silence_ms,
-            speech_pad_ms=self.options.speech_pad_ms,
-        )
-        return [(int(s["start"]), int(s["end"])) for s in get_speech_timestamps(audio, opts)]
+        o = self.options
+        return speech_timestamps(audio, threshold=o.threshold, min_speech_ms=o.min_speech_ms,
+                                 max_speech_s=o.max_window, min_silence_ms=o.min_silence_ms,
+                                 speech_pad_ms=o.speech_pad_ms)
 
     def _commit(self, region: _Region) -> None:
         self._committed_end = region.end

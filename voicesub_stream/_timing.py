@@ -12,20 +12,34 @@ import functools
 import inspect
 import threading
 from array import array
+from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from .._stats import percentiles
+from ._stats import counter, percentiles
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
     from types import TracebackType
 
-__all__ = ("Timings", "timed", "timer", "timings")
+__all__ = ("TimingStatistics", "Timings", "timed", "timer", "timings")
 
 P = ParamSpec("P")
 R = TypeVar("R")
 RECENT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class TimingStatistics:
+    """One name's durations, in seconds."""
+
+    count: int = counter()
+    total: float = counter()
+    mean: float | None = None
+    max: float = 0.0
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
 
 
 class _Histogram:
@@ -69,20 +83,18 @@ class Timings:
     def observe(self, name: str, seconds: float) -> None:
         self.histogram(name).observe(round(seconds * 1e9))
 
-    def snapshot(self) -> dict[str, dict[str, float | int | None]]:
-        """Per name: count, mean, max, p50, p95, p99 (seconds)."""
-        out: dict[str, dict[str, float | int | None]] = {}
+    def snapshot(self) -> dict[str, TimingStatistics]:
+        """Per name: count, total, mean, max, p50, p95, p99 (seconds)."""
+        out: dict[str, TimingStatistics] = {}
         for name, h in list(self._histograms.items()):
             with h.lock:
                 recent = h.recent[: min(h.count, RECENT)].tolist()
                 count, total, longest = h.count, h.total_ns, h.max_ns
             p50, p95, p99 = percentiles(recent, 0.5, 0.95, 0.99)
-            out[name] = {"count": count, "total": total / 1e9,
-                         "mean": total / count / 1e9 if count else None,
-                         "max": longest / 1e9,
-                         "p50": None if p50 is None else p50 / 1e9,
-                         "p95": None if p95 is None else p95 / 1e9,
-                         "p99": None if p99 is None else p99 / 1e9}
+            out[name] = TimingStatistics(
+                count, total / 1e9, total / count / 1e9 if count else None, longest / 1e9,
+                None if p50 is None else p50 / 1e9, None if p95 is None else p95 / 1e9,
+                None if p99 is None else p99 / 1e9)
         return out
 
     def take_window_max(self) -> dict[str, float]:

@@ -1,0 +1,396 @@
+"""The owner of every stream: :class:`Engine`, and :func:`transcribe_stream` on a default one.
+
+An engine holds what streams share (loaded models, the scheduler that gates model work,
+cross-stream batching, the result cache, translators, the metrics sampler) and one task group
+in which every stream's pipeline runs. The module-level :func:`transcribe_stream` goes
+through the same path, on a default engine that each event loop starts on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import weakref
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+from anyio.lowlevel import RunVar
+
+from ._config import LiveOptions, Settings, TranscribeOptions
+from ._pipeline import Pipeline, Services
+from ._stats import counter
+from ._stream import SegmentStream
+from .cache import Cache, make_cache
+from .errors import StreamClosedError
+from .executors import ProcessPool, ProcessRunner
+from .models import ModelKey, ModelRegistry, cuda_device_count, load_vad
+from .models._registry import pick_device
+from .monitoring import MemoryManager, Monitor, build_report, default_rules, limit_malloc_arenas
+from .scheduler import Scheduler, auto_workers
+from .sources import AudioInput, AudioSource, open_source
+from .stages import StreamBatcher
+from .translation import Translators
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+    from types import TracebackType
+    from typing import Self
+
+    from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectSendStream
+
+    from ._types import Segment
+    from .cache import CacheStatistics
+    from .models import RegistryStatistics, Runner
+    from .scheduler import SchedulerStatistics
+    from .stages import BatchingStatistics
+    from .translation import Translator
+
+__all__ = ("Engine", "EngineActivity", "EngineStatistics", "default_engine",
+           "transcribe_stream")
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatistics:
+    running: bool
+    models: RegistryStatistics
+    scheduler: SchedulerStatistics
+    batching: BatchingStatistics | None
+    cache: CacheStatistics | None
+    streams_started: int = counter(name="streams")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineActivity:
+    """What the engine is doing now."""
+
+    streams: int
+    scheduler_running: int
+    scheduler_queued: int
+    queues: dict[str, int]
+    """Items waiting in front of each kind of stage, summed over the streams."""
+
+
+class Engine:
+    """Long-lived owner of models and of every stream's tasks.
+
+    ::
+
+        async with Engine(Settings.load(model="tiny.en")) as engine:
+            async for seg in engine.transcribe_stream("talk.mp3"):
+                ...
+
+    Leaving the ``async with`` cancels streams still running and, unless a ``registry`` was
+    passed in, unloads the models this engine loaded. Custom translators are registered by
+    name (``translators={"mine": MyTranslator()}``) and chosen with ``translator="mine"``;
+    the engine does not close them.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, registry: ModelRegistry | None = None,
+        cache: Cache | Literal["settings"] | None = "settings",
+        translators: Mapping[str, Translator] | None = None,
+    ) -> None:
+        self.settings = settings or Settings.load()
+        scheduling = self.settings.scheduling()
+        self._owns_registry = registry is None
+        self.registry = registry or ModelRegistry(self.settings.models())
+        # Transcription results, keyed by audio content and every output-changing option.
+        # Built from the settings (CACHE_TYPE) unless one is passed in, which we then leave
+        # open on exit for its owner.
+        self._owns_cache = cache == "settings"
+        self.cache: Cache | None = make_cache(self.settings.cache()) if cache == "settings" \
+            else cache
+        self.scheduler = _make_scheduler(self.settings)
+        self.batcher = (StreamBatcher(self.scheduler, window=scheduling.batch_window,
+                                      max_batch=scheduling.stream_batch_size)
+                        if scheduling.stream_batching else None)
+        if self.settings.malloc_arenas is not None:  # before this engine starts any thread
+            limit_malloc_arenas(self.settings.malloc_arenas)
+        self.translators = Translators(self.settings.translation(), custom=translators)
+        self.monitor = _make_monitor(self) if self.settings.enable_performance_monitoring else None
+        self._pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+        self._pools: dict[ModelKey, ProcessPool] = {}
+        self._pool_lock = anyio.Lock()
+        self._services = Services(
+            registry=self.registry, scheduler=self.scheduler, translators=self.translators,
+            cache=self.cache, batcher=self.batcher,
+            translate_timeout=self.settings.translate_timeout,
+            pooled_runner=self._pooled_runner if scheduling.process_pool else None)
+        self._tg: TaskGroup | None = None
+        self._exit_stack: AsyncExitStack | None = None
+        self._closed = False
+        self.streams_started = 0
+
+    async def __aenter__(self) -> Self:
+        if self._closed or self._tg is not None:
+            raise StreamClosedError("an Engine can be entered only once")
+        async with AsyncExitStack() as stack:
+            if self.batcher is not None:  # entered first, so it closes after the streams
+                await stack.enter_async_context(self.batcher)
+            self._tg = await stack.enter_async_context(anyio.create_task_group())
+            if self.monitor is not None:
+                stack.enter_context(self.monitor.memory)
+                self._tg.start_soon(self.monitor.run, name="voicesub monitor")
+            self._exit_stack = stack.pop_all()
+        # Silero is process-wide and small; loading it now keeps it off the first stream's path.
+        await anyio.to_thread.run_sync(load_vad)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self._closed = True
+        assert self._tg is not None
+        assert self._exit_stack is not None
+        self._tg.cancel_scope.cancel()
+        try:
+            return await self._exit_stack.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # The body's own error comes back wrapped by the task group; hand it back as raised.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        finally:
+            self._tg = None
+            with anyio.CancelScope(shield=True):
+                await self._close_resources()
+
+    async def _close_resources(self) -> None:
+        for pool in self._pools.values():
+            await anyio.to_thread.run_sync(pool.close)
+        self._pools.clear()
+        if self._owns_cache and self.cache is not None:
+            await self.cache.aclose()
+        if self._owns_registry:
+            await anyio.to_thread.run_sync(self.registry.clear)
+        await anyio.to_thread.run_sync(self.translators.close)
+
+    def transcribe_stream(
+        self,
+        source: AudioInput | AudioSource,
+        *,
+        options: TranscribeOptions | None = None,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        **changes: Any,
+    ) -> SegmentStream:
+        """Start transcribing ``source``; iterate the result for segments.
+
+        Keyword ``changes`` override fields of ``options`` (``model=``, ``language=``,
+        ``beam_size=``, ...).
+
+        :raises StreamClosedError: the engine is not running
+        :raises ConfigError: an option has an invalid value, or names an unknown translator
+        """
+        if self._tg is None:
+            raise StreamClosedError("Engine is not running: use 'async with Engine() as engine'")
+        opts = _options(options, changes)
+        if opts.translate_to is not None:
+            self.translators.validate(opts.translator, opts.translate_to)
+        return SegmentStream(open_source(source, sample_rate=sample_rate, channels=channels),
+                             opts, self._launch)
+
+    def statistics(self) -> EngineStatistics:
+        """Streams started and the figures of every shared component."""
+        return EngineStatistics(
+            streams_started=self.streams_started, running=self._tg is not None,
+            models=self.registry.statistics(), scheduler=self.scheduler.statistics(),
+            batching=self.batcher.statistics() if self.batcher is not None else None,
+            cache=self.cache.statistics() if self.cache is not None else None)
+
+    def performance_report(self) -> dict[str, Any]:
+        """Resource history summary, function timings, engine figures, alerts and
+        recommendations (each naming the number behind it), as JSON-ready data."""
+        return build_report(self.monitor, self.statistics().to_dict())
+
+    def activity(self) -> EngineActivity:
+        """What the engine is doing now: streams, model calls, items waiting in channels."""
+        queues: dict[str, int] = {}
+        streams = 0
+        for pipeline in list(self._pipelines):
+            if pipeline.done.is_set():
+                continue
+            streams += 1
+            for name, n in pipeline.backlog().items():
+                queues[name] = queues.get(name, 0) + n
+        return EngineActivity(streams, self.scheduler.running, self.scheduler.queued, queues)
+
+    async def _launch(self, source: AudioSource, options: TranscribeOptions,
+                      send: MemoryObjectSendStream[Segment]) -> Pipeline:
+        """Start a stream's pipeline in this engine's task group."""
+        if self._tg is None:
+            raise StreamClosedError("Engine is closed")
+        pipeline = Pipeline(self._services, source, options, send)
+        self.streams_started += 1
+        self._pipelines.add(pipeline)
+        self._tg.start_soon(pipeline.run, name="voicesub stream")
+        return pipeline
+
+    async def _pooled_runner(self, key: ModelKey, options: TranscribeOptions) -> Runner:
+        """A runner on the worker processes for ``key`` (USE_PROCESS_POOL), started on first
+        use."""
+        async with self._pool_lock:
+            if key not in self._pools:
+                self._pools[key] = await anyio.to_thread.run_sync(
+                    ProcessPool, self.registry.config, key, self.scheduler.workers)
+            return ProcessRunner(self._pools[key], options)
+
+
+def transcribe_stream(
+    source: AudioInput | AudioSource,
+    *,
+    options: TranscribeOptions | None = None,
+    sample_rate: int | None = None,
+    channels: int = 1,
+    engine: Engine | None = None,
+    **changes: Any,
+) -> SegmentStream:
+    """Transcribe ``source`` into subtitle segments as the audio arrives.
+
+    ``async for seg in transcribe_stream("talk.mp3", model="tiny.en")`` or, for guaranteed
+    cleanup, ``async with transcribe_stream(...) as segments``. With ``live=True`` (or a
+    :class:`LiveOptions`) partial segments arrive too, replaced by later partials and
+    finally by the final segment with the same index.
+
+    Without an ``engine`` the stream runs on :func:`default_engine`, the running event loop's
+    own, so models stay loaded between streams and every stream goes through one path.
+
+    :param source: path, URL, container bytes, numpy array, or async iterable of PCM bytes /
+        numpy frames
+    :param sample_rate: rate of raw PCM / numpy input (default 16000)
+    :param channels: channel count of raw PCM / numpy input (interleaved)
+    :raises ConfigError: an option has an invalid value
+    """
+    if engine is not None:
+        return engine.transcribe_stream(source, options=options, sample_rate=sample_rate,
+                                        channels=channels, **changes)
+    return SegmentStream(open_source(source, sample_rate=sample_rate, channels=channels),
+                         _options(options, changes), _launch_on_default)
+
+
+async def _launch_on_default(source: AudioSource, options: TranscribeOptions,
+                             send: MemoryObjectSendStream[Segment]) -> Pipeline:
+    engine = await default_engine()
+    if options.translate_to is not None:
+        engine.translators.validate(options.translator, options.translate_to)
+    return await engine._launch(source, options, send)
+
+
+def _options(options: TranscribeOptions | None, changes: dict[str, Any]) -> TranscribeOptions:
+    live = changes.get("live")
+    if isinstance(live, bool):  # live=True is the common spelling of LiveOptions()
+        changes = {**changes, "live": LiveOptions() if live else None}
+    return (options or TranscribeOptions()).with_changes(**changes)
+
+
+# -- the default engine of each event loop ----------------------------------------------------
+
+class _DefaultEngine:
+    def __init__(self) -> None:
+        self.ready = anyio.Event()
+        self.engine: Engine | None = None
+        self.error: BaseException | None = None
+        self.task: object = None  # keeps an asyncio host task referenced
+
+    async def host(self) -> None:
+        try:
+            async with Engine() as engine:
+                self.engine = engine
+                self.ready.set()
+                await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:  # settings or start-up failed: every stream hears why
+            self.error = exc
+            logger.exception("the default engine failed")
+        finally:
+            self.engine = None
+            self.ready.set()
+
+
+_default = RunVar[_DefaultEngine]("voicesub_default_engine")
+
+
+async def default_engine() -> Engine:
+    """The running event loop's default :class:`Engine`, started on first use.
+
+    Module-level :func:`transcribe_stream` calls share it. It is built from
+    :meth:`Settings.load` (the ``VOICESUB_*`` environment) and runs in a task of the event
+    loop itself (an asyncio task, or a trio system task), not in the caller's task, so it
+    outlives the stream that started it. It lives as long as the event loop: when
+    ``asyncio.run`` or ``trio.run`` ends, it is cancelled with the loop's other remaining
+    tasks, which cancels its streams, unloads its models and closes its cache. For control
+    over when that happens, use an ``async with Engine()`` block instead.
+
+    :raises ConfigError: the environment holds a bad setting
+    :raises StreamClosedError: the default engine has ended (the event loop is shutting down)
+    """
+    holder = _default.get(None)
+    if holder is None:
+        holder = _DefaultEngine()
+        _default.set(holder)
+        holder.task = _spawn_system_task(holder.host)
+    await holder.ready.wait()
+    if holder.engine is None:
+        if holder.error is not None:
+            raise holder.error
+        raise StreamClosedError("the event loop's default engine has ended")
+    return holder.engine
+
+
+def _spawn_system_task(host: Callable[[], Awaitable[None]]) -> object:
+    """Run ``host`` as a task of the event loop itself, outside any caller's task group."""
+    import asyncio
+
+    loop = anyio.lowlevel.current_token().native_token
+    if isinstance(loop, asyncio.AbstractEventLoop):
+        async def main() -> None:
+            await host()
+
+        return loop.create_task(main(), name="voicesub default engine")
+    import trio  # the one other backend anyio runs on
+
+    return trio.lowlevel.spawn_system_task(host, name="voicesub default engine")
+
+
+# -- building an engine's parts from its settings ---------------------------------------------
+
+def _make_monitor(engine: Engine) -> Monitor:
+    s = engine.settings
+    caches = [engine.cache] if engine.cache is not None else []
+    memory = MemoryManager(threshold=s.memory_threshold, registry=engine.registry,
+                           caches=caches, profiling=s.enable_memory_profiling,
+                           trim_interval=s.malloc_trim_interval)
+
+    def activity() -> dict[str, Any]:
+        return dataclasses.asdict(engine.activity())
+
+    return Monitor(interval=s.metrics_interval,
+                   save_to=s.metrics_path if s.save_performance_metrics else None,
+                   rules=default_rules(memory_threshold=s.memory_threshold),
+                   adaptive=s.adaptive_monitoring, memory=memory, engine_stats=activity)
+
+
+def _make_scheduler(settings: Settings) -> Scheduler:
+    config = settings.scheduling()
+    workers = config.max_workers
+    if workers == "auto":
+        models = settings.models()
+        workers = auto_workers(device=pick_device(models.device),
+                               model_workers=models.model_workers,
+                               cpu_threads=models.cpu_threads, gpus=cuda_device_count(),
+                               process_pool=config.process_pool)
+    return Scheduler(workers, max_wait=config.max_wait)

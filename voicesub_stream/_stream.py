@@ -1,0 +1,113 @@
+"""The consumer's handle on one stream: :class:`SegmentStream`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ._pipeline import SEGMENT_BUFFER, Pipeline, StreamStatistics
+from ._types import Segment
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from typing import Self
+
+    from anyio.streams.memory import MemoryObjectSendStream
+
+    from ._config import TranscribeOptions
+    from .sources import AudioSource
+
+    Launcher = Callable[[AudioSource, TranscribeOptions, MemoryObjectSendStream[Segment]],
+                        Awaitable[Pipeline]]
+
+__all__ = ("SegmentStream",)
+
+
+class SegmentStream:
+    """An async iterator of :class:`Segment` objects, and an async context manager.
+
+    Nothing runs until the first ``__anext__`` or ``async with``. The stream's tasks run in
+    its engine's task group (for module-level calls, the event loop's default engine), never
+    in the consumer's task. ``async with`` guarantees they are cancelled and waited for on
+    exit. A bare ``async for`` that breaks early cancels them when the stream is garbage
+    collected (at once in CPython); the cancellation then completes in the background.
+    Segments finished before a failure are delivered first, then the error is raised.
+    """
+
+    def __init__(self, source: AudioSource, options: TranscribeOptions,
+                 launch: Launcher) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[Segment](SEGMENT_BUFFER)
+        self._source = source
+        self._options = options
+        self._launch = launch  # starts the pipeline in its engine's task group
+        # The running tasks reference only the pipeline, never this object, so dropping the
+        # last reference to a stream really lets it be collected (and cancelled).
+        self._pipeline: Pipeline | None = None
+        self._started = False
+        self._closed = False
+
+    @property
+    def source(self) -> AudioSource:
+        return self._source
+
+    @property
+    def options(self) -> TranscribeOptions:
+        return self._options
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Segment:
+        if self._closed:
+            raise StopAsyncIteration
+        await self._start()
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            error = self._pipeline.error if self._pipeline is not None else None
+            await self.aclose()
+            if error is not None:
+                raise error from None
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> Self:
+        await self._start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel the stream's work and wait until its tasks and threads have finished."""
+        if self._closed:
+            return
+        self._closed = True
+        self._receive.close()
+        if self._pipeline is None:
+            self._send.close()
+            return
+        self._pipeline.scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await self._pipeline.done.wait()
+
+    def __del__(self) -> None:
+        if not self._closed:
+            self._receive.close()
+            if self._pipeline is not None:
+                self._pipeline.scope.cancel()
+            else:
+                self._send.close()
+
+    def statistics(self) -> StreamStatistics:
+        """Progress figures for this stream (audio read, speech found, model time)."""
+        if self._pipeline is None:
+            return StreamStatistics(duration=self._source.duration, language=None,
+                                    audio_seconds=0.0, model_seconds=0.0, cache=None)
+        return self._pipeline.statistics()
+
+    async def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._pipeline = await self._launch(self._source, self._options, self._send)

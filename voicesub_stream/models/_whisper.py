@@ -1,0 +1,369 @@
+"""faster-whisper, in one place: loading, Silero VAD, decoding windows, and batches of them.
+
+This is the package's only importer of faster-whisper (the benchmarks' faster-whisper
+baselines aside). Everything above it sees :class:`WhisperRunner` (one stream's model calls),
+:class:`WhisperBatch` (windows of several streams in as few model calls as their options
+allow) and :class:`WindowText` (what a window said).
+
+Each batch is one encoder call and one batched ``generate`` (faster-whisper's
+``BatchedInferencePipeline.forward``), decoded without timestamp tokens and aligned to words
+afterwards: that is the batched pipeline's fast path, and the word times then cut the text
+into subtitle-sized cues, which a 30 s window without timestamps would not give.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from .._timing import timer
+from .._types import Word
+from ..errors import TranscriptionError
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable, Sequence
+
+    import numpy.typing as npt
+    from faster_whisper import WhisperModel
+
+    from .._config import TranscribeOptions
+    from .._types import SpeechWindow
+    from ._registry import LoadedModel
+
+__all__ = ("Runner", "WhisperBatch", "WhisperRunner", "WindowText", "download_model",
+           "load_vad", "load_whisper", "speech_timestamps")
+
+logger = logging.getLogger(__name__)
+
+# Whisper's own rule for "this window was silence": both high no-speech and low confidence.
+NO_SPEECH_THRESHOLD = 0.6
+LOGPROB_THRESHOLD = -1.0
+
+FULL_FRAMES = 3000
+"""Whisper's trained input: 30 s of 10 ms mel frames."""
+MIN_FRAMES = 1000
+ENCODER_MARGIN = 100
+"""Windows are encoded at 10 s or at the longest window plus 1 s of silence, not padded to
+30 s: the encoder's cost grows faster than linearly with length and the decoder's
+cross-attention shrinks with it. Shorter than 10 s looped on short clips; windows whose output
+still looks looped are re-decoded at full length (see :func:`looks_looped`)."""
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+def load_whisper(path: str, *, device: str, compute_type: str, cpu_threads: int,
+                 num_workers: int) -> WhisperModel:
+    """A CTranslate2 Whisper model from a local directory (blocking)."""
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(path, device=device, compute_type=compute_type,
+                        cpu_threads=cpu_threads, num_workers=num_workers,
+                        local_files_only=True)
+
+
+def download_model(name: str, *, cache_dir: str | None, local_only: bool) -> str:
+    """A faster-whisper model name or Hub repo id as a local directory (blocking)."""
+    from faster_whisper.utils import download_model as fw_download
+
+    return str(fw_download(name, local_files_only=local_only, cache_dir=cache_dir))
+
+
+def load_vad() -> None:
+    """Load Silero (process-wide and small) so that the first stream does not wait for it."""
+    from faster_whisper.vad import get_vad_model
+
+    get_vad_model()
+
+
+def speech_timestamps(audio: npt.NDArray[np.float32], *, threshold: float,
+                      min_silence_ms: int, speech_pad_ms: int, min_speech_ms: int = 0,
+                      max_speech_s: float = float("inf")) -> list[tuple[int, int]]:
+    """Silero's speech regions in ``audio`` as (start, end) sample positions."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    opts = VadOptions(threshold=threshold, min_speech_duration_ms=min_speech_ms,
+                      max_speech_duration_s=max_speech_s,
+                      min_silence_duration_ms=min_silence_ms, speech_pad_ms=speech_pad_ms)
+    return [(int(s["start"]), int(s["end"])) for s in get_speech_timestamps(audio, opts)]
+
+
+# -- one window's answer ---------------------------------------------------------------------
+
+@dataclass
+class WindowText:
+    """What the model heard in one window (word times on the stream clock)."""
+
+    window: SpeechWindow
+    text: str
+    words: list[Word]
+    avg_logprob: float
+    no_speech_prob: float
+
+    @property
+    def is_silence(self) -> bool:
+        """Whisper's own rule: a high no-speech probability and low confidence together."""
+        return self.no_speech_prob > NO_SPEECH_THRESHOLD and self.avg_logprob < LOGPROB_THRESHOLD
+
+
+class Runner(Protocol):
+    """What the stages need of a model: :class:`WhisperRunner` in this process, or the
+    process pool's runner (``voicesub_stream.executors``). Methods block: call them from a
+    worker thread."""
+
+    options: TranscribeOptions
+    language: str | None
+    language_probability: float | None
+
+    def transcribe(self, windows: list[SpeechWindow], *,
+                   prompts: Sequence[str | None] | None = None,
+                   prompt_limit: int | None = None) -> list[WindowText]: ...
+
+    def translate(self, results: list[WindowText]) -> list[str]: ...
+
+
+class WhisperRunner:
+    """One stream's model calls: its options and the language found for it.
+
+    Runners of different streams that share a model and decoding options (equal
+    :attr:`batch_key`) can answer their windows in one model call: :class:`WhisperBatch`.
+    """
+
+    def __init__(self, model: LoadedModel, options: TranscribeOptions) -> None:
+        self.model = model
+        self.options = options
+        self.language: str | None = options.language
+        self.language_probability: float | None = 1.0 if options.language else None
+        if not model.is_multilingual:
+            if self.language not in (None, "en"):
+                logger.warning("model %s is English-only; ignoring language=%r",
+                               model.key.name, self.language)
+            self.language, self.language_probability = "en", 1.0
+        o = options
+        self.batch_key: Hashable = (id(model), o.task, o.beam_size, o.word_timestamps,
+                                    o.initial_prompt, o.vad.max_window)
+
+    def transcribe(self, windows: list[SpeechWindow], *,
+                   prompts: Sequence[str | None] | None = None,
+                   prompt_limit: int | None = None) -> list[WindowText]:
+        """Transcribe ``windows`` as one batch.
+
+        ``prompts`` (one per window) override the options' initial prompt; with
+        ``prompt_limit`` only a prompt's last ``prompt_limit`` tokens are used, and none
+        while it has fewer, so that prompts of different streams have one length and can
+        share a batch.
+
+        :raises TranscriptionError: the model failed
+        """
+        batch = WhisperBatch(self.model, self.options, prompt_limit=prompt_limit)
+        for window, prompt in zip(windows, prompts or [None] * len(windows), strict=True):
+            batch.add(self, window, prompt)
+        return batch.run()
+
+    def translate(self, results: list[WindowText]) -> list[str]:
+        """English for each of ``results``: its own text when the stream is English, else its
+        window decoded again with Whisper's translate task (from the audio, in the language
+        already found for this stream).
+
+        :raises TranscriptionError: the model failed
+        """
+        if self.language == "en":
+            return [r.text for r in results]
+        english = WhisperRunner(self.model, self.options.with_changes(
+            task="translate", word_timestamps=False))
+        english.language = self.language
+        return [r.text for r in english.transcribe([r.window for r in results])]
+
+    def detect_language(self, features: Any) -> None:
+        """Find this stream's language from a window's mel features (the first one)."""
+        lang, prob, _ = self.model.whisper.detect_language(features=features)
+        self.language, self.language_probability = lang, float(prob)
+        logger.info("detected language %s (p=%.2f)", lang, prob)
+
+
+@dataclass(eq=False)
+class _Item:
+    runner: WhisperRunner
+    window: SpeechWindow
+    prompt: str | None
+    features: Any = None
+    tokens: tuple[int, ...] = ()
+    output: list[dict[str, Any]] | None = None
+
+
+class WhisperBatch:
+    """Windows of one or more streams, answered by one model in as few calls as possible.
+
+    The runners must share a :attr:`~WhisperRunner.batch_key` (same model, same decoding
+    options). Windows go to the model in groups that share a language, an encoder length and
+    a prompt length (CTranslate2 batches prompts of one length only). All of these are chosen
+    per window, never from its company, which is what keeps a window's text the same whether
+    it was batched with others or not.
+    """
+
+    def __init__(self, model: LoadedModel, options: TranscribeOptions, *,
+                 prompt_limit: int | None = None) -> None:
+        self.model = model
+        self.options = options
+        self.prompt_limit = prompt_limit
+        self._items: list[_Item] = []
+
+    def add(self, runner: WhisperRunner, window: SpeechWindow, prompt: str | None) -> None:
+        self._items.append(_Item(runner, window, prompt))
+
+    def run(self) -> list[WindowText]:
+        """Every added window's answer, in the order added (blocking).
+
+        :raises TranscriptionError: the model failed
+        """
+        if not self._items:
+            return []
+        try:
+            with timer("model.call"):
+                self._decode_all()
+        except Exception as exc:
+            raise TranscriptionError(f"model {self.model.key.name!r} failed: {exc}") from exc
+        return [self._collect(item) for item in self._items]
+
+    def _decode_all(self) -> None:
+        whisper = self.model.whisper
+        tokenizers: dict[str | None, Any] = {}
+        groups: dict[tuple[str | None, int, int], list[_Item]] = {}
+        for item in self._items:
+            item.features = whisper.feature_extractor(item.window.audio)[..., :-1]
+            if item.runner.language is None:
+                item.runner.detect_language(item.features)
+            language = item.runner.language
+            if language not in tokenizers:
+                tokenizers[language] = self._tokenizer(language)
+            item.tokens = self._prompt_tokens(tokenizers[language], item.prompt)
+            frames = self._encoder_frames(item.features.shape[-1])
+            groups.setdefault((language, frames, len(item.tokens)), []).append(item)
+        for (language, frames, _), items in groups.items():
+            self._forward(tokenizers[language], items, frames)
+            if frames < FULL_FRAMES:
+                # A shortened encoder input occasionally sends the decoder into a loop;
+                # redo those windows the way Whisper was trained, padded to 30 s.
+                redo = [i for i in items if looks_looped(i.output or [], i.window.duration)]
+                if redo:
+                    logger.debug("re-decoding %d window(s) at 30 s", len(redo))
+                    self._forward(tokenizers[language], redo, FULL_FRAMES)
+
+    def _tokenizer(self, language: str | None) -> Any:
+        from faster_whisper.tokenizer import Tokenizer
+
+        whisper = self.model.whisper
+        return Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual,
+                         task=self.options.task, language=language)
+
+    def _prompt_tokens(self, tokenizer: Any, prompt: str | None) -> tuple[int, ...]:
+        text = prompt or self.options.initial_prompt
+        limit = self.prompt_limit
+        if not text or limit == 0:
+            return ()
+        tokens = tokenizer.encode(" " + text.strip())
+        if limit is None:
+            return tuple(tokens[-(self.model.whisper.max_length // 2 - 1):])
+        return tuple(tokens[-limit:]) if len(tokens) >= limit else ()
+
+    def _encoder_frames(self, frames: int) -> int:
+        """Encoder input length for a window of ``frames`` mel frames.
+
+        One of a few fixed sizes, chosen from the window alone, so a window's text never
+        depends on which other windows shared its batch.
+        """
+        window_max = round(self.options.vad.max_window * 100) + ENCODER_MARGIN
+        for size in (MIN_FRAMES, window_max, FULL_FRAMES):
+            if frames + ENCODER_MARGIN <= size:
+                return size + size % 2  # the encoder's strided conv halves the length
+        return FULL_FRAMES
+
+    def _forward(self, tokenizer: Any, items: list[_Item], frames: int) -> None:
+        from faster_whisper.audio import pad_or_trim
+
+        batch = np.stack([pad_or_trim(i.features, frames) for i in items])
+        metadata = [{"offset": 0.0, "duration": i.window.duration, "segments": []}
+                    for i in items]
+        # A fresh pipeline object per call: it keeps per-call state (last_speech_timestamp).
+        pipeline = _prompted_pipeline()(self.model.whisper, [i.tokens for i in items])
+        outputs = pipeline.forward(batch, tokenizer, metadata, self._fw_options())
+        for item, output in zip(items, outputs, strict=True):
+            item.output = output
+
+    def _collect(self, item: _Item) -> WindowText:
+        window, parts = item.window, item.output or []
+        words = [Word(window.stream_time(w["start"]), window.stream_time(w["end"], is_end=True),
+                      w["word"], float(w["probability"]))
+                 for part in parts for w in part.get("words") or ()]
+        text = "".join(p["text"] for p in parts).strip()
+        avg_logprob = float(parts[0]["avg_logprob"]) if parts else 0.0
+        no_speech = float(parts[0]["no_speech_prob"]) if parts else 1.0
+        return WindowText(window, text, words, avg_logprob, no_speech)
+
+    def _fw_options(self) -> Any:
+        from faster_whisper.transcribe import TranscriptionOptions
+
+        o = self.options
+        return TranscriptionOptions(
+            beam_size=o.beam_size, best_of=5, patience=1.0, length_penalty=1.0,
+            repetition_penalty=1.0, no_repeat_ngram_size=0, log_prob_threshold=LOGPROB_THRESHOLD,
+            no_speech_threshold=NO_SPEECH_THRESHOLD, compression_ratio_threshold=2.4,
+            condition_on_previous_text=False, prompt_reset_on_temperature=0.5,
+            temperatures=[0.0], initial_prompt=None, prefix=None,
+            suppress_blank=True, suppress_tokens=[-1], without_timestamps=True,
+            max_initial_timestamp=1.0, word_timestamps=o.word_timestamps,
+            prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、",
+            multilingual=False, max_new_tokens=None, clip_timestamps="0",
+            hallucination_silence_threshold=None, hotwords=None,
+        )
+
+
+def looks_looped(parts: list[dict[str, Any]], duration: float) -> bool:
+    """Repetition loops show as too many tokens for the audio or highly compressible text."""
+    from faster_whisper.transcribe import get_compression_ratio
+
+    tokens = sum(len(p["tokens"]) for p in parts)
+    text = "".join(p["text"] for p in parts)
+    return tokens > 10 + 8 * duration or (len(text) > 40 and get_compression_ratio(text) > 2.4)
+
+
+@functools.cache
+def _prompted_pipeline() -> type[Any]:
+    """The pipeline class, built on first use: faster-whisper is imported lazily."""
+    from faster_whisper.transcribe import BatchedInferencePipeline
+
+    # faster-whisper ships no type information: its classes are Any to mypy.
+    class PromptedPipeline(BatchedInferencePipeline):  # type: ignore[misc]
+        """faster-whisper's batched forward pass, with each window's own prompt tokens."""
+
+        def __init__(self, model: Any, prompts: list[tuple[int, ...]]) -> None:
+            super().__init__(model)
+            self.prompts = prompts
+
+        def generate_segment_batched(self, features: Any, tokenizer: Any,
+                                     options: Any) -> tuple[Any, list[dict[str, Any]]]:
+            whisper = self.model
+            prompts = [whisper.get_prompt(tokenizer, previous_tokens=list(p),
+                                          without_timestamps=True) for p in self.prompts]
+            encoder_output = whisper.encode(features)
+            results = whisper.model.generate(
+                encoder_output, prompts, beam_size=options.beam_size,
+                patience=options.patience, length_penalty=options.length_penalty,
+                max_length=whisper.max_length, suppress_blank=options.suppress_blank,
+                suppress_tokens=options.suppress_tokens, return_scores=True,
+                return_no_speech_prob=True, sampling_temperature=options.temperatures[0],
+                repetition_penalty=options.repetition_penalty,
+                no_repeat_ngram_size=options.no_repeat_ngram_size,
+            )
+            out = []
+            for r in results:
+                tokens = r.sequences_ids[0]
+                logprob = r.scores[0] * len(tokens) ** options.length_penalty
+                out.append({"avg_logprob": logprob / (len(tokens) + 1),
+                            "no_speech_prob": r.no_speech_prob, "tokens": tokens})
+            return encoder_output, out
+
+    return PromptedPipeline
