@@ -64,7 +64,7 @@ def _run_voicesub(audio: str, model_name: str, compute_type: str, result: dict[s
                     texts.append(seg.text)
             result.update(wall=time.perf_counter() - started, first_segment=first,
                           text=" ".join(texts), segments=len(texts),
-                          duration=probe_duration(audio), stats=stream.statistics())
+                          duration=probe_duration(audio), stats=stream.statistics().to_dict())
 
     anyio.run(main)
 
