@@ -35,8 +35,9 @@ from ..subtitles import render_subtitles
 from ._metrics import render_metrics
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, MutableMapping
+    from collections.abc import AsyncIterator, Callable, MutableMapping
 
+    from anyio.streams.memory import MemoryObjectSendStream
     from starlette.requests import Request
 
     from .._types import Segment
@@ -215,29 +216,6 @@ async def _serve_socket(ws: WebSocket, state: _State) -> None:
             async for frame in receive:
                 yield frame
 
-    async def read() -> None:
-        async with send:
-            while True:
-                with anyio.fail_after(settings.idle_timeout):
-                    message = await ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    raise WebSocketDisconnect(message.get("code", 1000))
-                data = message.get("bytes")
-                if data is not None:
-                    if len(data) > settings.max_frame_bytes:
-                        raise _Protocol(1009, f"frame of {len(data)} bytes is over the "
-                                              f"{settings.max_frame_bytes}-byte limit")
-                    await send.send(data)
-                    continue
-                try:
-                    control = json.loads(message.get("text") or "")
-                except json.JSONDecodeError:
-                    control = None
-                if isinstance(control, dict) and control.get("type") == "stop":
-                    return
-                raise _Protocol(1003, "expected binary s16le audio frames or "
-                                      '{"type": "stop"}')
-
     stream = _engine(state).transcribe_stream(
         frames(), sample_rate=config["sample_rate"], model=config["model"],
         language=config["language"], task=config["task"],
@@ -246,7 +224,7 @@ async def _serve_socket(ws: WebSocket, state: _State) -> None:
     )
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(read)
+            tg.start_soon(_read_frames, ws, settings, send)
             async with stream:
                 async for seg in stream:
                     await ws.send_json({"type": "final" if seg.is_final else "partial",
@@ -256,6 +234,50 @@ async def _serve_socket(ws: WebSocket, state: _State) -> None:
         # One failure ends the session; report the first (the rest are its consequences).
         raise group.exceptions[0] from None
     await ws.close(code=1000)
+
+
+async def _read_frames(ws: WebSocket, settings: ServerSettings,
+                       send: MemoryObjectSendStream[bytes]) -> None:
+    """Audio frames from the socket into ``send`` until ``{"type": "stop"}``."""
+    async with send:
+        while True:
+            with anyio.fail_after(settings.idle_timeout):
+                message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            data = message.get("bytes")
+            if data is not None:
+                if len(data) > settings.max_frame_bytes:
+                    raise _Protocol(1009, f"frame of {len(data)} bytes is over the "
+                                          f"{settings.max_frame_bytes}-byte limit")
+                await send.send(data)
+                continue
+            try:
+                control = json.loads(message.get("text") or "")
+            except json.JSONDecodeError:
+                control = None
+            if isinstance(control, dict) and control.get("type") == "stop":
+                return
+            raise _Protocol(1003, 'expected binary s16le audio frames or {"type": "stop"}')
+
+
+def _is_language(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and bool(value.strip()))
+
+
+_CONFIG: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
+    "model": (None, lambda v: v is None or isinstance(v, str), "model must be a string"),
+    "language": (None, _is_language, "language must be a language code such as 'en'"),
+    "task": ("transcribe", lambda v: v in ("transcribe", "translate"),
+             "task must be 'transcribe' or 'translate'"),
+    "sample_rate": (16_000, lambda v: isinstance(v, int) and 8_000 <= v <= 48_000,
+                    "sample_rate must be an integer from 8000 to 48000"),
+    "partials": (True, lambda v: isinstance(v, bool), "partials must be true or false"),
+    "policy": ("block", lambda v: v in ("block", "drop-oldest", "skip-partials"),
+               "policy must be block, drop-oldest or skip-partials"),
+    "translate_to": (None, _is_language, "translate_to must be a language code such as 'pt'"),
+}
+"""The socket's config keys: default, check, and the message naming the field."""
 
 
 def _parse_config(message: MutableMapping[str, Any]) -> dict[str, Any]:
@@ -269,32 +291,14 @@ def _parse_config(message: MutableMapping[str, Any]) -> dict[str, Any]:
         raise _Protocol(1007, f"config is not valid JSON: {exc}") from exc
     if not isinstance(raw, dict):
         raise _Protocol(1007, "config must be a JSON object")
-    known = {"type", "model", "language", "task", "sample_rate", "partials", "policy",
-             "translate_to"}
-    if unknown := set(raw) - known:
+    if unknown := set(raw) - {"type", *_CONFIG}:
         raise _Protocol(1007, f"unknown config keys: {sorted(unknown)}")
-    config = {
-        "model": raw.get("model"),
-        "language": raw.get("language"),
-        "task": raw.get("task", "transcribe"),
-        "sample_rate": raw.get("sample_rate", 16_000),
-        "partials": raw.get("partials", True),
-        "policy": raw.get("policy", "block"),
-        "translate_to": raw.get("translate_to"),
-    }
+    config = {key: raw.get(key, default) for key, (default, _, _) in _CONFIG.items()}
     if config["model"] in OPENAI_MODEL_ALIASES:
         config["model"] = None
-    if not isinstance(config["sample_rate"], int) or not 8_000 <= config["sample_rate"] <= 48_000:
-        raise _Protocol(1007, "sample_rate must be an integer from 8000 to 48000")
-    if config["task"] not in ("transcribe", "translate"):
-        raise _Protocol(1007, "task must be 'transcribe' or 'translate'")
-    if config["policy"] not in ("block", "drop-oldest", "skip-partials"):
-        raise _Protocol(1007, "policy must be block, drop-oldest or skip-partials")
-    if not isinstance(config["partials"], bool):
-        raise _Protocol(1007, "partials must be true or false")
-    translate_to = config["translate_to"]
-    if translate_to is not None and not (isinstance(translate_to, str) and translate_to.strip()):
-        raise _Protocol(1007, "translate_to must be a language code such as 'pt'")
+    for key, (_, valid, problem) in _CONFIG.items():
+        if not valid(config[key]):
+            raise _Protocol(1007, problem)
     return config
 
 
@@ -327,35 +331,13 @@ async def _audio(request: Request, task: str) -> Response:
                       headers={"Retry-After": str(settings.retry_after)})
     release = True
     try:
-        try:
-            form = await request.form(max_files=1, max_fields=32,
-                                      max_part_size=settings.max_upload_bytes)
-        except Exception as exc:
-            return _error(400, f"could not read the multipart form: {exc}")
-        try:
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                return _error(400, "the 'file' field (audio file) is required")
-            data = await upload.read()
-        finally:
-            await form.close()  # spooled upload files are deleted now, not at GC
-        if len(data) > settings.max_upload_bytes:
-            return _error(413, f"upload over the {settings.max_upload_bytes}-byte limit")
-        fmt = str(form.get("response_format") or "json")
-        if fmt not in ("json", "text", "srt", "vtt", "verbose_json"):
-            return _error(400, f"unsupported response_format {fmt!r}")
-        model = str(form.get("model") or "") or None
-        language = str(form.get("language") or "") or None
-        prompt = str(form.get("prompt") or "") or None
-        granularities = {str(g) for key in ("timestamp_granularities[]",
-                                            "timestamp_granularities")
-                         for g in form.getlist(key)}
-        options: dict[str, Any] = {
-            "model": None if model in OPENAI_MODEL_ALIASES else model,
-            "language": language, "task": task, "initial_prompt": prompt,
-        }
+        upload = await _read_upload(request, settings)
+        if isinstance(upload, Response):
+            return upload
+        data, fmt, options, granularities = upload
+        options["task"] = task
         engine = _engine(state)
-        if str(form.get("stream") or "").lower() in ("true", "1"):
+        if fmt == "stream":
             release = False  # the event stream releases the slot when it ends
             return StreamingResponse(_sse(engine, data, options, state),
                                      media_type="text/event-stream")
@@ -373,6 +355,41 @@ async def _audio(request: Request, task: str) -> Response:
     finally:
         if release:
             state.sessions.release()
+
+
+async def _read_upload(request: Request, settings: ServerSettings,
+                       ) -> Response | tuple[bytes, str, dict[str, Any], set[str]]:
+    """The multipart form of an audio request: the file's bytes, the response format
+    (``stream`` for server-sent events), the stream options and the timestamp
+    granularities; or the 4xx response that names what is wrong."""
+    try:
+        form = await request.form(max_files=1, max_fields=32,
+                                  max_part_size=settings.max_upload_bytes)
+    except Exception as exc:
+        return _error(400, f"could not read the multipart form: {exc}")
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return _error(400, "the 'file' field (audio file) is required")
+        data = await upload.read()
+    finally:
+        await form.close()  # spooled upload files are deleted now, not at GC
+    if len(data) > settings.max_upload_bytes:
+        return _error(413, f"upload over the {settings.max_upload_bytes}-byte limit")
+    fmt = str(form.get("response_format") or "json")
+    if fmt not in ("json", "text", "srt", "vtt", "verbose_json"):
+        return _error(400, f"unsupported response_format {fmt!r}")
+    if str(form.get("stream") or "").lower() in ("true", "1"):
+        fmt = "stream"
+    model = str(form.get("model") or "") or None
+    options: dict[str, Any] = {
+        "model": None if model in OPENAI_MODEL_ALIASES else model,
+        "language": str(form.get("language") or "") or None,
+        "initial_prompt": str(form.get("prompt") or "") or None,
+    }
+    granularities = {str(g) for key in ("timestamp_granularities[]", "timestamp_granularities")
+                     for g in form.getlist(key)}
+    return data, fmt, options, granularities
 
 
 def _format(segments: list[Segment], fmt: str, task: str, duration: float | None,

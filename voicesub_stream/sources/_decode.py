@@ -67,52 +67,73 @@ def decode_chunks(
     damaged in the middle still yields everything readable. A file that yields nothing but
     errors raises :class:`AudioDecodeError`.
     """
+    damage = _Damage()
+    produced = 0
+    for chunk in _rechunk(_decoded(container, damage), chunk_samples):
+        produced += len(chunk)
+        yield chunk
+    if damage.count:
+        if produced == 0:
+            raise AudioDecodeError(f"no decodable audio ({damage.count} corrupt packets): "
+                                   f"{damage.last}")
+        logger.warning("skipped %d corrupt packet(s) while decoding: %s", damage.count,
+                       damage.last)
+
+
+class _Damage:
+    """Corrupt packets skipped while decoding one container."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last: Exception | None = None
+
+    def note(self, exc: Exception) -> None:
+        self.count += 1
+        self.last = exc
+
+
+def _decoded(container: Any, damage: _Damage) -> Iterator[npt.NDArray[np.float32]]:
+    """The first audio stream, resampled to 16 kHz mono float32, in pieces as decoded."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     stream = container.streams.audio[0]
-    pending: list[npt.NDArray[np.float32]] = []
-    pending_len = 0
-    produced = 0
-    errors = 0
-    last_error: Exception | None = None
 
     def frames() -> Iterator[Any]:
-        nonlocal errors, last_error
         for packet in container.demux(stream):
             try:
                 yield from packet.decode()
             except av.error.ExitError:
                 raise
             except (av.FFmpegError, ValueError) as exc:
-                errors += 1
-                last_error = exc
+                damage.note(exc)
         yield None  # flush the resampler
 
     try:
         for frame in frames():
             for out in resampler.resample(frame):
-                samples = np.asarray(out.to_ndarray(), dtype=np.float32).reshape(-1)
-                pending.append(samples)
-                pending_len += len(samples)
-            while pending_len >= chunk_samples:
-                joined = np.concatenate(pending)
-                yield joined[:chunk_samples]
-                produced += chunk_samples
-                rest = joined[chunk_samples:]
-                pending, pending_len = ([rest], len(rest)) if len(rest) else ([], 0)
+                yield np.asarray(out.to_ndarray(), dtype=np.float32).reshape(-1)
     except av.error.ExitError as exc:
         raise StageTimeoutError(
             f"the source stopped sending data for {URL_TIMEOUTS[1]:.0f} s"
         ) from exc
     except (av.FFmpegError, ValueError) as exc:
-        errors += 1
-        last_error = exc
+        damage.note(exc)
+
+
+def _rechunk(pieces: Iterator[npt.NDArray[np.float32]],
+             size: int) -> Iterator[npt.NDArray[np.float32]]:
+    """``pieces`` joined and cut again into runs of ``size`` samples (the last may be short)."""
+    pending: list[npt.NDArray[np.float32]] = []
+    pending_len = 0
+    for piece in pieces:
+        pending.append(piece)
+        pending_len += len(piece)
+        while pending_len >= size:
+            joined = np.concatenate(pending)
+            yield joined[:size]
+            rest = joined[size:]
+            pending, pending_len = ([rest], len(rest)) if len(rest) else ([], 0)
     if pending_len:
-        produced += pending_len
         yield np.concatenate(pending)
-    if errors:
-        if produced == 0:
-            raise AudioDecodeError(f"no decodable audio ({errors} corrupt packets): {last_error}")
-        logger.warning("skipped %d corrupt packet(s) while decoding: %s", errors, last_error)
 
 
 class PcmResampler:

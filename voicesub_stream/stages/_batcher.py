@@ -177,29 +177,30 @@ class StreamBatcher:
         self.windows += len(batch)
         self.sizes[len(batch)] += 1
 
-        def work() -> None:
-            # Results are stored here, in the thread: they reach their streams even if this
-            # task is cancelled while the call runs.
-            lead = batch[0].runner
-            call = WhisperBatch(lead.model, lead.options, prompt_limit=group.prompt_limit)
-            for r in batch:
-                call.add(r.runner, r.window, r.prompt)
-            try:
-                results = call.run()
-            except Exception as exc:
-                for r in batch:
-                    r.error = exc
-            else:
-                for r, result in zip(batch, results, strict=True):
-                    r.result = result
-
         try:
-            await anyio.to_thread.run_sync(work)
+            await anyio.to_thread.run_sync(_answer, batch, group.prompt_limit)
         finally:
             for r in batch:
                 if r.result is None and r.error is None:
                     r.error = StreamClosedError("the engine closed")
                 r.done.set()
+
+
+def _answer(batch: list[_Request], prompt_limit: int | None) -> None:
+    """One model call for ``batch`` (in a worker thread). Results are stored here, in the
+    thread, so they reach their streams even if the awaiting task is cancelled meanwhile."""
+    lead = batch[0].runner
+    call = WhisperBatch(lead.model, lead.options, prompt_limit=prompt_limit)
+    for r in batch:
+        call.add(r.runner, r.window, r.prompt)
+    try:
+        results = call.run()
+    except Exception as exc:
+        for r in batch:
+            r.error = exc
+    else:
+        for r, result in zip(batch, results, strict=True):
+            r.result = result
 
 
 class _Membership:

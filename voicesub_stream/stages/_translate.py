@@ -133,9 +133,19 @@ class TranslationStage(Stage[Segment, Segment, TranslationStatistics]):
     async def translate(self, segments: list[Segment]) -> list[Segment]:
         """``segments`` with translations (or the reason there is none) filled in."""
         out = list(segments)
+        for source, idx in self._by_language(out).items():
+            group = [segments[i] for i in idx]
+            for i, translated in zip(idx, await self._translate_group(group, source),
+                                     strict=True):
+                out[i] = translated
+        return out
+
+    def _by_language(self, out: list[Segment]) -> dict[str, list[int]]:
+        """Indices of the segments to translate, by source language; segments already in
+        the target language get their own text as translation in ``out``."""
         groups: dict[str, list[int]] = {}
         now = anyio.current_time()
-        for i, seg in enumerate(segments):
+        for i, seg in enumerate(out):
             if seg.translation is not None:  # translated upstream (Whisper's translate task)
                 continue
             if not seg.is_final:
@@ -146,29 +156,30 @@ class TranslationStage(Stage[Segment, Segment, TranslationStatistics]):
             source = seg.language or "en"
             if base_language(source) == base_language(self.target):
                 out[i] = dataclasses.replace(seg, translation=seg.text)
-                continue
-            groups.setdefault(source, []).append(i)
-        for source, idx in groups.items():
-            # A sentence cut into several cues is translated whole, then spread back over
-            # its cues: word order differs between languages, fragments translate badly.
-            units = _units([segments[i] for i in idx]) if self.whole_sentences else [
-                [k] for k in range(len(idx))]
-            texts = [" ".join(segments[idx[k]].text.strip() for k in unit) for unit in units]
-            try:
-                whole = await self._lines(texts, source)
-            except TranslationError as exc:
-                self.stats.failures += 1
-                logger.warning("translation %s->%s failed: %s", source, self.target, exc)
-                for i in idx:
-                    out[i] = dataclasses.replace(
-                        segments[i], metadata={**segments[i].metadata,
-                                               "translation_error": str(exc)})
-                continue
-            for unit, line in zip(units, whole, strict=True):
-                pieces = spread(line, [segments[idx[k]].text for k in unit])
-                for k, piece in zip(unit, pieces, strict=True):
-                    out[idx[k]] = dataclasses.replace(segments[idx[k]], translation=piece)
-                    self.stats.translated += 1
+            else:
+                groups.setdefault(source, []).append(i)
+        return groups
+
+    async def _translate_group(self, segments: list[Segment], source: str) -> list[Segment]:
+        # A sentence cut into several cues is translated whole, then spread back over its
+        # cues: word order differs between languages, fragments translate badly.
+        units = (_units(segments) if self.whole_sentences
+                 else [[k] for k in range(len(segments))])
+        texts = [" ".join(segments[k].text.strip() for k in unit) for unit in units]
+        try:
+            whole = await self._lines(texts, source)
+        except TranslationError as exc:
+            self.stats.failures += 1
+            logger.warning("translation %s->%s failed: %s", source, self.target, exc)
+            return [dataclasses.replace(seg, metadata={**seg.metadata,
+                                                       "translation_error": str(exc)})
+                    for seg in segments]
+        out = list(segments)
+        for unit, line in zip(units, whole, strict=True):
+            pieces = spread(line, [segments[k].text for k in unit])
+            for k, piece in zip(unit, pieces, strict=True):
+                out[k] = dataclasses.replace(segments[k], translation=piece)
+                self.stats.translated += 1
         return out
 
     async def _lines(self, texts: list[str], source: str) -> list[str]:

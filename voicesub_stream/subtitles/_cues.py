@@ -43,6 +43,30 @@ def split_cues(
     counting against a break, so a long sentence becomes balanced cues, not a full cue and an
     orphaned last word. A very short sentence joins the cue before it when both fit together.
     """
+    def fits(cue: list[Word]) -> bool:
+        return (len(cue_text(cue)) <= max_chars
+                and cue[-1].end - cue[0].start <= max_duration)
+
+    def split(cue: list[Word]) -> list[list[Word]]:
+        if len(cue) < 2 or fits(cue):
+            return [cue]
+        cut = _best_break(cue)
+        return split(cue[:cut]) + split(cue[cut:])
+
+    cues: list[list[Word]] = []
+    for phrase in _phrases(words, max_gap):
+        for piece in split(phrase):
+            prev = cues[-1] if cues else None
+            if (prev is not None and piece[-1].end - piece[0].start < 1.0
+                    and piece[0].start - prev[-1].end <= max_gap and fits(prev + piece)):
+                prev.extend(piece)
+            else:
+                cues.append(piece)
+    return cues
+
+
+def _phrases(words: list[Word], max_gap: float) -> list[list[Word]]:
+    """``words`` cut at sentence ends and at pauses longer than ``max_gap``."""
     phrases: list[list[Word]] = []
     phrase: list[Word] = []
     for word in words:
@@ -55,27 +79,7 @@ def split_cues(
             phrase = []
     if phrase:
         phrases.append(phrase)
-
-    def fits(cue: list[Word]) -> bool:
-        return (len(cue_text(cue)) <= max_chars
-                and cue[-1].end - cue[0].start <= max_duration)
-
-    def split(cue: list[Word]) -> list[list[Word]]:
-        if len(cue) < 2 or fits(cue):
-            return [cue]
-        cut = _best_break(cue)
-        return split(cue[:cut]) + split(cue[cut:])
-
-    cues: list[list[Word]] = []
-    for phrase in phrases:
-        for piece in split(phrase):
-            prev = cues[-1] if cues else None
-            if (prev is not None and piece[-1].end - piece[0].start < 1.0
-                    and piece[0].start - prev[-1].end <= max_gap and fits(prev + piece)):
-                prev.extend(piece)
-            else:
-                cues.append(piece)
-    return cues
+    return phrases
 
 
 def _best_break(words: list[Word]) -> int:
