@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import http.server
+import inspect
 import shutil
 import socket
 import subprocess
@@ -31,6 +32,22 @@ SENTENCES = (
     "A journey of a thousand miles begins with a single step. "
     "Knowledge is power, and time is money."
 )
+
+
+def _marks(obj: object) -> set[str]:
+    marks = getattr(obj, "pytestmark", [])
+    return {m.name for m in (marks if isinstance(marks, list) else [marks])}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    """Coroutine tests run on pytest-asyncio's session loop, except those of modules marked
+    ``anyio``, which anyio's plugin runs on every backend they name (asyncio and trio)."""
+    if (inspect.iscoroutinefunction(obj) and "anyio" not in _marks(obj)
+            and "anyio" not in _marks(getattr(collector, "obj", None))):
+        pytest.mark.asyncio(obj)
+    result = yield
+    return result
 
 
 @pytest.fixture(scope="session", autouse=True)

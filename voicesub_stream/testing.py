@@ -109,10 +109,10 @@ def resource_snapshot() -> ResourceSnapshot:
     import psutil
 
     tasks = _tasks()
-    # anyio and asyncio's default executor (aiofiles runs there) keep idle worker threads
-    # pooled for reuse; what matters is that none of anyio's is busy.
+    # anyio, trio and asyncio's default executor (aiofiles runs there) keep idle worker
+    # threads pooled for reuse; what matters is that none of anyio's is busy.
     threads = frozenset(t for t in threading.enumerate()
-                        if not t.name.startswith(("AnyIO", "asyncio_")))
+                        if not t.name.startswith(("AnyIO", "asyncio_", "Trio thread")))
     limiter = anyio.to_thread.current_default_thread_limiter()
     files = frozenset(f.path for f in psutil.Process().open_files())
     return ResourceSnapshot(tasks, threads, files, int(limiter.borrowed_tokens))

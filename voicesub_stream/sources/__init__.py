@@ -145,8 +145,9 @@ class AudioSource:
         resampler = PcmResampler(rate, self.channels)
         iterator = aiter(frames)
         try:
-            async for chunk in self._convert(iterator, resampler):
-                yield chunk
+            async with aclosing(self._convert(iterator, resampler)) as converted:
+                async for chunk in converted:
+                    yield chunk
         finally:
             # Close the caller's generator now, not whenever it is garbage collected, so its
             # own cleanup (a socket, a device) runs when the stream stops.
@@ -157,7 +158,7 @@ class AudioSource:
 
     async def _convert(
         self, frames: AsyncIterator[Any], resampler: PcmResampler
-    ) -> AsyncIterator[AudioChunk]:
+    ) -> AsyncGenerator[AudioChunk, None]:
         leftover = b""
         position = 0
         max_samples = int(CHUNK_SECONDS * SAMPLE_RATE) * 4
