@@ -134,10 +134,10 @@ async def test_a_translator_holding_a_lock_works_with_the_process_pool(
 
     settings = Settings.load(model="tiny.en", device="cpu", offline=True, cache_type="none",
                              cache_dir=tmp_path, use_process_pool=True)
-    async with Engine(settings, translators={"locked": Locked()}) as engine:
-        async with engine.transcribe_stream(espeak_wav, translate_to="pt",
-                                            translator="locked") as stream:
-            segments = [seg async for seg in stream]
+    async with Engine(settings, translators={"locked": Locked()}) as engine, \
+            engine.transcribe_stream(espeak_wav, translate_to="pt",
+                                     translator="locked") as stream:
+        segments = [seg async for seg in stream]
     # Only plain options went to the worker; the translator stayed here and translated.
     assert "journey" in " ".join(s.text for s in segments).lower()
     assert "viagem" in " ".join(s.translation or "" for s in segments).lower()

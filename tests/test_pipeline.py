@@ -328,10 +328,14 @@ async def test_segments_before_a_source_failure_come_first_then_the_error(
         raise AudioDecodeError("the feed broke")
 
     segments: list[Segment] = []
-    before = resource_snapshot()
-    with pytest.raises(AudioDecodeError, match="the feed broke"):
+
+    async def consume() -> None:
         async for seg in engine.transcribe_stream(failing()):
             segments.append(seg)
+
+    before = resource_snapshot()
+    with pytest.raises(AudioDecodeError, match="the feed broke"):
+        await consume()
     # Everything decoded before the failure was transcribed and delivered first.
     assert "journey" in " ".join(s.text for s in segments).lower()
     await assert_no_leaks(before)
