@@ -214,7 +214,7 @@ class Pipeline:
             self._stages = plan(options, self.source, services, runner=None, replay=replay)
             await self._run_stages()
             return
-        async with self._runner(key) as runner:
+        async with _Lease(services, key, options) as runner:
             self._stages = plan(options, self.source, services, runner=runner, record=record)
             await self._run_stages()
 
@@ -259,9 +259,6 @@ class Pipeline:
             "pcm": [self.source.sample_rate, self.source.channels], "version": __version__,
         }, sort_keys=True)
         return f"transcript:{content}:{hashlib.sha256(described.encode()).hexdigest()[:32]}"
-
-    def _runner(self, key: ModelKey) -> _Lease:
-        return _Lease(self.services, key, self.options)
 
 
 class _Lease:

@@ -19,9 +19,8 @@ from ._resolve import resolve_model
 from ._whisper import load_whisper
 
 if TYPE_CHECKING:
-    from faster_whisper import WhisperModel
-
     from .._config import ModelConfig
+    from ._whisper import WhisperModel
 
 logger = logging.getLogger(__name__)
 

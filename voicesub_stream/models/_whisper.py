@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Hashable, Sequence
 
     import numpy.typing as npt
-    from faster_whisper import WhisperModel
+    from faster_whisper import WhisperModel as WhisperModel
 
     from .._config import TranscribeOptions
     from .._types import SpeechWindow
@@ -58,7 +58,7 @@ still looks looped are re-decoded at full length (see :func:`looks_looped`)."""
 def load_whisper(path: str, *, device: str, compute_type: str, cpu_threads: int,
                  num_workers: int) -> WhisperModel:
     """A CTranslate2 Whisper model from a local directory (blocking)."""
-    from faster_whisper import WhisperModel
+    from faster_whisper import WhisperModel as WhisperModel
 
     return WhisperModel(path, device=device, compute_type=compute_type,
                         cpu_threads=cpu_threads, num_workers=num_workers,
