@@ -21,7 +21,7 @@ async def one(engine: Engine, path: Path) -> None:
     async with engine.transcribe_stream(path, priority="batch") as stream:
         segments = [seg async for seg in stream]
     await awrite_subtitles(segments, path.with_suffix(".srt"))
-    print(f"{path}: {len(segments)} cues, language {stream.statistics()['language']}")
+    print(f"{path}: {len(segments)} cues, language {stream.statistics().language}")
 
 
 async def main(paths: list[Path]) -> None:

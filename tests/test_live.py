@@ -143,11 +143,11 @@ async def test_drop_oldest_counts_and_logs_every_dropped_second(
     live = LiveOptions(policy="drop-oldest", step=0.5, max_lag=2.0)
     with caplog.at_level(logging.WARNING):
         segments, stage = await run_stage(audio, live, delay=0.4, speed=10)
-    assert stage.stats.dropped_seconds > 1.0
-    assert stage.stats.behind_events > 0
+    assert stage.statistics().dropped_seconds > 1.0
+    assert stage.statistics().behind_events > 0
     assert "dropped" in caplog.text
     logged = sum(float(r.args[1]) for r in caplog.records if "dropped" in r.getMessage())
-    assert logged == pytest.approx(stage.stats.dropped_seconds, abs=0.01)
+    assert logged == pytest.approx(stage.statistics().dropped_seconds, abs=0.01)
     finals = [s for s in segments if s.is_final]
     assert finals  # what was not dropped was still transcribed
     for prev, cur in itertools.pairwise(finals):
@@ -158,12 +158,12 @@ async def test_drop_oldest_counts_and_logs_every_dropped_second(
 async def test_skip_partials_catches_up_without_dropping(espeak_audio: np.ndarray) -> None:
     live = LiveOptions(policy="skip-partials", step=0.5, max_lag=1.0)
     _, stage = await run_stage(espeak_audio, live, delay=0.25, speed=10)
-    assert stage.stats.behind_events > 0
-    assert stage.stats.dropped_seconds == 0
+    assert stage.statistics().behind_events > 0
+    assert stage.statistics().dropped_seconds == 0
     _, block_stage = await run_stage(espeak_audio, LiveOptions(step=0.5), delay=0.25, speed=10)
     # Merging the backlog means fewer model calls than processing every step in order.
-    assert stage.stats.model_calls < block_stage.stats.model_calls
-    assert block_stage.stats.partials > stage.stats.partials
+    assert stage.statistics().model_calls < block_stage.statistics().model_calls
+    assert block_stage.statistics().partials > stage.statistics().partials
 
 
 # -- live outputs ---------------------------------------------------------------------

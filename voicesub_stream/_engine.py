@@ -198,10 +198,17 @@ class Engine:
         if self._tg is None:
             raise StreamClosedError("Engine is not running: use 'async with Engine() as engine'")
         opts = _options(options, changes)
-        if opts.translate_to is not None:
-            self.translators.validate(opts.translator, opts.translate_to)
+        self._check(opts)
         return SegmentStream(open_source(source, sample_rate=sample_rate, channels=channels),
                              opts, self._launch)
+
+    def _check(self, options: TranscribeOptions) -> None:
+        """Refuse, before anything runs, options this engine cannot serve.
+
+        :raises ConfigError: an unknown translator, or one that never reaches the target
+        """
+        if options.translate_to is not None:
+            self.translators.validate(options.translator, options.translate_to)
 
     def statistics(self) -> EngineStatistics:
         """Streams started and the figures of every shared component."""
@@ -284,8 +291,7 @@ def transcribe_stream(
 async def _launch_on_default(source: AudioSource, options: TranscribeOptions,
                              send: MemoryObjectSendStream[Segment]) -> Pipeline:
     engine = await default_engine()
-    if options.translate_to is not None:
-        engine.translators.validate(options.translator, options.translate_to)
+    engine._check(options)
     return await engine._launch(source, options, send)
 
 

@@ -35,7 +35,7 @@ from .models import WhisperRunner
 from .stages import (
     CacheRecord,
     CacheReplay,
-    CacheStatistics,
+    CacheStageStatistics,
     LiveStatistics,
     LiveTranscriber,
     SourceReader,
@@ -106,7 +106,7 @@ class StreamStatistics:
 
 _STATISTICS_FIELDS: dict[type, str] = {
     SourceStatistics: "source", VadStatistics: "vad", TranscriberStatistics: "transcription",
-    LiveStatistics: "live", TranslationStatistics: "translation", CacheStatistics: "cache"}
+    LiveStatistics: "live", TranslationStatistics: "translation", CacheStageStatistics: "cache"}
 """Which field of :class:`StreamStatistics` each stage's figures fill."""
 
 
@@ -127,8 +127,6 @@ def plan(options: TranscribeOptions, source: AudioSource, services: Services, *,
     :param record: the cache key to store a finished transcription under
     """
     stages: list[Stage[Any, Any, Any]]
-    translator = (services.translators.validate(options.translator, options.translate_to)
-                  if options.translate_to is not None else None)
     if replay is not None:
         stages = [CacheReplay(replay)]
     elif runner is None:
@@ -140,7 +138,7 @@ def plan(options: TranscribeOptions, source: AudioSource, services: Services, *,
     else:
         stages = [SourceReader(source), VadChunker(options.vad),
                   Transcriber(runner, services.scheduler, priority=priority(options),
-                              translate_audio=translator is not None and translator.from_audio)]
+                              translate_audio=_translates_audio(options, services.translators))]
         if record is not None and services.cache is not None:
             stages.append(CacheRecord(services.cache, record))
     if options.translate_to is not None:
@@ -150,6 +148,17 @@ def plan(options: TranscribeOptions, source: AudioSource, services: Services, *,
             partials=options.translate_partials, whole_sentences=options.live is None,
             timeout=services.translate_timeout))
     return stages
+
+
+def _translates_audio(options: TranscribeOptions, translators: Translators) -> bool:
+    """Whether the stream's translator works from the audio (in the transcription stage).
+
+    :raises ConfigError: the translator is unknown or never translates into the target
+    """
+    if options.translate_to is None:
+        return False
+    backend = translators.validate(options.translator, options.translate_to)
+    return backend is not None and backend.from_audio
 
 
 class Pipeline:
@@ -251,8 +260,11 @@ class Pipeline:
         if content is None:
             return None
         o = self.options
+        # Translations made from the audio are part of the transcription stage's output.
+        from_audio = o.translate_to if _translates_audio(o, self.services.translators) else None
         described = json.dumps({
             "model": [model.name, model.device, model.compute_type], "language": o.language,
+            "translated_from_audio": from_audio,
             "task": o.task, "beam": o.beam_size, "words": o.word_timestamps,
             "prompt": o.initial_prompt, "vad": dataclasses.asdict(o.vad),
             "cue": [o.max_cue_chars, o.max_cue_duration],

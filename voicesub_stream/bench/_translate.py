@@ -58,17 +58,18 @@ async def _run(cues: list[Segment], target: str, backend: str) -> dict[str, Any]
                              cache=MemoryCache())
     rows = {}
     for name in ("cold", "warm"):
-        before = (stage.stats.cache_hits, stage.stats.cache_misses, stage.stats.backend_calls)
+        before = stage.statistics()
         started = time.perf_counter()
         for i in range(0, len(cues), 16):
             await stage.translate(cues[i:i + 16])
         wall = time.perf_counter() - started
-        hits = stage.stats.cache_hits - before[0]
-        misses = stage.stats.cache_misses - before[1]
+        after = stage.statistics()
+        hits = after.cache_hits - before.cache_hits
+        misses = after.cache_misses - before.cache_misses
         rows[name] = {"seconds": wall, "segments_per_second": len(cues) / wall,
                       "cache_hits": hits, "cache_misses": misses,
                       "hit_ratio": hits / (hits + misses) if hits + misses else None,
-                      "backend_calls": stage.stats.backend_calls - before[2]}
+                      "backend_calls": after.backend_calls - before.backend_calls}
     return {"cues": len(cues), "unique_lines": len({c.text for c in cues}),
             "baseline": {"seconds": baseline, "segments_per_second": len(cues) / baseline},
             **rows}

@@ -7,7 +7,7 @@ streams through ``_batcher``) -> cache record (``_cache``) -> translation (``_tr
 
 from ._base import Stage, receive_waiting
 from ._batcher import BatchingStatistics, StreamBatcher
-from ._cache import CacheRecord, CacheReplay, CacheStatistics
+from ._cache import CacheRecord, CacheReplay, CacheStageStatistics
 from ._live import LiveStatistics, LiveTranscriber
 from ._source import SourceReader, SourceStatistics
 from ._transcriber import Transcriber, TranscriberStatistics
@@ -18,7 +18,7 @@ __all__ = (
     "BatchingStatistics",
     "CacheRecord",
     "CacheReplay",
-    "CacheStatistics",
+    "CacheStageStatistics",
     "LiveStatistics",
     "LiveTranscriber",
     "SourceReader",

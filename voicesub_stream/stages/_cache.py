@@ -19,19 +19,19 @@ if TYPE_CHECKING:
 
     from ..cache import Cache
 
-__all__ = ("CacheRecord", "CacheReplay", "CacheStatistics")
+__all__ = ("CacheRecord", "CacheReplay", "CacheStageStatistics")
 
 SEGMENT_BUFFER = 32
 """Finished segments waiting downstream before transcription pauses."""
 
 
 @dataclass(frozen=True, slots=True)
-class CacheStatistics:
+class CacheStageStatistics:
     result: Literal["hit", "miss"]
     segments: int
 
 
-class CacheReplay(Stage[None, Segment, CacheStatistics]):
+class CacheReplay(Stage[None, Segment, CacheStageStatistics]):
     """Stage: nothing in, the cached transcription's segments out."""
 
     input_buffer = 0
@@ -40,8 +40,8 @@ class CacheReplay(Stage[None, Segment, CacheStatistics]):
         self.segments = [Segment.from_dict(data) for data in stored["segments"]]
         self._sent = 0
 
-    def statistics(self) -> CacheStatistics:
-        return CacheStatistics("hit", self._sent)
+    def statistics(self) -> CacheStageStatistics:
+        return CacheStageStatistics("hit", self._sent)
 
     async def run(self, receive: MemoryObjectReceiveStream[None],
                   send: MemoryObjectSendStream[Segment]) -> None:
@@ -51,7 +51,7 @@ class CacheReplay(Stage[None, Segment, CacheStatistics]):
                 self._sent += 1
 
 
-class CacheRecord(Stage[Segment, Segment, CacheStatistics]):
+class CacheRecord(Stage[Segment, Segment, CacheStageStatistics]):
     """Stage: segments in and out unchanged; all of them stored under ``key`` at the end."""
 
     input_buffer = SEGMENT_BUFFER
@@ -60,8 +60,8 @@ class CacheRecord(Stage[Segment, Segment, CacheStatistics]):
         self.cache, self.key = cache, key
         self._kept: list[Segment] = []
 
-    def statistics(self) -> CacheStatistics:
-        return CacheStatistics("miss", len(self._kept))
+    def statistics(self) -> CacheStageStatistics:
+        return CacheStageStatistics("miss", len(self._kept))
 
     async def run(self, receive: MemoryObjectReceiveStream[Segment],
                   send: MemoryObjectSendStream[Segment]) -> None:

@@ -142,7 +142,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         self.priority = priority
         self.options = options
         self.live = live
-        self.stats = _Counters()
+        self._counts = _Counters()
         # Under "block" a slow model holds the source back. The other policies decide
         # themselves what to do with a backlog, so the source must never wait on them.
         self.input_buffer = AUDIO_BUFFER if live.policy == "block" else LIVE_BACKLOG
@@ -163,7 +163,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         self._next_index = 0
 
     def statistics(self) -> LiveStatistics:
-        c = self.stats
+        c = self._counts
         return LiveStatistics(
             self.runner.language, round(self._received / SAMPLE_RATE, 3), c.updates,
             c.model_calls, round(c.model_seconds, 3), c.skipped_silent, c.partials, c.finals,
@@ -186,10 +186,10 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
     async def _catch_up(self, eof: bool) -> list[Segment]:
         out: list[Segment] = []
         backlog = (self._received - self._processed) / SAMPLE_RATE
-        self.stats.max_backlog = max(self.stats.max_backlog, backlog)
+        self._counts.max_backlog = max(self._counts.max_backlog, backlog)
         behind = backlog > self.live.max_lag
         if behind:
-            self.stats.behind_events += 1
+            self._counts.behind_events += 1
             if self.live.policy == "drop-oldest":
                 out += await self._drop_backlog()
         if behind and self.live.policy == "skip-partials":
@@ -218,7 +218,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
                     self.runner, plan.window, plan.prompt, prompt_limit=self.live.prompt_tokens,
                     priority=self.priority)
             segments = self._apply(plan, result)
-        self.stats.model_seconds += anyio.current_time() - started
+        self._counts.model_seconds += anyio.current_time() - started
         return segments
 
     async def _drop_backlog(self) -> list[Segment]:
@@ -233,10 +233,10 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             self._buffer = self._buffer[cut:]
             self._buffer_start = keep_from
             self._processed = max(self._processed, keep_from)
-            self.stats.dropped_seconds += dropped
+            self._counts.dropped_seconds += dropped
             logger.warning("live stream behind by more than %.1f s: dropped %.2f s of audio "
                            "(%.2f s in total)", self.live.max_lag, dropped,
-                           self.stats.dropped_seconds)
+                           self._counts.dropped_seconds)
         return out
 
     def _append(self, chunk: AudioChunk) -> None:
@@ -260,7 +260,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
     def _plan(self, until: int, eof: bool, partial: bool) -> _Plan:
         self._flatten()
         self._processed = max(self._processed, until)
-        self.stats.updates += 1
+        self._counts.updates += 1
         audio = self._buffer[: max(until - self._buffer_start, 0)]
         speech = [(s, e) for s, e in self._speech(audio)
                   if self._buffer_start + e > self._final_end]
@@ -280,9 +280,9 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         plan.pauses = tuple(((origin + e) / SAMPLE_RATE, (origin + s) / SAMPLE_RATE)
                             for (_, e), (s, _) in itertools.pairwise(speech)
                             if s - e >= PAUSE * SAMPLE_RATE and s <= len(audio))
-        plan.window = SpeechWindow(self.stats.model_calls, audio,
+        plan.window = SpeechWindow(self._counts.model_calls, audio,
                                    ((self._buffer_start, self._buffer_start + len(audio)),))
-        self.stats.model_calls += 1
+        self._counts.model_calls += 1
         # Prompt with final text whose audio is no longer in the buffer: text that is still
         # audible makes Whisper skip those words and misplace the rest.
         start = self._buffer_start / SAMPLE_RATE
@@ -295,7 +295,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             out = self._finalize(self._committed + self._tentative)
             # Nothing new was said: keep only a little audio, a word may start at the edge.
             self._trim(until - round(0.3 * SAMPLE_RATE))
-            self.stats.skipped_silent += 1
+            self._counts.skipped_silent += 1
             return out
         words = result.words if result is not None and not result.is_silence else []
         if plan.done and not plan.overflow:
@@ -398,14 +398,14 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
                 continue
             norm = " ".join(_norm(w) for w in cue)
             if len(cue) >= 3 and self._finals_text and norm == self._finals_text[-1]:
-                self.stats.dropped_repeats += 1
+                self._counts.dropped_repeats += 1
                 logger.debug("dropped a repeated final: %r", text)
                 continue
             self._finals_text.append(norm)
             del self._finals_text[:-8]
             out.append(self._segment(cue, is_final=True))
             self._next_index += 1
-            self.stats.finals += 1
+            self._counts.finals += 1
         return out
 
     def _partial(self) -> list[Segment]:
@@ -414,7 +414,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         if not words or text == self._last_partial:
             return []
         self._last_partial = text
-        self.stats.partials += 1
+        self._counts.partials += 1
         segment = self._segment(words, is_final=False)
         segment.metadata["committed_words"] = len(self._committed)
         return [segment]

@@ -95,12 +95,12 @@ class TranslationStage(Stage[Segment, Segment, TranslationStatistics]):
         self.batch_size = batch_size
         self.timeout = timeout
         self.whole_sentences = whole_sentences
-        self.stats = _Counters()
+        self._counts = _Counters()
         translators.validate(backend, target)  # a bad name fails at the start, not per line
         self._last_partial = -float("inf")
 
     def statistics(self) -> TranslationStatistics:
-        c = self.stats
+        c = self._counts
         return TranslationStatistics(c.segments, c.translated, c.cache_hits, c.cache_misses,
                                      c.backend_calls, c.failures, round(c.seconds, 3),
                                      c.hit_ratio)
@@ -152,7 +152,7 @@ class TranslationStage(Stage[Segment, Segment, TranslationStatistics]):
                 if not self.partials or now - self._last_partial < PARTIAL_INTERVAL:
                     continue
                 self._last_partial = now
-            self.stats.segments += 1
+            self._counts.segments += 1
             source = seg.language or "en"
             if base_language(source) == base_language(self.target):
                 out[i] = dataclasses.replace(seg, translation=seg.text)
@@ -169,7 +169,7 @@ class TranslationStage(Stage[Segment, Segment, TranslationStatistics]):
         try:
             whole = await self._lines(texts, source)
         except TranslationError as exc:
-            self.stats.failures += 1
+            self._counts.failures += 1
             logger.warning("translation %s->%s failed: %s", source, self.target, exc)
             return [dataclasses.replace(seg, metadata={**seg.metadata,
                                                        "translation_error": str(exc)})
@@ -179,7 +179,7 @@ class TranslationStage(Stage[Segment, Segment, TranslationStatistics]):
             pieces = spread(line, [segments[k].text for k in unit])
             for k, piece in zip(unit, pieces, strict=True):
                 out[k] = dataclasses.replace(segments[k], translation=piece)
-                self.stats.translated += 1
+                self._counts.translated += 1
         return out
 
     async def _lines(self, texts: list[str], source: str) -> list[str]:
@@ -192,14 +192,14 @@ class TranslationStage(Stage[Segment, Segment, TranslationStatistics]):
         if self.cache is not None:
             found = await self.cache.get_many(set(keys))
         missing = [t for t, k in zip(texts, keys, strict=True) if k not in found]
-        self.stats.cache_hits += len(texts) - len(missing)
-        self.stats.cache_misses += len(missing)
+        self._counts.cache_hits += len(texts) - len(missing)
+        self._counts.cache_misses += len(missing)
         todo = list(dict.fromkeys(missing))  # a line repeated in the batch is asked once
         if todo:
             call = functools.partial(translator.translate, todo, source=source,
                                      target=self.target)
             started = anyio.current_time()
-            self.stats.backend_calls += 1
+            self._counts.backend_calls += 1
             try:
                 with anyio.fail_after(self.timeout), timer("stage.translate"):
                     # Abandoned on timeout: a hung backend must not hold the stream.
@@ -214,7 +214,7 @@ class TranslationStage(Stage[Segment, Segment, TranslationStatistics]):
             except Exception as exc:  # a backend bug must not end the stream either
                 raise TranslationError(f"{translator.name} failed: {exc!r}") from exc
             finally:
-                self.stats.seconds += anyio.current_time() - started
+                self._counts.seconds += anyio.current_time() - started
             if len(lines) != len(todo):
                 raise TranslationError(f"{translator.name} returned {len(lines)} lines for "
                                        f"{len(todo)}")
