@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from voicesub_stream import Settings
-from voicesub_stream.errors import ModelLoadError, ModelNotFoundError
+from voicesub_stream.errors import ConfigError, ModelLoadError, ModelNotFoundError
 from voicesub_stream.models import ModelKey, ModelRegistry, _gpu, gpu_info, resolve_model
 from voicesub_stream.models._registry import pick_compute_type, pick_device
 from voicesub_stream.models._resolve import bundled_base
@@ -124,3 +124,25 @@ def test_gpu_info_without_a_gpu_is_empty() -> None:
     if _gpu.cuda_device_count():
         pytest.skip("a GPU is present")
     assert gpu_info(max_age=0) == ()
+
+
+def test_execution_plan_sizes_calls_from_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voicesub_stream.models import _registry, execution_plan
+
+    auto = Settings.load().models()
+    monkeypatch.setattr(_registry, "cpu_count", lambda: 4)
+    plan = execution_plan(auto, "cpu")
+    assert (plan.threads_per_call, plan.concurrent_calls) == (1, 4)  # one call per core
+    assert "4 cores" in plan.reason
+    monkeypatch.setattr(_registry, "cpu_count", lambda: 1)
+    assert execution_plan(auto, "cpu").concurrent_calls == 1
+    monkeypatch.setattr(_registry, "cpu_count", lambda: 8)
+    pinned = Settings.load(cpu_threads=4).models()  # explicit settings still decide
+    assert (execution_plan(pinned, "cpu").threads_per_call,
+            execution_plan(pinned, "cpu").concurrent_calls) == (4, 2)
+    both = Settings.load(cpu_threads=2, model_workers=3).models()
+    assert (execution_plan(both, "cpu").threads_per_call,
+            execution_plan(both, "cpu").concurrent_calls) == (2, 3)
+    assert execution_plan(auto, "cuda").concurrent_calls == 1
+    with pytest.raises(ConfigError):
+        Settings.load(cpu_threads="many")

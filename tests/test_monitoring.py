@@ -212,6 +212,9 @@ async def test_prometheus_metrics_parse(engine: Engine, espeak_audio: np.ndarray
     names = {s.labels.get("name") for s in families["voicesub_function_seconds"].samples}
     assert {"stage.transcribe", "model.call"} <= names
     assert "voicesub_scheduler_jobs" in families
+    # The engine's own choice of threads per call and calls at once, and the cores behind it.
+    calls = families["voicesub_execution_concurrent_calls"].samples[0].value
+    assert calls == engine.statistics().execution.concurrent_calls >= 1
 
 
 def test_report_command_summarises_and_plots(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -210,7 +210,8 @@ def window(index: int, seconds: float = 2.0) -> SpeechWindow:
     return SpeechWindow(index, np.zeros(length, np.float32), ((start, start + length),))
 
 
-async def run_stage(runner: FakeRunner, windows: list[SpeechWindow]) -> list[Segment]:
+async def run_stage(runner: FakeRunner, windows: list[SpeechWindow],
+                    scheduler: Scheduler | None = None) -> list[Segment]:
     send_w, recv_w = anyio.create_memory_object_stream[SpeechWindow](len(windows))
     send_s, recv_s = anyio.create_memory_object_stream[Segment](100)
     for w in windows:
@@ -218,7 +219,7 @@ async def run_stage(runner: FakeRunner, windows: list[SpeechWindow]) -> list[Seg
     send_w.close()
     out: list[Segment] = []
     async with anyio.create_task_group() as tg:
-        tg.start_soon(Transcriber(runner, Scheduler(1)).run, recv_w, send_s)
+        tg.start_soon(Transcriber(runner, scheduler or Scheduler(1)).run, recv_w, send_s)
         async with recv_s:
             async for seg in recv_s:
                 out.append(seg)
@@ -233,6 +234,28 @@ async def test_stage_batches_waiting_windows_up_to_batch_size() -> None:
     assert runner.batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert [s.index for s in segments] == list(range(len(segments)))
     assert [s.text for s in segments][:2] == ["window 0.", "window 1."]
+
+
+async def test_concurrent_calls_split_the_windows_and_keep_their_order() -> None:
+    from voicesub_stream import TranscribeOptions
+
+    class FirstIsSlow(FakeRunner):
+        """The first call takes longest, so later calls finish before it."""
+
+        def transcribe(self, windows: list[SpeechWindow], **kw: Any) -> Any:
+            if windows[0].index == 0:
+                time.sleep(0.3)
+            return super().transcribe(windows, **kw)
+
+    runner = FirstIsSlow(TranscribeOptions(batch_size=8), delay=0.02)
+    segments = await run_stage(runner, [window(i) for i in range(8)], Scheduler(2))
+    assert runner.max_active == 2  # two calls side by side
+    # The waiting windows were split over the two calls, not taken whole by the first.
+    assert max(len(b) for b in runner.batches) <= 4
+    assert sorted(i for b in runner.batches for i in b) == list(range(8))
+    # Segments go out in window order with consecutive indices, whichever call ended first.
+    assert [s.text for s in segments] == [f"window {i}." for i in range(8)]
+    assert [s.index for s in segments] == list(range(len(segments)))
 
 
 async def test_stage_error_arrives_after_every_earlier_segment() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,8 +54,11 @@ class Settings(BaseSettings):
     model: str = "base"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = "auto"
-    cpu_threads: int = Field(default=0, ge=0)
-    model_workers: int = Field(default=1, ge=1)
+    cpu_threads: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    """CTranslate2 threads per model call (0: every usable core; ``auto``: see
+    ``models.execution_plan``)."""
+    model_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    """Model calls one loaded model runs at once (``auto``: see ``models.execution_plan``)."""
     max_loaded_models: int = Field(default=3, ge=1)
     max_workers: int | Literal["auto"] = Field(
         default="auto",
@@ -193,8 +196,8 @@ class ModelConfig:
     model: str = "base"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = "auto"
-    cpu_threads: int = 0
-    model_workers: int = 1
+    cpu_threads: int | Literal["auto"] = "auto"
+    model_workers: int | Literal["auto"] = "auto"
     max_loaded_models: int = 3
     cache_dir: Path = field(default_factory=default_cache_dir)
     offline: bool = False

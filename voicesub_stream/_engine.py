@@ -27,7 +27,14 @@ from ._stream import SegmentStream
 from .cache import Cache, make_cache
 from .errors import StreamClosedError
 from .executors import ProcessPool, ProcessRunner
-from .models import ModelKey, ModelRegistry, cuda_device_count, load_vad
+from .models import (
+    ExecutionPlan,
+    ModelKey,
+    ModelRegistry,
+    cuda_device_count,
+    execution_plan,
+    load_vad,
+)
 from .models._registry import pick_device
 from .monitoring import MemoryManager, Monitor, build_report, default_rules, limit_malloc_arenas
 from .scheduler import Scheduler, auto_workers
@@ -63,6 +70,9 @@ class EngineStatistics:
     scheduler: SchedulerStatistics
     batching: BatchingStatistics | None
     cache: CacheStatistics | None
+    execution: ExecutionPlan
+    """Threads per model call and calls at once, and why (chosen from the machine unless
+    pinned by settings)."""
     streams_started: int = counter(name="streams")
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,7 +120,9 @@ class Engine:
         self._owns_cache = cache == "settings"
         self.cache: Cache | None = make_cache(self.settings.cache()) if cache == "settings" \
             else cache
-        self.scheduler = _make_scheduler(self.settings)
+        self.execution = execution_plan(self.registry.config,
+                                        pick_device(self.registry.config.device))
+        self.scheduler = _make_scheduler(self.settings, self.execution)
         self.batcher = (StreamBatcher(self.scheduler, window=scheduling.batch_window,
                                       max_batch=scheduling.stream_batch_size)
                         if scheduling.stream_batching else None)
@@ -216,7 +228,8 @@ class Engine:
             streams_started=self.streams_started, running=self._tg is not None,
             models=self.registry.statistics(), scheduler=self.scheduler.statistics(),
             batching=self.batcher.statistics() if self.batcher is not None else None,
-            cache=self.cache.statistics() if self.cache is not None else None)
+            cache=self.cache.statistics() if self.cache is not None else None,
+            execution=self.execution)
 
     def performance_report(self) -> dict[str, Any]:
         """Resource history summary, function timings, engine figures, alerts and
@@ -251,8 +264,12 @@ class Engine:
         use."""
         async with self._pool_lock:
             if key not in self._pools:
+                # One model call per worker process, on the threads the plan gives a call.
+                config = dataclasses.replace(self.registry.config,
+                                             cpu_threads=self.execution.threads_per_call,
+                                             model_workers=1)
                 self._pools[key] = await anyio.to_thread.run_sync(
-                    ProcessPool, self.registry.config, key, self.scheduler.workers)
+                    ProcessPool, config, key, self.scheduler.workers)
             return ProcessRunner(self._pools[key], options)
 
 
@@ -390,13 +407,12 @@ def _make_monitor(engine: Engine) -> Monitor:
                    adaptive=s.adaptive_monitoring, memory=memory, engine_stats=activity)
 
 
-def _make_scheduler(settings: Settings) -> Scheduler:
+def _make_scheduler(settings: Settings, plan: ExecutionPlan) -> Scheduler:
     config = settings.scheduling()
     workers = config.max_workers
     if workers == "auto":
-        models = settings.models()
-        workers = auto_workers(device=pick_device(models.device),
-                               model_workers=models.model_workers,
-                               cpu_threads=models.cpu_threads, gpus=cuda_device_count(),
+        workers = auto_workers(device=pick_device(settings.models().device),
+                               model_workers=plan.concurrent_calls,
+                               cpu_threads=plan.threads_per_call, gpus=cuda_device_count(),
                                process_pool=config.process_pool)
     return Scheduler(workers, max_wait=config.max_wait)

@@ -296,17 +296,17 @@ async def _run_stage(stage: Stage[Any, Any, Any], receive: MemoryObjectReceiveSt
                      send: MemoryObjectSendStream[Any], failures: list[BaseException]) -> None:
     try:
         await stage.run(receive, send)
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+    except* (anyio.BrokenResourceError, anyio.ClosedResourceError):
         pass  # the stage after this one stopped reading: its reason, if any, is recorded
-    except Exception as exc:
-        failures.append(_first_error(exc))
+    except* Exception as group:
+        failures.append(_first_error(group))
     finally:
         receive.close()
         send.close()
 
 
 def _first_error(exc: BaseException) -> BaseException:
-    """The error a caller should see, not a task group's wrapping of it."""
+    """The error a caller should see, not a task group's (or ``except*``'s) wrapping of it."""
     while isinstance(exc, BaseExceptionGroup):
         inner = [e for e in exc.exceptions
                  if not isinstance(e, anyio.get_cancelled_exc_class())]

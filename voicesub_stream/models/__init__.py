@@ -3,11 +3,13 @@ faster-whisper itself (``_whisper``: runners, batches, Silero VAD)."""
 
 from ._gpu import GpuInfo, cuda_device_count, gpu_info
 from ._registry import (
+    ExecutionPlan,
     LoadedModel,
     LoadedModelStatistics,
     ModelKey,
     ModelRegistry,
     RegistryStatistics,
+    execution_plan,
 )
 from ._resolve import resolve_model
 from ._whisper import (
@@ -20,6 +22,7 @@ from ._whisper import (
 )
 
 __all__ = (
+    "ExecutionPlan",
     "GpuInfo",
     "LoadedModel",
     "LoadedModelStatistics",
@@ -31,6 +34,7 @@ __all__ = (
     "WhisperRunner",
     "WindowText",
     "cuda_device_count",
+    "execution_plan",
     "gpu_info",
     "load_vad",
     "resolve_model",

@@ -71,6 +71,41 @@ def pick_device(device: str) -> str:
     return "cuda" if cuda_device_count() > 0 else "cpu"
 
 
+@dataclass(frozen=True, slots=True)
+class ExecutionPlan:
+    """How model calls use the machine: threads per call, calls at once, and why."""
+
+    threads_per_call: int
+    concurrent_calls: int
+    reason: str
+
+
+def execution_plan(config: ModelConfig, device: str) -> ExecutionPlan:
+    """Threads per model call and calls at once, from the cores this process may use.
+
+    On CPU, CTranslate2 on two threads is only ~1.2x faster than on one, so single-thread
+    calls side by side, one per core, do ~1.7x the work of one call over every core: for
+    several live streams, and for a file whose windows the transcription stage splits over
+    the calls (measured with ``voicesub bench file`` and ``bench live``). ``cpu_threads`` /
+    ``model_workers`` set explicitly pin either number.
+    """
+    cores = cpu_count()
+    if device == "cuda":
+        threads = cores if config.cpu_threads == "auto" else config.cpu_threads or cores
+        workers = 1 if config.model_workers == "auto" else config.model_workers
+        return ExecutionPlan(threads, workers, "GPU: the device runs the calls; CPU threads "
+                                               "only feed it")
+    if config.cpu_threads == "auto" and config.model_workers == "auto":
+        if cores == 1:
+            return ExecutionPlan(1, 1, "one core: one call at a time")
+        return ExecutionPlan(1, cores, f"{cores} cores: single-thread calls side by side do "
+                                       "more work than one call over every core")
+    threads = cores if config.cpu_threads == "auto" else config.cpu_threads or cores
+    workers = (max(1, cores // threads) if config.model_workers == "auto"
+               else config.model_workers)
+    return ExecutionPlan(threads, workers, "set: cpu_threads / model_workers")
+
+
 def pick_compute_type(compute_type: str, device: str) -> str:
     if compute_type != "auto":
         return compute_type
@@ -204,9 +239,10 @@ class ModelRegistry:
                              offline=self.config.offline)
         started = time.perf_counter()
         try:
+            plan = execution_plan(self.config, key.device)
             whisper = load_whisper(path, device=key.device, compute_type=key.compute_type,
-                                   cpu_threads=self.config.cpu_threads or cpu_count(),
-                                   num_workers=self.config.model_workers)
+                                   cpu_threads=plan.threads_per_call,
+                                   num_workers=plan.concurrent_calls)
         except Exception as exc:
             raise ModelLoadError(f"could not load {key.name!r} from {path}: {exc}") from exc
         elapsed = time.perf_counter() - started

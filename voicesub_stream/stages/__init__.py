@@ -5,7 +5,7 @@ transcription (``_transcriber``) or live transcription (``_live``, sharing model
 streams through ``_batcher``) -> cache record (``_cache``) -> translation (``_translate``).
 """
 
-from ._base import Stage, receive_waiting
+from ._base import Stage, receive_waiting, take_waiting
 from ._batcher import BatchingStatistics, StreamBatcher
 from ._cache import CacheRecord, CacheReplay, CacheStageStatistics
 from ._live import LiveStatistics, LiveTranscriber
@@ -33,4 +33,5 @@ __all__ = (
     "VadChunker",
     "VadStatistics",
     "receive_waiting",
+    "take_waiting",
 )

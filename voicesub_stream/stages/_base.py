@@ -16,7 +16,7 @@ import anyio
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-__all__ = ("Stage", "receive_waiting")
+__all__ = ("Stage", "receive_waiting", "take_waiting")
 
 T = TypeVar("T")
 In = TypeVar("In")
@@ -51,9 +51,18 @@ async def receive_waiting(receive: MemoryObjectReceiveStream[T],
     lone item goes on at once, and a backlog is taken in one go.
     """
     try:
-        items = [await receive.receive()]
+        first = await receive.receive()
     except anyio.EndOfStream:
         return [], True
+    rest, eof = take_waiting(receive, None if limit is None else limit - 1)
+    return [first, *rest], eof
+
+
+def take_waiting(receive: MemoryObjectReceiveStream[T],
+                 limit: int | None = None) -> tuple[list[T], bool]:
+    """Whatever items are already waiting (at most ``limit``), without waiting; and whether
+    the channel has ended."""
+    items: list[T] = []
     while limit is None or len(items) < limit:
         try:
             items.append(receive.receive_nowait())

@@ -2,7 +2,9 @@
 
 Whatever windows are waiting (up to ``batch_size``, never waiting for more) go to the model
 as one call through the engine's scheduler; the words that come back are cut into
-subtitle-sized cues (``subtitles._cues``). With a translator that works from the audio
+subtitle-sized cues (``subtitles._cues``). As many calls run at once as the scheduler admits
+(on CPU, single-thread calls side by side do more work than one call over every core), and
+their segments go out in window order. With a translator that works from the audio
 (Whisper's translate task) the same windows are decoded again as English and that English is
 spread over the window's cues.
 """
@@ -10,7 +12,7 @@ spread over the window's cues.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
@@ -18,9 +20,10 @@ import anyio
 from .._timing import timer
 from .._types import Segment, Word
 from ..subtitles._cues import cue_text, split_cues, spread
-from ._base import Stage, receive_waiting
+from ._base import Stage, receive_waiting, take_waiting
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from ..models import Runner, WindowText
@@ -40,6 +43,17 @@ class TranscriberStatistics:
     batches: int
     dropped_silent: int
     model_seconds: float
+
+
+@dataclass(eq=False)
+class _Call:
+    """One model call of the stage: its windows, and what came back."""
+
+    batch: list[SpeechWindow]
+    results: list[WindowText] = field(default_factory=list)
+    english: list[str | None] = field(default_factory=list)
+    error: Exception | None = None
+    done: anyio.Event = field(default_factory=anyio.Event)
 
 
 class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
@@ -63,15 +77,66 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
 
     async def run(self, receive: MemoryObjectReceiveStream[SpeechWindow],
                   send: MemoryObjectSendStream[Segment]) -> None:
-        async with receive, send:
+        # At most as many calls outstanding (running, or done and not yet sent on) as the
+        # scheduler runs at once. A call's windows are taken only when it may start, so
+        # everything that arrived meanwhile joins its batch, and a slow consumer holds back
+        # as few windows as with one call at a time.
+        slots = anyio.Semaphore(self.scheduler.workers)
+        calls, in_order = anyio.create_memory_object_stream[_Call](self.scheduler.workers)
+        with calls:  # closed here too, should the task group end before the producer starts
+            await self._run(receive, send, slots, calls, in_order)
+
+    async def _run(self, receive: MemoryObjectReceiveStream[SpeechWindow],
+                   send: MemoryObjectSendStream[Segment], slots: anyio.Semaphore,
+                   calls: MemoryObjectSendStream[_Call],
+                   in_order: MemoryObjectReceiveStream[_Call]) -> None:
+        async with receive, send, anyio.create_task_group() as tg:
+            tg.start_soon(self._start_calls, receive, calls, slots, tg)
+            async with in_order:
+                async for call in in_order:  # oldest first: segments keep window order
+                    await call.done.wait()
+                    if call.error is not None:
+                        raise call.error
+                    for segment in self._cut(call.results, call.english):
+                        await send.send(segment)
+                    slots.release()
+
+    async def _start_calls(self, receive: MemoryObjectReceiveStream[SpeechWindow],
+                           calls: MemoryObjectSendStream[_Call], slots: anyio.Semaphore,
+                           tg: TaskGroup) -> None:
+        async with calls:
             eof = False
             while not eof:
-                batch, eof = await receive_waiting(receive, self.runner.options.batch_size)
-                if batch:
-                    for segment in await self._transcribe(batch):
-                        await send.send(segment)
+                await slots.acquire()
+                batch, eof = await receive_waiting(receive, 1)
+                if batch and not eof:
+                    more, eof = take_waiting(receive, self._share(receive) - 1)
+                    batch += more
+                if not batch:
+                    slots.release()
+                    continue
+                call = _Call(batch)
+                await calls.send(call)
+                tg.start_soon(self._transcribe, call)
 
-    async def _transcribe(self, batch: list[SpeechWindow]) -> list[Segment]:
+    def _share(self, receive: MemoryObjectReceiveStream[SpeechWindow]) -> int:
+        """Windows for the next call: what waits, split evenly over the calls that may run at
+        once (so that no core idles while another works through a long batch alone), at
+        most ``batch_size``."""
+        workers = self.scheduler.workers
+        waiting = 1 + receive.statistics().current_buffer_used  # with the one taken
+        return max(1, min(self.runner.options.batch_size, -(-waiting // workers)))
+
+    async def _transcribe(self, call: _Call) -> None:
+        try:
+            call.results, call.english = await self._call_model(call.batch)
+        except Exception as exc:
+            call.error = exc
+        finally:
+            call.done.set()
+
+    async def _call_model(self, batch: list[SpeechWindow],
+                          ) -> tuple[list[WindowText], list[str | None]]:
         started = anyio.current_time()
         async with timer("stage.transcribe"):
             results, english = await self.scheduler.run_sync(self._call, batch,
@@ -82,6 +147,9 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
         self._windows += len(batch)
         logger.debug("batch of %d window(s), %.1f s of speech, took %.3f s", len(batch),
                      sum(w.duration for w in batch), elapsed)
+        return results, english
+
+    def _cut(self, results: list[WindowText], english: list[str | None]) -> list[Segment]:
         return [segment for result, text in zip(results, english, strict=True)
                 for segment in self._segments(result, text)]
 
