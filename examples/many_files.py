@@ -1,7 +1,7 @@
 """Transcribe several files concurrently through one Engine, writing an SRT beside each.
 
-One Engine owns the models and every stream's tasks; model calls are serialised per model by
-its limiter, while decoding and VAD of the other files go on in parallel.
+One Engine owns the models and every stream's tasks; its scheduler admits as many model calls
+at once as the machine runs well, while decoding and VAD of the other files go on beside them.
 
     python examples/many_files.py examples/audio/*.flac
 """

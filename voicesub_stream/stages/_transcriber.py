@@ -56,6 +56,29 @@ class _Call:
     done: anyio.Event = field(default_factory=anyio.Event)
 
 
+class _Slots:
+    """Calls and windows the stage may have outstanding: a call may start once a call slot
+    and at least one window slot are free."""
+
+    def __init__(self, calls: int, windows: int) -> None:
+        self.calls, self.windows = calls, windows
+        self._freed = anyio.Event()
+
+    async def acquire(self) -> None:
+        while self.calls == 0 or self.windows == 0:
+            self._freed = anyio.Event()
+            await self._freed.wait()
+        self.calls -= 1
+
+    def take(self, windows: int) -> None:
+        self.windows -= windows
+
+    def release(self, windows: int) -> None:
+        self.calls += 1
+        self.windows += windows
+        self._freed.set()
+
+
 class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
     """Stage: :class:`SpeechWindow` in, final :class:`Segment` out."""
 
@@ -78,16 +101,16 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
     async def run(self, receive: MemoryObjectReceiveStream[SpeechWindow],
                   send: MemoryObjectSendStream[Segment]) -> None:
         # At most as many calls outstanding (running, or done and not yet sent on) as the
-        # scheduler runs at once. A call's windows are taken only when it may start, so
-        # everything that arrived meanwhile joins its batch, and a slow consumer holds back
-        # as few windows as with one call at a time.
-        slots = anyio.Semaphore(self.scheduler.workers)
+        # scheduler runs at once, and at most batch_size windows over all of them: a slow
+        # consumer holds back no more audio than one call at a time would. A call's windows
+        # are taken only when it may start, so everything that arrived meanwhile joins it.
+        slots = _Slots(self.scheduler.workers, self.runner.options.batch_size)
         calls, in_order = anyio.create_memory_object_stream[_Call](self.scheduler.workers)
         with calls:  # closed here too, should the task group end before the producer starts
             await self._run(receive, send, slots, calls, in_order)
 
     async def _run(self, receive: MemoryObjectReceiveStream[SpeechWindow],
-                   send: MemoryObjectSendStream[Segment], slots: anyio.Semaphore,
+                   send: MemoryObjectSendStream[Segment], slots: _Slots,
                    calls: MemoryObjectSendStream[_Call],
                    in_order: MemoryObjectReceiveStream[_Call]) -> None:
         async with receive, send, anyio.create_task_group() as tg:
@@ -99,10 +122,10 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
                         raise call.error
                     for segment in self._cut(call.results, call.english):
                         await send.send(segment)
-                    slots.release()
+                    slots.release(len(call.batch))
 
     async def _start_calls(self, receive: MemoryObjectReceiveStream[SpeechWindow],
-                           calls: MemoryObjectSendStream[_Call], slots: anyio.Semaphore,
+                           calls: MemoryObjectSendStream[_Call], slots: _Slots,
                            tg: TaskGroup) -> None:
         async with calls:
             eof = False
@@ -110,10 +133,12 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
                 await slots.acquire()
                 batch, eof = await receive_waiting(receive, 1)
                 if batch and not eof:
-                    more, eof = take_waiting(receive, self._share(receive) - 1)
+                    more, eof = take_waiting(receive,
+                                             min(self._share(receive), slots.windows) - 1)
                     batch += more
+                slots.take(len(batch))
                 if not batch:
-                    slots.release()
+                    slots.release(0)
                     continue
                 call = _Call(batch)
                 await calls.send(call)
