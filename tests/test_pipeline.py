@@ -46,8 +46,9 @@ async def default_engine(anyio_backend: str) -> Engine:
 
 
 # What the pipeline may hold at once, in seconds of audio: 8 s of read-ahead, the VAD's
-# 30 s scan step plus an open region, 8 queued and 8 in-model 20 s windows, 32 segments.
-IN_FLIGHT_BOUND = 8 + 2 * 30 + 2 * 8 * 20 + 60
+# 30 s scan step plus an open region, 8 queued and 8 outstanding 20 s windows, and the 32
+# segments waiting for the consumer, each at most a 7 s cue.
+IN_FLIGHT_BOUND = 8 + 2 * 30 + 2 * 8 * 20 + 32 * 7
 
 
 class CountingSource:
