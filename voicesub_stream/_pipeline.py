@@ -66,8 +66,6 @@ __all__ = ("Pipeline", "Services", "StreamStatistics", "plan")
 
 logger = logging.getLogger(__name__)
 
-SEGMENT_BUFFER = 32
-"""Finished segments waiting for a slow consumer before transcription pauses."""
 
 @dataclass(frozen=True, eq=False)
 class Services:

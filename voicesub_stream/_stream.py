@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._pipeline import SEGMENT_BUFFER, Pipeline, StreamStatistics
+from ._pipeline import Pipeline, StreamStatistics
 from ._types import Segment
+from .stages import SEGMENT_BUFFER
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

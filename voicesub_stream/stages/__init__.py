@@ -5,7 +5,7 @@ transcription (``_transcriber``) or live transcription (``_live``, sharing model
 streams through ``_batcher``) -> cache record (``_cache``) -> translation (``_translate``).
 """
 
-from ._base import Stage, receive_waiting, take_waiting
+from ._base import SEGMENT_BUFFER, Stage, receive_waiting, take_waiting
 from ._batcher import BatchingStatistics, StreamBatcher
 from ._cache import CacheRecord, CacheReplay, CacheStageStatistics
 from ._live import LiveStatistics, LiveTranscriber
@@ -15,6 +15,7 @@ from ._translate import TranslationStage, TranslationStatistics
 from ._vad import SpeechWindow, VadChunker, VadStatistics
 
 __all__ = (
+    "SEGMENT_BUFFER",
     "BatchingStatistics",
     "CacheRecord",
     "CacheReplay",

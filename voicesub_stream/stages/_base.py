@@ -16,7 +16,11 @@ import anyio
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-__all__ = ("Stage", "receive_waiting", "take_waiting")
+__all__ = ("SEGMENT_BUFFER", "Stage", "receive_waiting", "take_waiting")
+
+SEGMENT_BUFFER = 32
+"""Finished segments a stage after transcription (or the consumer) may have waiting before
+transcription pauses."""
 
 T = TypeVar("T")
 In = TypeVar("In")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from .._types import Segment
-from ._base import Stage
+from ._base import SEGMENT_BUFFER, Stage
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ("CacheRecord", "CacheReplay", "CacheStageStatistics")
 
-SEGMENT_BUFFER = 32
-"""Finished segments waiting downstream before transcription pauses."""
 
 
 @dataclass(frozen=True, slots=True)

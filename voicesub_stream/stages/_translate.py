@@ -24,7 +24,7 @@ from .._types import Segment
 from ..errors import TranslationError
 from ..subtitles._cues import ends_sentence, spread
 from ..translation import base_language
-from ._base import Stage, receive_waiting
+from ._base import SEGMENT_BUFFER, Stage, receive_waiting
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -43,8 +43,6 @@ PARTIAL_INTERVAL = 1.0
 """Seconds between translated partials of one stream (partials change faster than that)."""
 
 
-SEGMENT_BUFFER = 32
-"""Finished segments waiting for translation (or for a slow consumer) before upstream pauses."""
 
 
 @dataclass(frozen=True, slots=True)
