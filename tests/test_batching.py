@@ -146,8 +146,9 @@ async def test_live_streams_batched_in_one_engine_give_the_unbatched_finals(
         async with Engine(s) as engine:
 
             async def one(i: int) -> None:
+                # A fixed pace: the text must not depend on how fast answers came back.
                 async with engine.transcribe_stream(paced(clips[i], speed=4),
-                                                    live=LiveOptions()) as stream:
+                                                    live=LiveOptions(policy="block")) as stream:
                     finals[i] = [seg.text async for seg in stream if seg.is_final]
 
             async with anyio.create_task_group() as tg:

@@ -113,21 +113,21 @@ def test_bench_live_reports_latency_and_pooled_wer(espeak_wav: Path, tmp_path: P
     assert report["runs"][0]["dropped_seconds"] == 0
 
 
-def test_bench_concurrency_compares_shared_and_per_stream_models(
+def test_bench_concurrency_runs_the_defaults_beside_the_fixed_pace(
     espeak_wav: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "concurrency.json"
     result = voicesub("bench", "concurrency", str(espeak_wav), "--streams", "1,2",
-                      "--seconds", "4", "-o", str(out))
+                      "--seconds", "4", "--baseline", "1", "--no-with-file", "-o", str(out))
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["rows"]
     assert [(r["variant"], r["streams"]) for r in rows] == [
-        ("batched, shared model", 1), ("batched, shared model", 2),
-        ("unbatched, shared model", 1), ("unbatched, shared model", 2),
-        ("a model per stream", 1), ("a model per stream", 2)]
+        ("defaults", 1), ("defaults", 2), ("fixed pace (policy block)", 1)]
     for row in rows:
-        assert row["finals"] >= row["streams"]
-        assert row["model_rtf"] > 0
+        assert row["admitted"] + row["refused"] == row["streams"]
+        assert row["finals"] >= row["admitted"]
+        assert len(row["stream_p95"]) == row["admitted"]
+        assert row["wer_vs_offline_mean"] is not None
 
 
 def test_bench_threads_measures_every_executor(espeak_wav: Path, tmp_path: Path) -> None:

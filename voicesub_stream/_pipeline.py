@@ -5,7 +5,7 @@
     file:   SourceReader ─AudioChunk[8]─▶ VadChunker ─SpeechWindow[batch_size]─▶ Transcriber
               ─Segment[32]─▶ CacheRecord ─Segment[32]─▶ TranslationStage ─Segment[32]─▶ you
     cached: CacheReplay ─Segment[32]─▶ TranslationStage ─Segment[32]─▶ you
-    live:   SourceReader ─AudioChunk[8, or 4096 unless policy "block"]─▶ LiveTranscriber
+    live:   SourceReader ─AudioChunk[8 under policy "block", else 4096]─▶ LiveTranscriber
               ─Segment[32]─▶ TranslationStage ─Segment[32]─▶ you
 
 (the cache and translation stages only when a cache is kept and ``translate_to`` is set).
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+    from ._admission import Ticket
     from ._config import TranscribeOptions
     from ._types import Segment
     from .cache import Cache
@@ -116,11 +117,12 @@ def priority(options: TranscribeOptions) -> str | int:
 
 
 def plan(options: TranscribeOptions, source: AudioSource, services: Services, *,
-         runner: Runner | None, replay: Any = None,
-         record: str | None = None) -> list[Stage[Any, Any, Any]]:
+         runner: Runner | None, replay: Any = None, record: str | None = None,
+         ticket: Ticket | None = None) -> list[Stage[Any, Any, Any]]:
     """The stages a stream needs, in data-flow order.
 
     :param runner: the model calls (``None`` only when ``replay`` answers the stream)
+    :param ticket: a live stream's admission (what it is counted to cost, degraded or not)
     :param replay: a cached transcription that answers the stream instead of the model
     :param record: the cache key to store a finished transcription under
     """
@@ -132,7 +134,8 @@ def plan(options: TranscribeOptions, source: AudioSource, services: Services, *,
     elif options.live is not None:
         stages = [SourceReader(source),
                   LiveTranscriber(runner, services.scheduler, options, options.live,
-                                  priority=priority(options), batcher=services.batcher)]
+                                  priority=priority(options), batcher=services.batcher,
+                                  realtime=source.realtime, ticket=ticket)]
     else:
         stages = [SourceReader(source), VadChunker(options.vad),
                   Transcriber(runner, services.scheduler, priority=priority(options),
@@ -167,8 +170,9 @@ class Pipeline:
     """
 
     def __init__(self, services: Services, source: AudioSource, options: TranscribeOptions,
-                 send: MemoryObjectSendStream[Segment]) -> None:
+                 send: MemoryObjectSendStream[Segment], *, ticket: Ticket | None = None) -> None:
         self.services = services
+        self.ticket = ticket
         self.source = source
         self.options = options
         self.send = send
@@ -188,6 +192,8 @@ class Pipeline:
                     except Exception as exc:
                         self.error = exc
         finally:
+            if self.ticket is not None:
+                self.ticket.release()
             self.done.set()
 
     def statistics(self) -> StreamStatistics:
@@ -222,7 +228,8 @@ class Pipeline:
             await self._run_stages()
             return
         async with _Lease(services, key, options) as runner:
-            self._stages = plan(options, self.source, services, runner=runner, record=record)
+            self._stages = plan(options, self.source, services, runner=runner, record=record,
+                                ticket=self.ticket)
             await self._run_stages()
 
     async def _run_stages(self) -> None:

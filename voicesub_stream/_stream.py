@@ -47,6 +47,7 @@ class SegmentStream:
         self._pipeline: Pipeline | None = None
         self._started = False
         self._closed = False
+        self._refusal: Exception | None = None
 
     @property
     def source(self) -> AudioSource:
@@ -56,10 +57,19 @@ class SegmentStream:
     def options(self) -> TranscribeOptions:
         return self._options
 
+    @property
+    def degraded(self) -> bool:
+        """Whether the engine, too full for a full live stream, admitted this one degraded
+        (finals only, at a longer step) because its options accept that."""
+        ticket = self._pipeline.ticket if self._pipeline is not None else None
+        return ticket is not None and ticket.degraded
+
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> Segment:
+        if self._refusal is not None:
+            raise self._refusal
         if self._closed:
             raise StopAsyncIteration
         await self._start()
@@ -109,6 +119,17 @@ class SegmentStream:
 
     async def _start(self) -> None:
         if self._started:
+            if self._refusal is not None:
+                raise self._refusal
             return
         self._started = True
-        self._pipeline = await self._launch(self._source, self._options, self._send)
+        try:
+            self._pipeline = await self._launch(self._source, self._options, self._send)
+        except BaseException as exc:
+            # Refused (the engine is full or closed): nothing runs, and every later call
+            # hears the same reason rather than an empty stream.
+            self._refusal = exc if isinstance(exc, Exception) else None
+            self._closed = True
+            self._send.close()
+            self._receive.close()
+            raise

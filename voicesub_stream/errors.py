@@ -16,6 +16,7 @@
     │   └── WorkerCrashedError               a model worker process died during the job
     ├── TranslationError                     a translation backend failed or lacks the pair
     ├── StreamClosedError                    a stream or engine used after it was closed
+    ├── OverloadedError                      the engine is full: a live stream was refused
     └── StageTimeoutError (TimeoutError)     a pipeline stage took longer than allowed
 
 Third-party errors are translated at the boundary (``raise AudioDecodeError(...) from exc``)
@@ -31,6 +32,7 @@ __all__ = (
     "ModelError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "OverloadedError",
     "SourceError",
     "SourceNotFoundError",
     "StageTimeoutError",
@@ -101,6 +103,15 @@ class TranslationError(VoicesubError):
 
 class StreamClosedError(VoicesubError):
     """A stream or engine was used after it had been closed."""
+
+
+class OverloadedError(VoicesubError):
+    """The engine's live streams already fill its capacity, so a new one was refused at once
+    rather than slowing every admitted stream down. ``retry_after`` is a hint in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StageTimeoutError(VoicesubError, TimeoutError):

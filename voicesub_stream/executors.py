@@ -68,7 +68,8 @@ def _worker_main(conn: Connection, config: ModelConfig, key: ModelKey) -> None:
                                         prompt_limit=job.prompt_limit)
             conn.send(("ok", (runner.language, runner.language_probability,
                               [(r.text, [(w.start, w.end, w.text, w.probability)
-                                         for w in r.words], r.avg_logprob, r.no_speech_prob)
+                                         for w in r.words], r.avg_logprob, r.no_speech_prob,
+                                r.model_seconds)
                                for r in results])))
         except BaseException as exc:  # reported to the caller, the worker lives on
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -180,8 +181,8 @@ class ProcessRunner:
         language, probability, results = self.pool.call(
             _Job(self.options, self.language, windows, prompts, prompt_limit))
         self.language, self.language_probability = language, probability
-        return [WindowText(window, text, [Word(*w) for w in words], logprob, no_speech)
-                for window, (text, words, logprob, no_speech)
+        return [WindowText(window, text, [Word(*w) for w in words], logprob, no_speech, seconds)
+                for window, (text, words, logprob, no_speech, seconds)
                 in zip(windows, results, strict=True)]
 
     def translate(self, results: list[WindowText]) -> list[str]:

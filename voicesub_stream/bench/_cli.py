@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .._cli_util import existing_file, save_json, setup_logging
-from .._config import BackpressurePolicy, LiveOptions
+from .._config import BackpressurePolicy  # noqa: TC001 (typer reads annotations at run time)
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each writes JSON.")
 
@@ -178,55 +178,52 @@ def bench_cache_cmd(
 def bench_concurrency_cmd(
     clip: Annotated[Path | None, typer.Argument(help="Speech clip; default the 53 s LibriVox "
                                                 "clip in ../shared.")] = None,
-    streams: Annotated[str, typer.Option(help="Comma-separated stream counts.")] = "1,2,4,8,12,16",
+    streams: Annotated[str, typer.Option(help="Comma-separated stream counts offered.")] = (
+        "1,4,8,12,16,24"),
     seconds: Annotated[float, typer.Option(help="Seconds of the clip each stream plays.")] = 30.0,
     model: str = "tiny.en",
     compute_type: str = "int8",
-    cpu_threads: Annotated[int, typer.Option(help="Cores per model call (0: all).")] = 1,
-    model_workers: Annotated[int | None, typer.Option(
-        help="Model calls at once per model; default one per core.")] = None,
-    policy: Annotated[BackpressurePolicy, typer.Option(
-        help="Live backpressure policy: block, drop-oldest or skip-partials.")] = "skip-partials",
-    max_lag: Annotated[float, typer.Option(help="Seconds behind before the policy acts.")] = 1.0,
-    context: Annotated[float, typer.Option(help="Seconds of final audio kept as context.")] = 2.0,
-    max_buffer: Annotated[float, typer.Option(help="Seconds before a forced final.")] = 6.0,
-    step: Annotated[float, typer.Option(help="Seconds of new audio between updates.")] = 0.75,
-    holdback: Annotated[float, typer.Option(help="Newest seconds never committed.")] = 0.3,
-    variants: Annotated[str, typer.Option(help="Comma-separated: batched, unbatched, "
-                                          "per-stream.")] = "batched,unbatched,per-stream",
+    baseline: Annotated[str, typer.Option(help="Comma-separated stream counts to run with "
+                                          "fixed pacing (policy block) too.")] = "8",
+    with_file: Annotated[bool, typer.Option(help="Also run 4 live streams beside a 10-minute "
+                                            "file (the 158 s clip, repeated).")] = True,
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-concurrency.json"),
 ) -> None:
-    """N live streams at once: batched, unbatched, and a model per stream.
-
-    Defaults are LiveOptions.many_streams() and one core per model call."""
-    from .._config import cpu_count
-    from ._concurrency import VARIANTS, bench_concurrency
+    """N live streams offered at once to one Engine() on its defaults (live=True only)."""
+    from ._concurrency import bench_concurrency
 
     setup_logging(False)
     clip = existing_file(clip or SHARED_CLIP.parent / "mono.16000.wav")
-    counts = [int(n) for n in streams.split(",") if n.strip()]
-    chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
-    if unknown := [v for v in chosen if v not in VARIANTS]:
-        raise typer.BadParameter(f"unknown variant(s) {unknown}; use {list(VARIANTS)}")
-    live = LiveOptions(policy=policy, max_lag=max_lag,
-                       context=context, max_buffer=max_buffer, step=step, holdback=holdback)
-    engine = {"cpu_threads": cpu_threads, "model_workers": model_workers or cpu_count()}
-    report = bench_concurrency(clip, streams=counts, seconds=seconds, model=model,
-                               compute_type=compute_type, live=live, variants=chosen,
-                               engine=engine)
+    report = bench_concurrency(
+        clip, streams=_counts(streams), seconds=seconds, model=model,
+        compute_type=compute_type, baseline_streams=_counts(baseline),
+        with_file=existing_file(SHARED_CLIP) if with_file else None)
     save_json(report, output)
-    table = Table(title=f"concurrency · {clip.name} · {report['seconds']:.0f} s each")
-    for col in ("variant", "streams", "final p50 / p95 s", "model RTF", "CPU %", "dropped s",
-                "WER vs offline"):
+    table = Table(title=f"concurrency · {clip.name} · {report['seconds']:.0f} s each · "
+                        f"{model} {compute_type}")
+    for col in ("run", "offered", "admitted / refused", "refusal ms", "final p50 / p95 s",
+                "worst stream p95", "pace", "WER vs offline", "CPU %", "file s"):
         table.add_column(col, justify="right")
     for row in report["rows"]:
         lat = ("-" if row["final_p50"] is None
                else f"{row['final_p50']:.2f} / {row['final_p95']:.2f}")
-        table.add_row(row["variant"], str(row["streams"]), lat, f"{row['model_rtf']:.2f}",
-                      f"{row['cpu_percent']:.0f}", f"{row['dropped_seconds']:.1f}",
-                      f"{row['wer_vs_offline_mean']:.1%}")
+        table.add_row(
+            row["variant"], str(row["streams"]),
+            f"{row['admitted']} / {row['refused']}"
+            + (f" ({row['degraded']} degraded)" if row["degraded"] else ""),
+            _fmt(row["refusal_ms_max"], "{:.0f}"), lat, _fmt(row["worst_stream_p95"], "{:.2f}"),
+            str(row["pace_max"]), _fmt(row["wer_vs_offline_mean"], "{:.1%}"),
+            f"{row['cpu_percent']:.0f}", _fmt(row.get("file_seconds"), "{:.1f}"))
     Console().print(table)
     Console().print(f"written {output}")
+
+
+def _counts(text: str) -> list[int]:
+    return [int(n) for n in text.split(",") if n.strip()]
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else spec.format(value)
 
 
 @bench_app.command("threads")

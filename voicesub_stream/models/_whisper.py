@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -102,6 +103,8 @@ class WindowText:
     words: list[Word]
     avg_logprob: float
     no_speech_prob: float
+    model_seconds: float = 0.0
+    """This window's share of its model call's time (the call's time over its windows)."""
 
     @property
     def is_silence(self) -> bool:
@@ -221,12 +224,14 @@ class WhisperBatch:
         """
         if not self._items:
             return []
+        started = time.perf_counter()
         try:
             with timer("model.call"):
                 self._decode_all()
         except Exception as exc:
             raise TranscriptionError(f"model {self.model.key.name!r} failed: {exc}") from exc
-        return [self._collect(item) for item in self._items]
+        share = (time.perf_counter() - started) / len(self._items)
+        return [self._collect(item, share) for item in self._items]
 
     def _decode_all(self) -> None:
         whisper = self.model.whisper
@@ -293,7 +298,7 @@ class WhisperBatch:
         for item, output in zip(items, outputs, strict=True):
             item.output = output
 
-    def _collect(self, item: _Item) -> WindowText:
+    def _collect(self, item: _Item, model_seconds: float) -> WindowText:
         window, parts = item.window, item.output or []
         words = [Word(window.stream_time(w["start"]), window.stream_time(w["end"], is_end=True),
                       w["word"], float(w["probability"]))
@@ -301,7 +306,7 @@ class WhisperBatch:
         text = "".join(p["text"] for p in parts).strip()
         avg_logprob = float(parts[0]["avg_logprob"]) if parts else 0.0
         no_speech = float(parts[0]["no_speech_prob"]) if parts else 1.0
-        return WindowText(window, text, words, avg_logprob, no_speech)
+        return WindowText(window, text, words, avg_logprob, no_speech, model_seconds)
 
     def _fw_options(self) -> Any:
         from faster_whisper.transcribe import TranscriptionOptions

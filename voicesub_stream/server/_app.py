@@ -1,7 +1,8 @@
 """The ASGI application.
 
 - ``WS /v1/stream``: a JSON config message, then binary s16le frames; JSON events back
-  (``partial``, ``final``, ``stats``, ``error``). Send ``{"type": "stop"}`` to finish.
+  (``admitted``, ``partial``, ``final``, ``stats``, ``error``). Send ``{"type": "stop"}`` to
+  finish. A stream the engine has no room for is closed with 1013 and ``retry_after``.
 - ``POST /v1/audio/transcriptions`` and ``/v1/audio/translations``: OpenAI's audio API
   (multipart ``file``, ``model``, ``language``, ``prompt``, ``response_format``,
   ``timestamp_granularities[]``, ``stream``), so OpenAI clients work against it.
@@ -18,7 +19,7 @@ import dataclasses
 import hmac
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import anyio
 from pydantic import Field, ValidationError
@@ -28,9 +29,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from .._config import LiveOptions, Settings
+from .._config import BackpressurePolicy, LiveOptions, Settings
 from .._engine import Engine
-from ..errors import ConfigError, ModelError, SourceError, VoicesubError
+from ..errors import ConfigError, ModelError, OverloadedError, SourceError, VoicesubError
 from ..subtitles import render_subtitles
 from ._metrics import render_metrics
 
@@ -189,6 +190,9 @@ async def _stream(ws: WebSocket) -> None:
         logger.info("websocket client went away")
     except _Protocol as exc:
         await _close(ws, exc.code, str(exc))
+    except OverloadedError as exc:
+        await _close(ws, 1013, f"{type(exc).__name__}: {exc}",
+                     retry_after=max(exc.retry_after, state.settings.retry_after))
     except (VoicesubError, TimeoutError) as exc:
         code = 1008 if isinstance(exc, (ConfigError, ModelError)) else 1011
         await _close(ws, code, f"{type(exc).__name__}: {exc}")
@@ -196,12 +200,12 @@ async def _stream(ws: WebSocket) -> None:
         state.sessions.release()
 
 
-async def _close(ws: WebSocket, code: int, message: str) -> None:
+async def _close(ws: WebSocket, code: int, message: str, **extra: Any) -> None:
     if ws.application_state != WebSocketState.CONNECTED:
         return
     with contextlib.suppress(Exception):
-        await ws.send_json({"type": "error", "code": code, "message": message})
-        await ws.close(code=code, reason=message[:120])
+        await ws.send_json({"type": "error", "code": code, "message": message, **extra})
+        await ws.close(code=code, reason=message.encode()[:123].decode(errors="ignore"))
 
 
 async def _serve_socket(ws: WebSocket, state: _State) -> None:
@@ -219,20 +223,25 @@ async def _serve_socket(ws: WebSocket, state: _State) -> None:
     stream = _engine(state).transcribe_stream(
         frames(), sample_rate=config["sample_rate"], model=config["model"],
         language=config["language"], task=config["task"],
-        live=LiveOptions(partials=config["partials"], policy=config["policy"]),
+        live=LiveOptions(partials=config["partials"], policy=config["policy"],
+                         accept_degraded=config["accept_degraded"]),
         translate_to=config["translate_to"],
     )
     try:
-        async with anyio.create_task_group() as tg:
+        # The stream is entered first: admitted, or refused before any audio is read.
+        async with stream, anyio.create_task_group() as tg:
+            await ws.send_json({"type": "admitted", "degraded": stream.degraded})
             tg.start_soon(_read_frames, ws, settings, send)
-            async with stream:
-                async for seg in stream:
-                    await ws.send_json({"type": "final" if seg.is_final else "partial",
-                                        **seg.to_dict()})
-                await ws.send_json({"type": "stats", **stream.statistics().to_dict()})
+            async for seg in stream:
+                await ws.send_json({"type": "final" if seg.is_final else "partial",
+                                    **seg.to_dict()})
+            await ws.send_json({"type": "stats", **stream.statistics().to_dict()})
     except BaseExceptionGroup as group:
         # One failure ends the session; report the first (the rest are its consequences).
         raise group.exceptions[0] from None
+    finally:  # a refused stream never read its frames
+        send.close()
+        receive.close()
     await ws.close(code=1000)
 
 
@@ -273,8 +282,10 @@ _CONFIG: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "sample_rate": (16_000, lambda v: isinstance(v, int) and 8_000 <= v <= 48_000,
                     "sample_rate must be an integer from 8000 to 48000"),
     "partials": (True, lambda v: isinstance(v, bool), "partials must be true or false"),
-    "policy": ("block", lambda v: v in ("block", "drop-oldest", "skip-partials"),
-               "policy must be block, drop-oldest or skip-partials"),
+    "policy": ("auto", lambda v: v in get_args(BackpressurePolicy),
+               f"policy must be one of {', '.join(get_args(BackpressurePolicy))}"),
+    "accept_degraded": (False, lambda v: isinstance(v, bool),
+                        "accept_degraded must be true or false"),
     "translate_to": (None, _is_language, "translate_to must be a language code such as 'pt'"),
 }
 """The socket's config keys: default, check, and the message naming the field."""
@@ -345,16 +356,25 @@ async def _audio(request: Request, task: str) -> Response:
             async with engine.transcribe_stream(data, **options) as stream:
                 segments = [seg async for seg in stream]
                 duration = stream.source.duration
-        except (SourceError, ConfigError) as exc:
-            return _error(400, f"{type(exc).__name__}: {exc}")
-        except ModelError as exc:
-            return _error(400, f"{type(exc).__name__}: {exc}", "invalid_model")
         except VoicesubError as exc:
-            return _error(500, f"{type(exc).__name__}: {exc}", "server_error")
+            return _failure(exc, settings)
         return _format(segments, fmt, task, duration, granularities)
     finally:
         if release:
             state.sessions.release()
+
+
+def _failure(exc: VoicesubError, settings: ServerSettings) -> JSONResponse:
+    """The OpenAI-style error response for a failed transcription."""
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, (SourceError, ConfigError)):
+        return _error(400, message)
+    if isinstance(exc, ModelError):
+        return _error(400, message, "invalid_model")
+    if isinstance(exc, OverloadedError):
+        retry = max(round(exc.retry_after), settings.retry_after)
+        return _error(503, message, "server_busy", headers={"Retry-After": str(retry)})
+    return _error(500, message, "server_error")
 
 
 async def _read_upload(request: Request, settings: ServerSettings,

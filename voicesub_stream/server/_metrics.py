@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ("render_metrics",)
 
-_LABELS = {"classes": "priority"}
+_LABELS = {"classes": "priority", "models": "model"}
 """The label a mapping field's keys become."""
 
 

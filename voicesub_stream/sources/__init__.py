@@ -84,6 +84,12 @@ class AudioSource:
             frames = source.shape[0] if source.ndim else 0
             self.duration = frames / (sample_rate or SAMPLE_RATE)
 
+    @property
+    def realtime(self) -> bool:
+        """Whether the audio arrives as it is spoken (an async iterator: a socket, a
+        microphone) rather than as fast as it can be read (a file, bytes, an array)."""
+        return isinstance(self._source, AsyncIterable)
+
     async def content_hash(self) -> str | None:
         """SHA-256 of the input's bytes (plus how raw samples are to be read), or ``None``
         for inputs that cannot be read twice: URLs and iterators. The cache keys on it."""
@@ -200,6 +206,10 @@ class PacedSource(AudioSource):
         self.speed = speed
         self._chunk = max(round(chunk * SAMPLE_RATE), 1)
         self._fed: list[tuple[float, float]] = []  # (stream seconds fed up to, monotonic time)
+
+    @property
+    def realtime(self) -> bool:
+        return True
 
     def chunks(self) -> AsyncGenerator[AudioChunk, None]:
         return self._paced()

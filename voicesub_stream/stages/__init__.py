@@ -9,12 +9,14 @@ from ._base import SEGMENT_BUFFER, Stage, receive_waiting, take_waiting
 from ._batcher import BatchingStatistics, StreamBatcher
 from ._cache import CacheRecord, CacheReplay, CacheStageStatistics
 from ._live import LiveStatistics, LiveTranscriber
+from ._pace import ECONOMICAL, Pace, PaceController, paces
 from ._source import SourceReader, SourceStatistics
 from ._transcriber import Transcriber, TranscriberStatistics
 from ._translate import TranslationStage, TranslationStatistics
 from ._vad import SpeechWindow, VadChunker, VadStatistics
 
 __all__ = (
+    "ECONOMICAL",
     "SEGMENT_BUFFER",
     "BatchingStatistics",
     "CacheRecord",
@@ -22,6 +24,8 @@ __all__ = (
     "CacheStageStatistics",
     "LiveStatistics",
     "LiveTranscriber",
+    "Pace",
+    "PaceController",
     "SourceReader",
     "SourceStatistics",
     "SpeechWindow",
@@ -33,6 +37,7 @@ __all__ = (
     "TranslationStatistics",
     "VadChunker",
     "VadStatistics",
+    "paces",
     "receive_waiting",
     "take_waiting",
 )

@@ -9,7 +9,10 @@ trim never drops a committed word. Partials (committed words plus the unconfirme
 the index their final will have.
 
 Under the ``block`` policy updates happen at fixed steps of audio, so the output depends on
-the audio alone, not on how fast it arrived or how fast the model ran.
+the audio alone, not on how fast it arrived or how fast the model ran. Under ``adaptive``
+(real-time sources by default) each update takes everything received, and a
+:class:`~voicesub_stream.stages.PaceController` picks the step, context and buffer from how
+quickly the answers come back, so latency stays bounded under any load.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ from .._types import SAMPLE_RATE, AudioChunk, Segment, Word
 from ..models import speech_timestamps
 from ..subtitles._cues import cue_text, ends_clause, ends_sentence, split_cues
 from ._base import Stage, receive_waiting
+from ._pace import PaceController
 from ._vad import AUDIO_BUFFER, SpeechWindow
 
 if TYPE_CHECKING:
     import numpy.typing as npt
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+    from .._admission import Ticket
     from .._config import LiveOptions, TranscribeOptions
     from ..models import Runner, WindowText
     from ..scheduler import Scheduler
@@ -55,8 +60,8 @@ padded by 0.1 s on each side, so this is about 0.3 s of actual silence."""
 PAUSE_SLACK = 0.25
 """How far Whisper's word times may stray from the VAD's pause and still match it."""
 LIVE_BACKLOG = 4096
-"""Chunks a live stream under ``drop-oldest`` / ``skip-partials`` may queue (the stage drains
-all of them each update and applies its policy, so the queue stays short in practice)."""
+"""Chunks a live stream under any policy but ``block`` may queue (the stage drains all of them
+each update and applies its policy, so the queue stays short in practice)."""
 WINDOW_LIMIT = 29.0
 """Whisper reads at most 30 s; a buffer that grew past this (a long backlog under ``block``)
 is transcribed in its first 29 s and force-finalised there."""
@@ -114,6 +119,14 @@ class LiveStatistics:
     dropped_seconds: float
     behind_events: int
     max_backlog: float
+    policy: str = "block"
+    """The backpressure policy in force (``auto`` resolved for the source)."""
+    pace: int = 0
+    """The pace the controller runs the stream at now: 0 is the stream's own options, higher
+    is cheaper (``stages.paces``)."""
+    pace_changes: int = 0
+    degraded: bool = False
+    """Admitted degraded: finals only, at the longest step."""
 
 
 @dataclass
@@ -135,18 +148,22 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
 
     def __init__(self, runner: Runner, scheduler: Scheduler,
                  options: TranscribeOptions, live: LiveOptions, *,
-                 priority: str | int = "live", batcher: StreamBatcher | None = None) -> None:
+                 priority: str | int = "live", batcher: StreamBatcher | None = None,
+                 realtime: bool = False, ticket: Ticket | None = None) -> None:
         self.runner = runner
         self.batcher = batcher
         self.scheduler = scheduler
         self.priority = priority
         self.options = options
         self.live = live
+        self.policy = live.resolved_policy(realtime=realtime)
+        self.ticket = ticket
+        self._pacer = PaceController(live, adaptive=self.policy == "adaptive",
+                                     lowest=ticket.lowest_pace if ticket else 0)
         self._counts = _Counters()
         # Under "block" a slow model holds the source back. The other policies decide
         # themselves what to do with a backlog, so the source must never wait on them.
-        self.input_buffer = AUDIO_BUFFER if live.policy == "block" else LIVE_BACKLOG
-        self._step = round(live.step * SAMPLE_RATE)
+        self.input_buffer = AUDIO_BUFFER if self.policy == "block" else LIVE_BACKLOG
         self._pieces: list[npt.NDArray[np.float32]] = []
         self._buffer = np.zeros(0, np.float32)
         self._buffer_start = 0  # stream sample of _buffer[0]
@@ -168,7 +185,8 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             self.runner.language, round(self._received / SAMPLE_RATE, 3), c.updates,
             c.model_calls, round(c.model_seconds, 3), c.skipped_silent, c.partials, c.finals,
             c.dropped_repeats, round(c.dropped_seconds, 3), c.behind_events,
-            round(c.max_backlog, 3))
+            round(c.max_backlog, 3), policy=self.policy, pace=self._pacer.pace.level,
+            pace_changes=self._pacer.changes, degraded=bool(self.ticket and self.ticket.degraded))
 
     async def run(self, receive: MemoryObjectReceiveStream[AudioChunk],
                   send: MemoryObjectSendStream[Segment]) -> None:
@@ -183,6 +201,10 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
                 for segment in await self._catch_up(eof):
                     await send.send(segment)
 
+    @property
+    def _step(self) -> int:
+        return round(self._pacer.pace.step * SAMPLE_RATE)
+
     async def _catch_up(self, eof: bool) -> list[Segment]:
         out: list[Segment] = []
         backlog = (self._received - self._processed) / SAMPLE_RATE
@@ -190,14 +212,18 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         behind = backlog > self.live.max_lag
         if behind:
             self._counts.behind_events += 1
-            if self.live.policy == "drop-oldest":
+            if self.policy == "drop-oldest":
                 out += await self._drop_backlog()
-        if behind and self.live.policy == "skip-partials":
+        if self.policy == "adaptive":
+            # Everything received in one update: a backlog never becomes a queue of updates.
+            if self._received - self._processed >= self._step and not eof:
+                out += await self._update(self._received, False, self._pacer.pace.partials)
+        elif behind and self.policy == "skip-partials":
             # One update over the whole backlog, no partial: catch up at the cost of detail.
             target = self._received if eof else self._received - self._received % self._step
             if target > self._processed:
                 out += await self._update(target, eof and target == self._received, False)
-        while self._received - self._processed >= self._step:
+        while self.policy != "adaptive" and self._received - self._processed >= self._step:
             out += await self._update(self._processed + self._step, False, self.live.partials)
         if eof:
             out += await self._update(self._received, True, False)
@@ -206,9 +232,11 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
     @timed("stage.live_update")
     async def _update(self, until: int, eof: bool, partial: bool) -> list[Segment]:
         started = anyio.current_time()
+        backlog = (until - self._processed) / SAMPLE_RATE
+        pace = self._pacer.pace.level
         if self.batcher is None:
-            segments = await self.scheduler.run_sync(self._transcribe_until, until, eof, partial,
-                                                     priority=self.priority)
+            plan, result = await self.scheduler.run_sync(self._call, until, eof, partial,
+                                                         priority=self.priority)
         else:
             # The VAD runs here, the model call waits for company from other streams.
             plan = await anyio.to_thread.run_sync(self._plan, until, eof, partial)
@@ -217,8 +245,13 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
                 result = await self.batcher.transcribe(
                     self.runner, plan.window, plan.prompt, prompt_limit=self.live.prompt_tokens,
                     priority=self.priority)
-            segments = self._apply(plan, result)
-        self._counts.model_seconds += anyio.current_time() - started
+        segments = self._apply(plan, result)
+        took = anyio.current_time() - started
+        self._counts.model_seconds += took
+        if result is not None:
+            self._pacer.observe(took, backlog)
+            if self.ticket is not None:
+                self.ticket.observe(result.model_seconds, pace)
         return segments
 
     async def _drop_backlog(self) -> list[Segment]:
@@ -249,13 +282,13 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             self._pieces = []
 
     # -- an update: plan (VAD, which audio to transcribe), model call, apply ---------------
-    def _transcribe_until(self, until: int, eof: bool, partial: bool) -> list[Segment]:
+    def _call(self, until: int, eof: bool, partial: bool) -> tuple[_Plan, WindowText | None]:
         plan = self._plan(until, eof, partial)
-        result = None
-        if plan.window is not None:
-            (result,) = self.runner.transcribe([plan.window], prompts=[plan.prompt],
-                                               prompt_limit=self.live.prompt_tokens)
-        return self._apply(plan, result)
+        if plan.window is None:
+            return plan, None
+        (result,) = self.runner.transcribe([plan.window], prompts=[plan.prompt],
+                                           prompt_limit=self.live.prompt_tokens)
+        return plan, result
 
     def _plan(self, until: int, eof: bool, partial: bool) -> _Plan:
         self._flatten()
@@ -303,8 +336,9 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             self._trim_after_final()
             return out
 
+        pace = self._pacer.pace
         committed = self._agree(words, commit_all=False,
-                                horizon=(until / SAMPLE_RATE) - self.live.holdback)
+                                horizon=(until / SAMPLE_RATE) - pace.holdback)
         committed += self._before_pause(plan.pauses)
         # Where a final may end: a sentence end, a clause end a second or more into the
         # final (shorter ones would make flickering two-word cues), or (when the committed
@@ -320,9 +354,9 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             cut = len(committed)
         elif sentence_ends:
             cut = sentence_ends[-1] + 1
-        elif pending > self.live.max_buffer and committed:
+        elif pending > pace.max_buffer and committed:
             cut = len(committed)
-        elif pending > self.live.max_buffer:
+        elif pending > pace.max_buffer:
             # Nothing agreed for a whole buffer: take the hypothesis but its last word.
             cut = max(len(self._tentative) - 1, 0)
             committed, self._tentative = self._tentative[:cut], self._tentative[cut:]
@@ -437,7 +471,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
     def _trim_after_final(self) -> None:
         # Keep some already-final audio: the model hears the words before the next ones,
         # which short utterances need ("ask not" alone is easily misheard).
-        self._trim(self._final_end - round(self.live.context * SAMPLE_RATE))
+        self._trim(self._final_end - round(self._pacer.pace.context * SAMPLE_RATE))
 
     def _trim(self, sample: int) -> None:
         """Drop buffered audio before stream position ``sample``."""

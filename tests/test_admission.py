@@ -1,0 +1,298 @@
+"""Serving under load: the live pace controller and admission control.
+
+The mechanisms are driven by a model whose time per call the test sets (``FakeRunner``'s
+delay) or by the update cost admission is told; one test runs real paced streams on the
+engine's defaults. No test measures wall-clock speed: the figures live in ``voicesub bench
+concurrency``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import numpy as np
+import pytest
+
+from voicesub_stream import (
+    AudioChunk,
+    Engine,
+    LiveOptions,
+    Segment,
+    Settings,
+    TranscribeOptions,
+    paced,
+)
+from voicesub_stream._admission import Admission
+from voicesub_stream._text import word_error_rate
+from voicesub_stream.errors import OverloadedError, VoicesubError
+from voicesub_stream.scheduler import Scheduler
+from voicesub_stream.stages import ECONOMICAL, PaceController, paces
+from voicesub_stream.stages._live import LiveTranscriber
+from voicesub_stream.testing import FakeRunner, assert_no_leaks, resource_snapshot
+
+from .conftest import SENTENCES
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+
+# -- the pace controller ----------------------------------------------------------------
+
+def test_the_pace_rises_when_answers_are_slow_and_falls_after_quick_ones() -> None:
+    pacer = PaceController(LiveOptions(), adaptive=True)
+    assert pacer.pace == paces(LiveOptions())[0]
+    for _ in range(3):
+        pacer.observe(0.9 * pacer.pace.step, backlog=0.5)
+    assert pacer.pace.level == 1
+    for _ in range(3):  # a slow answer right after a change is not yet a trend
+        pacer.observe(0.9 * pacer.pace.step, backlog=0.5)
+    assert pacer.pace.level == ECONOMICAL
+    # Past the economical pace only answers slower than a whole step go to finals only.
+    for _ in range(10):
+        pacer.observe(0.7 * pacer.pace.step, backlog=0.5)
+    assert pacer.pace.level == ECONOMICAL
+    for _ in range(3):
+        pacer.observe(1.5 * pacer.pace.step, backlog=2.0)
+    top = paces(LiveOptions())[-1]
+    assert pacer.pace == top
+    assert not top.partials
+    for _ in range(40):
+        pacer.observe(0.01, backlog=0.5)
+    assert pacer.pace.level == 0
+    assert pacer.changes == 6
+
+
+def test_a_fixed_policy_keeps_the_options_as_given() -> None:
+    pacer = PaceController(LiveOptions(policy="block"), adaptive=False, lowest=3)
+    for _ in range(20):
+        pacer.observe(5.0, backlog=10.0)
+    assert pacer.pace.level == 0
+    assert pacer.pace.step == LiveOptions().step
+
+
+def test_the_ladder_never_costs_more_than_the_callers_options() -> None:
+    live = LiveOptions(step=2.0, context=0.5, max_buffer=4.0, partials=False)
+    for pace in paces(live):
+        assert pace.step >= live.step
+        assert pace.context <= live.context
+        assert pace.max_buffer <= live.max_buffer
+        assert not pace.partials
+
+
+def test_auto_policy_is_adaptive_only_for_real_time_sources() -> None:
+    live = LiveOptions()
+    assert live.policy == "auto"
+    assert live.resolved_policy(realtime=True) == "adaptive"
+    assert live.resolved_policy(realtime=False) == "block"
+    assert LiveOptions(policy="block").resolved_policy(realtime=True) == "block"
+
+
+async def _stage_run(audio: np.ndarray, runner: FakeRunner, speed: float,
+                     slow_until: float | None = None) -> tuple[list[Segment], LiveTranscriber]:
+    live = LiveOptions()
+    stage = LiveTranscriber(runner, Scheduler(1), TranscribeOptions(), live,  # type: ignore[arg-type]
+                            realtime=True)
+    send_a, recv_a = anyio.create_memory_object_stream[AudioChunk](stage.input_buffer)
+    send_s, recv_s = anyio.create_memory_object_stream[Segment](10_000)
+    source = paced(audio, speed=speed)
+
+    async def feed() -> None:
+        async with send_a:
+            async for chunk in source.chunks():
+                if slow_until is not None and chunk.start >= slow_until:
+                    runner.delay = 0.0  # the load eases
+                await send_a.send(chunk)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(feed)
+        tg.start_soon(stage.run, recv_a, send_s)
+    async with recv_s:
+        return [s async for s in recv_s], stage
+
+
+@pytest.mark.speech
+async def test_a_slow_model_moves_the_stream_to_cheaper_paces_and_loses_nothing(
+    espeak_audio: np.ndarray,
+) -> None:
+    audio = np.tile(espeak_audio, 3)
+    duration = len(audio) / 16_000
+    # Each call takes longer than a step of audio arrives in: a fixed pace would fall behind
+    # without bound.
+    fixed = LiveTranscriber(FakeRunner(delay=0.4), Scheduler(1), TranscribeOptions(),  # type: ignore[arg-type]
+                            LiveOptions(policy="block"))
+    assert fixed.policy == "block"
+    segments, stage = await _stage_run(audio, FakeRunner(delay=0.4), speed=4,
+                                       slow_until=duration / 2)
+    stats = stage.statistics()
+    assert stats.policy == "adaptive"
+    assert stats.pace_changes >= 2  # it climbed while slow, and came down once it eased
+    assert stats.dropped_seconds == 0
+    finals = [s for s in segments if s.is_final]
+    assert finals
+    assert finals[-1].end >= duration - 1.5
+    # Every update took everything received: far fewer calls than steps of audio.
+    assert stats.model_calls < duration / LiveOptions().step
+
+
+# -- admission ------------------------------------------------------------------------
+
+def admission(cost: float) -> Admission:
+    adm = Admission(cores=2, threads_per_call=1, device="cpu")
+    adm._costs["tiny.en"] = cost  # what earlier streams measured
+    return adm
+
+
+def test_admission_refuses_once_full_and_admits_again_when_a_stream_ends() -> None:
+    adm = admission(0.4)  # 0.4 core-seconds per 1 s update: four streams fit in 1.6 cores
+    tickets = [adm.admit("tiny.en", LiveOptions()) for _ in range(4)]
+    with pytest.raises(OverloadedError, match="at capacity") as refused:
+        adm.admit("tiny.en", LiveOptions())
+    assert refused.value.retry_after > 0
+    assert isinstance(refused.value, VoicesubError)
+    tickets[0].release()
+    tickets[0].release()  # releasing twice counts once
+    tickets.append(adm.admit("tiny.en", LiveOptions()))
+    stats = adm.statistics()
+    assert (stats.live_streams, stats.admitted, stats.refused) == (4, 5, 1)
+    assert stats.models["tiny.en"].streams == pytest.approx(4.0)
+
+
+def test_a_stream_that_accepts_less_is_admitted_degraded() -> None:
+    adm = admission(0.42)  # three full streams fit (1.26 of 1.6 cores), a fourth would not
+    for _ in range(3):
+        adm.admit("tiny.en", LiveOptions())
+    with pytest.raises(OverloadedError, match="degraded"):
+        adm.admit("tiny.en", LiveOptions())
+    degraded = adm.admit("tiny.en", LiveOptions(accept_degraded=True))
+    assert degraded.degraded
+    assert degraded.lowest_pace == len(paces(LiveOptions())) - 1
+    stats = adm.statistics()
+    assert (stats.degraded_streams, stats.degraded, stats.refused) == (1, 1, 1)
+
+
+def test_the_first_stream_is_admitted_whatever_it_costs() -> None:
+    adm = admission(100.0)
+    adm.admit("tiny.en", LiveOptions())
+    with pytest.raises(OverloadedError):
+        adm.admit("tiny.en", LiveOptions())
+
+
+def test_measured_updates_replace_the_prior() -> None:
+    adm = Admission(cores=2, threads_per_call=1, device="cpu")
+    ticket = adm.admit("tiny.en", LiveOptions())
+    assert not adm.statistics().models["tiny.en"].measured
+    ticket.observe(0.05, pace=0)  # the stream's own pace is not what capacity counts
+    assert not adm.statistics().models["tiny.en"].measured
+    for _ in range(200):
+        ticket.observe(0.05, pace=ECONOMICAL)
+    cost = adm.statistics().models["tiny.en"]
+    assert cost.measured
+    assert cost.update_seconds == pytest.approx(0.05, rel=0.05)
+
+
+@contextlib.contextmanager
+def costly_updates(seconds: float) -> Iterator[None]:
+    """Every model's unmeasured update cost set to ``seconds``: one live stream fills the
+    engine when it is more than the capacity."""
+    import voicesub_stream._admission as module
+
+    saved = dict(module.PRIOR_UPDATE_SECONDS)
+    module.PRIOR_UPDATE_SECONDS.update(dict.fromkeys(saved, seconds))
+    try:
+        yield
+    finally:
+        module.PRIOR_UPDATE_SECONDS.update(saved)
+
+
+async def refuse_and_readmit(engine: Engine, audio: np.ndarray) -> None:
+    async with engine.transcribe_stream(paced(audio, speed=4), live=True) as first:
+        refused = engine.transcribe_stream(paced(audio), live=True)
+        with pytest.raises(OverloadedError):
+            await refused.__aenter__()
+        with pytest.raises(OverloadedError):  # asked again, it says the same
+            await refused.__anext__()
+        with pytest.raises(OverloadedError):  # iterating without ``async with``: the same
+            async for _ in engine.transcribe_stream(paced(audio), live=True):
+                pass
+        assert [s async for s in first if s.is_final]
+    # The first stream ended: there is room again.
+    async with engine.transcribe_stream(paced(audio, speed=4), live=True) as again:
+        assert [s async for s in again if s.is_final]
+
+
+@pytest.mark.speech
+async def test_a_refused_stream_fails_at_its_start_and_leaks_nothing(
+    settings: Settings, espeak_audio: np.ndarray,
+) -> None:
+    before = resource_snapshot()
+    with costly_updates(10.0):
+        async with Engine(settings) as engine:
+            await refuse_and_readmit(engine, espeak_audio)
+            stats = engine.statistics().admission
+    assert stats.refused >= 2
+    assert stats.live_streams == 0
+    await assert_no_leaks(before)
+
+
+@pytest.mark.speech
+async def test_three_paced_streams_on_the_defaults_all_finish_with_finals(
+    espeak_audio: np.ndarray,
+) -> None:
+    async def one(engine: Engine, out: list[str]) -> None:
+        async with engine.transcribe_stream(paced(espeak_audio), live=True) as stream:
+            out.extend([s.text async for s in stream if s.is_final])
+            assert stream.statistics().live is not None
+            assert stream.statistics().live.policy == "adaptive"
+
+    texts: list[list[str]] = [[], [], []]
+    async with Engine() as engine:
+        async with anyio.create_task_group() as tg:
+            for out in texts:
+                tg.start_soon(one, engine, out)
+        stats = engine.statistics().admission
+    assert stats.admitted == 3
+    assert stats.refused == 0
+    for out in texts:
+        assert word_error_rate(SENTENCES, " ".join(out)) <= 0.3
+
+
+# -- the server --------------------------------------------------------------------------
+
+async def test_a_full_server_closes_1013_with_a_reason_and_retry_after(
+    espeak_audio: np.ndarray,
+) -> None:
+    from websockets.asyncio.client import connect
+
+    from .test_server import drain, running_server
+
+    pcm = (np.clip(espeak_audio, -1, 1) * 32767).astype("<i2").tobytes()
+    with costly_updates(10.0), running_server(retry_after=3) as address:
+        async with connect(f"ws://{address}/v1/stream") as first:
+            await first.send(json.dumps({}))
+            assert json.loads(await first.recv()) == {"type": "admitted", "degraded": False}
+            await first.send(pcm[:32000])
+            async with connect(f"ws://{address}/v1/stream") as second:
+                await second.send(json.dumps({"accept_degraded": True}))
+                messages: list[dict[str, Any]] = await drain(second)
+            assert second.close_code == 1013
+            assert "OverloadedError" in (second.close_reason or "")
+            assert messages[-1]["type"] == "error"
+            assert messages[-1]["retry_after"] >= 3
+            await first.send(json.dumps({"type": "stop"}))
+            events = await drain(first)
+        assert events[-1]["type"] == "stats"
+
+
+def test_an_overloaded_request_is_503_with_retry_after() -> None:
+    from voicesub_stream.server import ServerSettings
+    from voicesub_stream.server._app import _failure
+
+    response = _failure(OverloadedError("full", retry_after=12.0),
+                        ServerSettings.load(retry_after=5))
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "12"
+    assert json.loads(response.body)["error"]["type"] == "server_busy"

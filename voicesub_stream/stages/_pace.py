@@ -1,0 +1,121 @@
+"""How often a live stream is transcribed again, chosen from how well it keeps up.
+
+A live update costs about the same model time whatever its step (the window is the
+unfinalised audio plus some context), so the one lever that lowers a stream's load is to
+update it less often, on a shorter window. :class:`PaceController` moves each stream along a
+short ladder of paces: the caller's own :class:`~voicesub_stream.LiveOptions` at the bottom,
+then longer steps with less context and a shorter buffer, and at the top finals only. It
+climbs when the answers take a large part of a step to come back (the model, or the queue in
+front of it, is saturated), goes on to finals only when they take longer than a step (the
+stream falls behind), and comes down only after a run of quick answers, so a stream does not
+swing between paces.
+
+Whatever the pace, an adaptive stream transcribes everything received in one update, so a
+backlog never queues up as a series of updates: latency stays bounded by one update's time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .._config import LiveOptions
+
+__all__ = ("ECONOMICAL", "Pace", "PaceController", "paces")
+
+RISE = 0.6
+"""Answers that take more than this share of a step, on average, move the stream up a pace,
+up to the economical one."""
+BEHIND = 1.0
+"""Past the economical pace, only answers slower than a whole step (the stream is falling
+behind) move it on to finals only."""
+FALL = 0.3
+"""Answers quicker than this share of a step, ``CALM`` updates in a row, move it down one."""
+CALM = 6
+DWELL = 3
+"""Updates a stream stays at a new pace before it may rise again: one slow answer (a burst
+of other streams' updates) is not a trend."""
+SMOOTHING = 0.3
+"""Weight of the newest update in the running average of answer times."""
+ECONOMICAL = 2
+"""The pace admission control counts capacity at: the longest step that keeps partials."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """The live options one update runs with."""
+
+    level: int
+    step: float
+    context: float
+    max_buffer: float
+    holdback: float
+    partials: bool
+
+
+def paces(live: LiveOptions) -> tuple[Pace, ...]:
+    """The ladder for ``live``: its own settings, then cheaper ones (never costlier)."""
+    def rung(level: int, step: float, context: float, max_buffer: float,
+             partials: bool) -> Pace:
+        return Pace(level, max(live.step, step), min(live.context, context),
+                    min(live.max_buffer, max_buffer), min(live.holdback, 0.3),
+                    live.partials and partials)
+
+    # Measured with ``voicesub bench concurrency`` at 12 streams on 2 cores: one second of
+    # context and a 5 s buffer hold p95 at 2.1 s where 2 s / 6 s gave 3.0 s, at a lower WER.
+    own = Pace(0, live.step, live.context, live.max_buffer, live.holdback, live.partials)
+    return (own, rung(1, 0.75, 1.0, 5.0, True), rung(2, 1.0, 1.0, 5.0, True),
+            rung(3, 1.5, 1.0, 5.0, False))
+
+
+class PaceController:
+    """Chooses a live stream's pace from its answer times and its backlog.
+
+    ``adaptive=False`` keeps the bottom pace (the options as given): the ``block``,
+    ``drop-oldest`` and ``skip-partials`` policies. ``lowest`` is where it starts and the
+    pace it never goes below (a stream admitted degraded starts at finals only).
+    """
+
+    def __init__(self, live: LiveOptions, *, adaptive: bool, lowest: int = 0) -> None:
+        self.ladder = paces(live)
+        self.adaptive = adaptive
+        self.lowest = min(lowest, len(self.ladder) - 1) if adaptive else 0
+        self._level = self.lowest
+        self._average: float | None = None
+        self._calm = 0
+        self._dwell = 0
+        self.changes = 0
+
+    @property
+    def pace(self) -> Pace:
+        return self.ladder[self._level]
+
+    def observe(self, answer_seconds: float, backlog: float) -> None:
+        """One update took ``answer_seconds`` from its start to its answer; ``backlog``
+        seconds of received audio were waiting when it started."""
+        if not self.adaptive:
+            return
+        avg = self._average
+        self._average = avg = answer_seconds if avg is None else \
+            avg + SMOOTHING * (answer_seconds - avg)
+        self._dwell -= 1
+        step = self.pace.step
+        limit = RISE if self._level < ECONOMICAL else BEHIND
+        if avg > limit * step or backlog > 2 * step:
+            if self._dwell <= 0:
+                self._move(+1)
+        elif avg < FALL * step:
+            self._calm += 1
+            if self._calm >= CALM:
+                self._move(-1)
+        else:
+            self._calm = 0
+
+    def _move(self, direction: int) -> None:
+        level = min(max(self._level + direction, self.lowest), len(self.ladder) - 1)
+        self._calm = 0
+        self._dwell = DWELL
+        if level != self._level:
+            self._level = level
+            self.changes += 1
