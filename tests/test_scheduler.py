@@ -202,3 +202,30 @@ def test_auto_workers_follow_the_hardware() -> None:
     assert auto_workers(device="cpu", model_workers=cores, cpu_threads=1, gpus=0) == cores
     assert auto_workers(device="cpu", model_workers=1, cpu_threads=1, gpus=0,
                         process_pool=True) == cores
+
+
+async def test_reserved_slots_stay_free_of_batch_work_but_take_live_work() -> None:
+    scheduler = Scheduler(2)
+    scheduler.reserve(5)
+    assert scheduler.reserved == 1  # batch work always keeps one slot
+    assert (scheduler.slots_for("batch"), scheduler.slots_for("live")) == (1, 2)
+    release, started = anyio.Event(), anyio.Event()
+    ran: list[str] = []
+
+    async def record(name: str) -> None:
+        ran.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold, scheduler, release, started)  # a batch job holds its one slot
+        await started.wait()
+        tg.start_soon(lambda: scheduler.run(lambda: record("second batch"), priority="batch"))
+        await wait_queued(scheduler, 1)
+        await scheduler.run(lambda: record("live"), priority="live")  # the reserved slot
+        assert ran == ["live"]
+        assert scheduler.statistics().queued == 1
+        scheduler.reserve(0)  # the live streams ended: the slot is batch work's again
+        with anyio.fail_after(5):
+            while ran != ["live", "second batch"]:  # noqa: ASYNC110 - polls its own list
+                await anyio.sleep(0.001)
+        release.set()
+    assert scheduler.running == 0

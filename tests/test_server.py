@@ -79,6 +79,7 @@ async def caption(address: str, pcm: bytes, config: dict[str, Any], frame: int =
 async def test_websocket_streams_partials_finals_and_stats(server: str, pcm: bytes) -> None:
     events = await caption(server, pcm, {"language": "en", "sample_rate": 16000})
     kinds = [e["type"] for e in events]
+    assert events[0] == {"type": "admitted", "degraded": False}
     assert "partial" in kinds
     assert kinds[-1] == "stats"
     finals = " ".join(e["text"] for e in events if e["type"] == "final")
@@ -87,7 +88,7 @@ async def test_websocket_streams_partials_finals_and_stats(server: str, pcm: byt
 
 async def test_websocket_without_partials_sends_only_finals(server: str, pcm: bytes) -> None:
     events = await caption(server, pcm, {"partials": False})
-    assert {e["type"] for e in events} == {"final", "stats"}
+    assert {e["type"] for e in events} == {"admitted", "final", "stats"}
 
 
 async def test_bad_config_json_is_rejected_with_an_error_event(server: str) -> None:

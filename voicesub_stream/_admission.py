@@ -13,19 +13,25 @@ when a full one no longer fits.
 The update cost is measured per model from the live updates that ran at the economical pace
 or above; until there are some (a cold engine, or one never loaded enough to slow its
 streams down) it comes from a prior per model size, measured on two cores of a 2026 laptop
-CPU. File work is not admitted here: it runs at batch priority on what live streams leave.
+CPU. File work is not admitted here: it runs at batch priority on what live streams leave,
+and the scheduler keeps the model calls admitted live streams need free of it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ._config import LiveOptions
 from ._stats import counter
 from .errors import OverloadedError
 from .stages import ECONOMICAL, paces
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ("Admission", "AdmissionStatistics", "Ticket")
 
@@ -114,8 +120,10 @@ class Ticket:
 class Admission:
     """Counts what the admitted live streams cost against the cores, and refuses past it."""
 
-    def __init__(self, *, cores: float, threads_per_call: int, device: str) -> None:
+    def __init__(self, *, cores: float, threads_per_call: int, device: str,
+                 on_change: Callable[[int], None] | None = None) -> None:
         self.cores = cores
+        self._on_change = on_change
         self.threads_per_call = threads_per_call
         self.device = device
         self._costs: dict[str, float] = {}
@@ -174,6 +182,18 @@ class Admission:
 
     def release(self, ticket: Ticket) -> None:
         self._tickets.remove(ticket)
+        self._changed()
+
+    def slots_needed(self) -> int:
+        """Model calls at once the admitted live streams are counted to need (at least one
+        while any runs): what the scheduler keeps free of batch work."""
+        if not self._tickets:
+            return 0
+        return max(1, math.ceil(self.load() / self.threads_per_call))
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self.slots_needed())
 
     def statistics(self) -> AdmissionStatistics:
         return AdmissionStatistics(
@@ -188,4 +208,5 @@ class Admission:
     def _admit(self, ticket: Ticket) -> Ticket:
         self.admitted += 1
         self._tickets.append(ticket)
+        self._changed()
         return ticket

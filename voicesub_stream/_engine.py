@@ -422,10 +422,10 @@ def _make_monitor(engine: Engine) -> Monitor:
 
 def _make_admission(settings: Settings, plan: ExecutionPlan, scheduler: Scheduler) -> Admission:
     device = pick_device(settings.models().device)
-    if device == "cuda":  # a call occupies a device, not the CPU threads that feed it
-        return Admission(cores=scheduler.workers, threads_per_call=1, device=device)
-    return Admission(cores=scheduler.workers * plan.threads_per_call,
-                     threads_per_call=plan.threads_per_call, device=device)
+    # On a GPU a call occupies a device, not the CPU threads that feed it.
+    threads = 1 if device == "cuda" else plan.threads_per_call
+    return Admission(cores=scheduler.workers * threads, threads_per_call=threads,
+                     device=device, on_change=scheduler.reserve)
 
 
 def _make_scheduler(settings: Settings, plan: ExecutionPlan) -> Scheduler:

@@ -7,6 +7,10 @@ before ``batch`` (20), or any number (lower goes first). A waiting job's effecti
 improves linearly with its wait, by the whole live-to-batch gap every ``max_wait`` seconds, so
 a batch job that has waited ``max_wait`` goes before even a fresh live job: batch work is
 delayed, never starved. A job cancelled while it waits leaves the queue at once.
+
+Slots can also be reserved (:meth:`reserve`) for work better than ``batch``: while live
+streams run, the engine keeps the slots they need free of batch work, so a long file never
+makes a live update wait for a core (batch work keeps at least one slot).
 """
 
 from __future__ import annotations
@@ -102,6 +106,10 @@ class _ClassStats:
 class _Waiter:
     __slots__ = ("enqueued", "event", "label", "order", "priority")
 
+    @property
+    def background(self) -> bool:
+        return self.priority >= PRIORITIES["batch"]
+
     def __init__(self, priority: int, label: str, enqueued: float, order: int) -> None:
         self.priority, self.label, self.enqueued, self.order = priority, label, enqueued, order
         self.event = anyio.Event()
@@ -128,6 +136,8 @@ class Scheduler:
         self._waiting: list[_Waiter] = []
         self._order = itertools.count()
         self._stats: dict[str, _ClassStats] = {}
+        self._background = 0  # running jobs of batch priority or worse
+        self.reserved = 0
         self.peak_running = 0
 
     # -- running work -------------------------------------------------------------------
@@ -141,7 +151,8 @@ class Scheduler:
         """Await ``job()`` once admitted; the slot is held until it returns or raises."""
         label = priority if isinstance(priority, str) else f"p{priority}"
         stats = self._stats.setdefault(label, _ClassStats())
-        await self._acquire(priority_value(priority), label, stats)
+        value = priority_value(priority)
+        await self._acquire(value, label, stats)
         stats.running += 1
         self.peak_running = max(self.peak_running, self._running)
         try:
@@ -157,7 +168,7 @@ class Scheduler:
             return result
         finally:
             stats.running -= 1
-            self._release()
+            self._release(value)
 
     async def run_tasks_async(self, tasks: list[Callable[[], Awaitable[T]]], *,
                               priority: str | int = "batch") -> list[T]:
@@ -184,12 +195,23 @@ class Scheduler:
         return results
 
     def resize(self, workers: int) -> None:
-        """Change the bound at run time (the adaptive worker count of the metrics issue)."""
+        """Change the bound at run time."""
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
         self.workers = workers
-        while self._waiting and self._running < self.workers:
-            self._admit_next()
+        self._admit_waiting()
+
+    def reserve(self, slots: int) -> None:
+        """Keep ``slots`` of the workers for jobs better than ``batch`` priority (at most all
+        but one: batch work is slowed, never stopped)."""
+        self.reserved = max(0, min(slots, self.workers - 1))
+        self._admit_waiting()
+
+    def slots_for(self, priority: str | int) -> int:
+        """How many jobs of ``priority`` may run at once now."""
+        if priority_value(priority) >= PRIORITIES["batch"]:
+            return self.workers - self.reserved
+        return self.workers
 
     @property
     def running(self) -> int:
@@ -209,13 +231,17 @@ class Scheduler:
     # -- admission ------------------------------------------------------------------------
     async def _acquire(self, priority: int, label: str, stats: _ClassStats) -> None:
         now = self._clock()
-        if self._running < self.workers and not self._waiting:
+        background = priority >= PRIORITIES["batch"]
+        if self._running < self.workers and not self._waiting and (
+                not background or self._background_fits()):
             self._running += 1
+            self._background += background
             stats.waits.append(0.0)
             return
         waiter = _Waiter(priority, label, now, next(self._order))
         self._waiting.append(waiter)
         stats.queued += 1
+        self._admit_waiting()  # a free slot the waiting batch jobs may not take
         try:
             await waiter.event.wait()
         except BaseException:
@@ -224,24 +250,37 @@ class Scheduler:
                 stats.queued -= 1
                 stats.cancelled += 1
             else:  # admitted in the same instant it was cancelled: give the slot back
-                self._release()
+                self._release(priority)
             raise
         stats.waits.append(self._clock() - waiter.enqueued)
 
-    def _release(self) -> None:
+    def _release(self, priority: int) -> None:
         self._running -= 1
-        if self._waiting and self._running < self.workers:
-            self._admit_next()
+        self._background -= priority >= PRIORITIES["batch"]
+        self._admit_waiting()
 
-    def _admit_next(self) -> None:
+    def _background_fits(self) -> bool:
+        return self._background < self.workers - self.reserved
+
+    def _admit_waiting(self) -> None:
+        while self._waiting and self._running < self.workers and self._admit_next():
+            pass
+
+    def _admit_next(self) -> bool:
+        """Admit the waiting job with the best effective priority that may run now."""
         now = self._clock()
         rate = _GAP / self.max_wait
 
         def effective(w: _Waiter) -> tuple[float, int]:
             return (w.priority - (now - w.enqueued) * rate, w.order)
 
-        waiter = min(self._waiting, key=effective)
+        eligible = [w for w in self._waiting if not w.background or self._background_fits()]
+        if not eligible:
+            return False
+        waiter = min(eligible, key=effective)
         self._waiting.remove(waiter)
         self._stats[waiter.label].queued -= 1
         self._running += 1
+        self._background += waiter.background
         waiter.event.set()
+        return True

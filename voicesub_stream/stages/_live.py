@@ -23,7 +23,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import anyio.to_thread
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-    from .._admission import Ticket
     from .._config import LiveOptions, TranscribeOptions
     from ..models import Runner, WindowText
     from ..scheduler import Scheduler
@@ -87,6 +86,19 @@ def _after(words: list[Word], before: list[Word], last_end: float) -> list[Word]
             if norm[i : i + k] == tail[-k:] and abs(words[i + k - 1].end - last_end) < 1.0:
                 return words[i + k :]
     return [w for w in words if (w.start + w.end) / 2 > last_end]
+
+
+class Admitted(Protocol):
+    """What the live stage needs of its admission (the engine's ``Ticket``)."""
+
+    @property
+    def lowest_pace(self) -> int: ...
+
+    @property
+    def degraded(self) -> bool: ...
+
+    def observe(self, model_seconds: float, pace: int) -> None:
+        """One update of the stream took ``model_seconds`` of model time at ``pace``."""
 
 
 @dataclass
@@ -149,7 +161,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
     def __init__(self, runner: Runner, scheduler: Scheduler,
                  options: TranscribeOptions, live: LiveOptions, *,
                  priority: str | int = "live", batcher: StreamBatcher | None = None,
-                 realtime: bool = False, ticket: Ticket | None = None) -> None:
+                 realtime: bool = False, ticket: Admitted | None = None) -> None:
         self.runner = runner
         self.batcher = batcher
         self.scheduler = scheduler

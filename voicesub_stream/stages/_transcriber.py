@@ -148,7 +148,7 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
         """Windows for the next call: what waits, split evenly over the calls that may run at
         once (so that no core idles while another works through a long batch alone), at
         most ``batch_size``."""
-        workers = self.scheduler.workers
+        workers = self.scheduler.slots_for(self.priority)
         waiting = 1 + receive.statistics().current_buffer_used  # with the one taken
         return max(1, min(self.runner.options.batch_size, -(-waiting // workers)))
 
