@@ -208,6 +208,15 @@ def costly_updates(seconds: float) -> Iterator[None]:
         module.PRIOR_UPDATE_SECONDS.update(saved)
 
 
+def metric_families(engine: Engine) -> dict[str, Any]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from voicesub_stream.server import render_metrics
+
+    body, _ = render_metrics(engine)
+    return {f.name: f for f in text_string_to_metric_families(body.decode())}
+
+
 async def refuse_and_readmit(engine: Engine, audio: np.ndarray) -> None:
     async with engine.transcribe_stream(paced(audio, speed=4), live=True) as first:
         refused = engine.transcribe_stream(paced(audio), live=True)
@@ -233,6 +242,12 @@ async def test_a_refused_stream_fails_at_its_start_and_leaks_nothing(
         async with Engine(settings) as engine:
             await refuse_and_readmit(engine, espeak_audio)
             stats = engine.statistics().admission
+            families = metric_families(engine)
+    assert families["voicesub_admission_refused"].samples[0].value == stats.refused
+    assert families["voicesub_admission_admitted"].samples[0].value == stats.admitted
+    assert families["voicesub_admission_capacity"].samples[0].value == stats.capacity
+    (cost,) = families["voicesub_admission_models_update_seconds"].samples
+    assert cost.labels == {"model": "tiny.en"}
     assert stats.refused >= 2
     assert stats.live_streams == 0
     await assert_no_leaks(before)

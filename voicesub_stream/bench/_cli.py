@@ -180,7 +180,8 @@ def bench_concurrency_cmd(
                                                 "clip in ../shared.")] = None,
     streams: Annotated[str, typer.Option(help="Comma-separated stream counts offered.")] = (
         "1,4,8,12,16,24"),
-    seconds: Annotated[float, typer.Option(help="Seconds of the clip each stream plays.")] = 30.0,
+    seconds: Annotated[float, typer.Option(help="Seconds of the clip each stream plays "
+                                           "(default all of it).")] = 0.0,
     model: str = "tiny.en",
     compute_type: str = "int8",
     baseline: Annotated[str, typer.Option(help="Comma-separated stream counts to run with "
@@ -214,7 +215,7 @@ def bench_concurrency_cmd(
             _fmt(row["refusal_ms_max"], "{:.0f}"), lat, _fmt(row["worst_stream_p95"], "{:.2f}"),
             str(row["pace_max"]), _fmt(row["wer_vs_offline_mean"], "{:.1%}"),
             f"{row['cpu_percent']:.0f}", _fmt(row.get("file_seconds"), "{:.1f}"))
-    Console().print(table)
+    Console(width=max(Console().width, 150)).print(table)
     Console().print(f"written {output}")
 
 

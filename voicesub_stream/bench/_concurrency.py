@@ -129,7 +129,8 @@ def bench_concurrency(clip: Path, *, streams: list[int], seconds: float, model: 
                       file_minutes: float = 10.0) -> dict[str, Any]:
     """Rows for the defaults at every N, the fixed-pace baseline at ``baseline_streams``, and
     ``file_streams`` live streams beside a ``file_minutes`` file made of ``with_file``."""
-    audio = read_audio(clip)[: int(seconds * 16_000)]
+    audio = read_audio(clip)
+    audio = audio[: int(seconds * 16_000)] if seconds > 0 else audio
     settings = Settings.load(model=model, compute_type=compute_type, cache_type="none")
     offline = anyio.run(_offline, audio, settings)
     runs: list[tuple[str, int, LiveOptions, npt.NDArray[np.float32] | None]] = [
@@ -140,7 +141,7 @@ def bench_concurrency(clip: Path, *, streams: list[int], seconds: float, model: 
         piece = read_audio(with_file)
         repeats = max(1, round(file_minutes * 60 * 16_000 / len(piece)))
         long_file = np.concatenate([piece] * repeats)
-        runs.append((f"defaults + {len(long_file) / 16_000 / 60:.0f}-min file", file_streams,
+        runs.append((f"defaults + {len(long_file) / 16_000 / 60:.1f}-min file", file_streams,
                      LiveOptions(), long_file))
     rows = []
     for variant, n, live, extra in runs:
