@@ -42,8 +42,8 @@ if __name__ == "__main__":
     parser.add_argument("--file", help="play this file at real-time pace instead of the mic")
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--model", default="tiny.en")
-    parser.add_argument("--policy", default="block",
-                        choices=["block", "drop-oldest", "skip-partials"])
+    parser.add_argument("--policy", default="auto",
+                        choices=["auto", "adaptive", "block", "drop-oldest", "skip-partials"])
     parser.add_argument("-o", "--output", help="also write finals to this .srt/.vtt file")
     parser.add_argument("--translate-to", help="translate finals into this language, e.g. pt")
     anyio.run(main, parser.parse_args())

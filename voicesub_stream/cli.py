@@ -118,7 +118,9 @@ def live(
     speed: Annotated[float, typer.Option(help="Play a file faster than real time.")] = 1.0,
     model: Annotated[str | None, typer.Option(help="tiny.en is the fast English choice.")] = None,
     language: str | None = None,
-    policy: Annotated[BackpressurePolicy, typer.Option(help="How to fall behind.")] = "block",
+    policy: Annotated[BackpressurePolicy, typer.Option(
+        help="When the model cannot keep up: auto (adaptive pace for real-time input), "
+             "adaptive, block, drop-oldest or skip-partials.")] = "auto",
     output: Annotated[Path | None, typer.Option("-o", "--output",
                                                 help="Also write finals to .srt/.vtt.")] = None,
     translate_to: Annotated[str | None, typer.Option(

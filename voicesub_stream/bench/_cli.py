@@ -95,7 +95,7 @@ def bench_live_cmd(
     model: str = "tiny.en",
     compute_type: str = "int8",
     speed: Annotated[float, typer.Option(help="Feed faster than real time (e.g. 2).")] = 1.0,
-    policy: BackpressurePolicy = "block",
+    policy: BackpressurePolicy = "auto",
     step: Annotated[float | None, typer.Option(help="Seconds between updates.")] = None,
     holdback: Annotated[float | None, typer.Option(help="Newest seconds never committed.")] = None,
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-live.json"),
@@ -203,7 +203,7 @@ def bench_concurrency_cmd(
     table = Table(title=f"concurrency · {clip.name} · {report['seconds']:.0f} s each · "
                         f"{model} {compute_type}")
     for col in ("run", "offered", "admitted / refused", "refusal ms", "final p50 / p95 s",
-                "worst stream p95", "pace", "WER vs offline", "CPU %", "file s"):
+                "worst stream p95", "pace", "WER vs offline", "WER (worst)", "CPU %", "file s"):
         table.add_column(col, justify="right")
     for row in report["rows"]:
         lat = ("-" if row["final_p50"] is None
@@ -214,8 +214,12 @@ def bench_concurrency_cmd(
             + (f" ({row['degraded']} degraded)" if row["degraded"] else ""),
             _fmt(row["refusal_ms_max"], "{:.0f}"), lat, _fmt(row["worst_stream_p95"], "{:.2f}"),
             str(row["pace_max"]), _fmt(row["wer_vs_offline_mean"], "{:.1%}"),
+            "-" if row["wer_mean"] is None
+            else f"{row['wer_mean']:.1%} ({row['wer_max']:.1%})",
             f"{row['cpu_percent']:.0f}", _fmt(row.get("file_seconds"), "{:.1f}"))
-    Console(width=max(Console().width, 150)).print(table)
+    Console(width=max(Console().width, 160)).print(table)
+    if report["offline_wer"] is not None:
+        Console().print(f"offline WER on the same clip: {report['offline_wer']:.1%}")
     Console().print(f"written {output}")
 
 

@@ -4,8 +4,10 @@ For each N, N streams of the clip are offered to one ``Engine()`` on its default
 web server embeds it: no settings, ``live=True``), their starts spread over one second. Each
 is fed in real time. A stream the engine refuses records how long the refusal took. Every
 admitted stream's finals are scored against the same engine's offline transcript of the
-clip, so a load that is held by getting words wrong shows it. Latency is the wall time from
-when the audio of a final's last word was fed to when the final arrived.
+clip, so a load that is held by getting words wrong shows it; when the whole clip plays and
+its reference transcript lies beside it, finals and offline are scored against that too.
+Latency is the wall time from when the audio of a final's last word was fed to when the final
+arrived.
 
 Beside the defaults, in the same run: the baseline of fixed pacing (``policy="block"``, what
 live streams did before the pace followed the load) at one N, and live streams sharing the
@@ -74,7 +76,8 @@ async def _file(engine: Engine, audio: npt.NDArray[np.float32], out: dict[str, A
 
 
 async def _round(n: int, audio: npt.NDArray[np.float32], settings: Settings, live: LiveOptions,
-                 offline: str, long_file: npt.NDArray[np.float32] | None) -> dict[str, Any]:
+                 offline: str, long_file: npt.NDArray[np.float32] | None,
+                 reference: str | None = None) -> dict[str, Any]:
     results: list[dict[str, Any]] = [{} for _ in range(n)]
     file_out: dict[str, Any] = {}
     async with Engine(settings) as engine:
@@ -97,6 +100,7 @@ async def _round(n: int, audio: npt.NDArray[np.float32], settings: Settings, liv
     p50, p95 = percentiles(lat, 0.5, 0.95)
     per_stream = [percentiles(r["latencies"], 0.95)[0] for r in admitted]
     wers = [word_error_rate(offline, r["text"]) for r in admitted]
+    scored = [word_error_rate(reference, r["text"]) for r in admitted] if reference else []
     return {
         "streams": n, "admitted": len(admitted), "refused": len(refused),
         "degraded": sum(r["degraded"] for r in admitted),
@@ -109,6 +113,8 @@ async def _round(n: int, audio: npt.NDArray[np.float32], settings: Settings, liv
         "finals": len(lat),
         "wer_vs_offline_mean": sum(wers) / len(wers) if wers else None,
         "wer_vs_offline_max": max(wers, default=None),
+        "wer_mean": sum(scored) / len(scored) if scored else None,
+        "wer_max": max(scored, default=None),
         "pace_max": max((r["pace"] for r in admitted), default=0),
         "dropped_seconds": sum(r["dropped"] for r in admitted),
         "wall_seconds": wall, "cpu_percent": cpu,
@@ -131,6 +137,10 @@ def bench_concurrency(clip: Path, *, streams: list[int], seconds: float, model: 
     ``file_streams`` live streams beside a ``file_minutes`` file made of ``with_file``."""
     audio = read_audio(clip)
     audio = audio[: int(seconds * 16_000)] if seconds > 0 else audio
+    # The reference transcript scores finals and offline alike, when the whole clip plays.
+    ref_path = clip.with_suffix(".txt")
+    reference = (ref_path.read_text(encoding="utf-8")
+                 if ref_path.is_file() and len(audio) == len(read_audio(clip)) else None)
     settings = Settings.load(model=model, compute_type=compute_type, cache_type="none")
     offline = anyio.run(_offline, audio, settings)
     runs: list[tuple[str, int, LiveOptions, npt.NDArray[np.float32] | None]] = [
@@ -145,11 +155,12 @@ def bench_concurrency(clip: Path, *, streams: list[int], seconds: float, model: 
                      LiveOptions(), long_file))
     rows = []
     for variant, n, live, extra in runs:
-        row = anyio.run(_round, n, audio, settings, live, offline, extra)
+        row = anyio.run(_round, n, audio, settings, live, offline, extra, reference)
         row["variant"] = variant
         rows.append(row)
     return {"benchmark": "concurrency", "clip": str(clip), "seconds": len(audio) / 16_000,
             "model": model, "compute_type": compute_type,
             "engine": dataclasses.asdict(Engine(settings).execution),
             "offline_text": offline, "rows": rows,
+            "offline_wer": word_error_rate(reference, offline) if reference else None,
             "targets": {"8": 2.0, "12": 2.5, "16": "12 admitted at p95 <= 2.5"}}
