@@ -51,12 +51,13 @@ def test_the_pace_rises_when_answers_are_slow_and_falls_after_quick_ones() -> No
     for _ in range(3):  # a slow answer right after a change is not yet a trend
         pacer.observe(0.9 * pacer.pace.step, backlog=0.5)
     assert pacer.pace.level == ECONOMICAL
-    # Past the economical pace only answers slower than a whole step go to finals only.
+    # Past the economical pace only answers slower than one and a half steps (the stream
+    # falls behind) go to finals only.
     for _ in range(10):
         pacer.observe(0.7 * pacer.pace.step, backlog=0.5)
     assert pacer.pace.level == ECONOMICAL
     for _ in range(3):
-        pacer.observe(1.5 * pacer.pace.step, backlog=2.0)
+        pacer.observe(2.0 * pacer.pace.step, backlog=2.0)
     top = paces(LiveOptions())[-1]
     assert pacer.pace == top
     assert not top.partials
@@ -273,6 +274,23 @@ async def test_three_paced_streams_on_the_defaults_all_finish_with_finals(
     assert stats.refused == 0
     for out in texts:
         assert word_error_rate(SENTENCES, " ".join(out)) <= 0.3
+
+
+@pytest.mark.speech
+async def test_file_work_keeps_off_the_model_calls_live_streams_need(
+    settings: Settings, espeak_audio: np.ndarray,
+) -> None:
+    async with Engine(settings) as engine:
+        scheduler = engine.scheduler
+        assert scheduler.reserved == 0
+        async with engine.transcribe_stream(paced(espeak_audio, speed=4), live=True) as live:
+            assert scheduler.reserved == min(1, scheduler.workers - 1)
+            assert scheduler.slots_for("batch") == scheduler.workers - scheduler.reserved
+            segments = [s async for s in engine.transcribe_stream(espeak_audio)]
+            finals = [s async for s in live if s.is_final]
+        assert scheduler.reserved == 0  # the live stream ended: every call is free again
+    assert word_error_rate(SENTENCES, " ".join(s.text for s in segments)) <= 0.3
+    assert word_error_rate(SENTENCES, " ".join(s.text for s in finals)) <= 0.3
 
 
 # -- the server --------------------------------------------------------------------------

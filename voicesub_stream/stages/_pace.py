@@ -6,7 +6,7 @@ update it less often, on a shorter window. :class:`PaceController` moves each st
 short ladder of paces: the caller's own :class:`~voicesub_stream.LiveOptions` at the bottom,
 then longer steps with less context and a shorter buffer, and at the top finals only. It
 climbs when the answers take a large part of a step to come back (the model, or the queue in
-front of it, is saturated), goes on to finals only when they take longer than a step (the
+front of it, is saturated), goes on to finals only when they take one and a half steps (the
 stream falls behind), and comes down only after a run of quick answers, so a stream does not
 swing between paces.
 
@@ -27,9 +27,9 @@ __all__ = ("ECONOMICAL", "Pace", "PaceController", "paces")
 RISE = 0.6
 """Answers that take more than this share of a step, on average, move the stream up a pace,
 up to the economical one."""
-BEHIND = 1.0
-"""Past the economical pace, only answers slower than a whole step (the stream is falling
-behind) move it on to finals only."""
+BEHIND = 1.5
+"""Past the economical pace, only answers slower than one and a half steps (the stream falls
+behind, not just a burst of other streams' updates) move it on to finals only."""
 FALL = 0.3
 """Answers quicker than this share of a step, ``CALM`` updates in a row, move it down one."""
 CALM = 6
