@@ -228,15 +228,17 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
                 out += await self._drop_backlog()
         if self.policy == "adaptive":
             # Everything received in one update: a backlog never becomes a queue of updates.
-            if self._received - self._processed >= self._step and not eof:
+            if not eof and self._received - self._processed >= self._step:
                 out += await self._update(self._received, False, self._pacer.pace.partials)
-        elif behind and self.policy == "skip-partials":
-            # One update over the whole backlog, no partial: catch up at the cost of detail.
-            target = self._received if eof else self._received - self._received % self._step
-            if target > self._processed:
-                out += await self._update(target, eof and target == self._received, False)
-        while self.policy != "adaptive" and self._received - self._processed >= self._step:
-            out += await self._update(self._processed + self._step, False, self.live.partials)
+        else:
+            if behind and self.policy == "skip-partials":
+                # One update over the whole backlog, no partial: catch up at the cost of detail.
+                target = self._received if eof else self._received - self._received % self._step
+                if target > self._processed:
+                    out += await self._update(target, eof and target == self._received, False)
+            while self._received - self._processed >= self._step:
+                out += await self._update(self._processed + self._step, False,
+                                          self.live.partials)
         if eof:
             out += await self._update(self._received, True, False)
         return out
