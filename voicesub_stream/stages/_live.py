@@ -360,7 +360,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         sentence_ends = [i for i, w in enumerate(committed)
                          if ends_sentence(w.text)
                          or (ends_clause(w.text) and w.end - committed[0].start >= 1.0)]
-        if committed and committed[-1].end - committed[0].start >= self.live.max_final:
+        if committed and committed[-1].end - committed[0].start >= pace.max_final:
             sentence_ends.append(len(committed) - 1)
         pending = (until - max(self._final_end, self._buffer_start)) / SAMPLE_RATE
         if plan.overflow:
