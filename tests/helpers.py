@@ -8,8 +8,11 @@ import av
 import numpy as np
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from pathlib import Path
+
+    from voicesub_stream import AudioChunk, Segment
+    from voicesub_stream.stages._live import LiveTranscriber
 
 CODECS = {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "mp3", ".ogg": "libopus"}
 
@@ -43,3 +46,31 @@ async def pcm_frames(audio: np.ndarray, frame_bytes: int) -> AsyncIterator[bytes
 async def numpy_frames(audio: np.ndarray, size: int) -> AsyncIterator[np.ndarray]:
     for i in range(0, len(audio), size):
         yield audio[i : i + size]
+
+
+async def drive_live_stage(stage: LiveTranscriber, audio: np.ndarray, *, speed: float,
+                           buffer: int,
+                           on_chunk: Callable[[AudioChunk], None] | None = None,
+                           ) -> list[Segment]:
+    """Feed ``audio`` to a live stage at ``speed`` times real time, through a channel of
+    ``buffer`` chunks; every segment it sent. ``on_chunk`` sees each chunk before it goes."""
+    import anyio
+
+    from voicesub_stream import AudioChunk, Segment, paced
+
+    send_a, recv_a = anyio.create_memory_object_stream[AudioChunk](buffer)
+    send_s, recv_s = anyio.create_memory_object_stream[Segment](10_000)
+    source = paced(audio, speed=speed)
+
+    async def feed() -> None:
+        async with send_a:
+            async for chunk in source.chunks():
+                if on_chunk is not None:
+                    on_chunk(chunk)
+                await send_a.send(chunk)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(feed)
+        tg.start_soon(stage.run, recv_a, send_s)
+    async with recv_s:
+        return [s async for s in recv_s]

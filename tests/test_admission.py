@@ -34,6 +34,7 @@ from voicesub_stream.stages._live import LiveTranscriber
 from voicesub_stream.testing import FakeRunner, assert_no_leaks, resource_snapshot
 
 from .conftest import SENTENCES
+from .helpers import drive_live_stage
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -94,25 +95,16 @@ def test_auto_policy_is_adaptive_only_for_real_time_sources() -> None:
 
 async def _stage_run(audio: np.ndarray, runner: FakeRunner, speed: float,
                      slow_until: float | None = None) -> tuple[list[Segment], LiveTranscriber]:
-    live = LiveOptions()
-    stage = LiveTranscriber(runner, Scheduler(1), TranscribeOptions(), live,  # type: ignore[arg-type]
-                            realtime=True)
-    send_a, recv_a = anyio.create_memory_object_stream[AudioChunk](stage.input_buffer)
-    send_s, recv_s = anyio.create_memory_object_stream[Segment](10_000)
-    source = paced(audio, speed=speed)
+    stage = LiveTranscriber(runner, Scheduler(1), TranscribeOptions(),  # type: ignore[arg-type]
+                            LiveOptions(), realtime=True)
 
-    async def feed() -> None:
-        async with send_a:
-            async for chunk in source.chunks():
-                if slow_until is not None and chunk.start >= slow_until:
-                    runner.delay = 0.0  # the load eases
-                await send_a.send(chunk)
+    def ease(chunk: AudioChunk) -> None:
+        if slow_until is not None and chunk.start >= slow_until:
+            runner.delay = 0.0  # the load eases
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(feed)
-        tg.start_soon(stage.run, recv_a, send_s)
-    async with recv_s:
-        return [s async for s in recv_s], stage
+    segments = await drive_live_stage(stage, audio, speed=speed, buffer=stage.input_buffer,
+                                      on_chunk=ease)
+    return segments, stage
 
 
 @pytest.mark.speech

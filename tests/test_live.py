@@ -10,7 +10,7 @@ import anyio
 import numpy as np
 import pytest
 
-from voicesub_stream import AudioChunk, Engine, LiveOptions, Segment, TranscribeOptions, paced
+from voicesub_stream import Engine, LiveOptions, Segment, TranscribeOptions, paced
 from voicesub_stream._text import normalize, word_error_rate
 from voicesub_stream.errors import ConfigError
 from voicesub_stream.scheduler import Scheduler
@@ -18,6 +18,7 @@ from voicesub_stream.stages._live import LiveTranscriber
 from voicesub_stream.testing import FakeRunner, assert_no_leaks, resource_snapshot
 
 from .conftest import SENTENCES
+from .helpers import drive_live_stage
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -120,21 +121,8 @@ async def run_stage(audio: np.ndarray, live: LiveOptions, delay: float, speed: f
     runner = FakeRunner(TranscribeOptions(), delay=delay)
     stage = LiveTranscriber(runner, Scheduler(1), TranscribeOptions(), live)  # type: ignore[arg-type]
     # As in the engine: only "block" holds the source back.
-    send_a, recv_a = anyio.create_memory_object_stream[AudioChunk](
-        4 if live.policy == "block" else 4096)
-    send_s, recv_s = anyio.create_memory_object_stream[Segment](1000)
-    source = paced(audio, speed=speed)
-
-    async def feed() -> None:
-        async with send_a:
-            async for chunk in source.chunks():
-                await send_a.send(chunk)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(feed)
-        tg.start_soon(stage.run, recv_a, send_s)
-    async with recv_s:
-        return [s async for s in recv_s], stage
+    buffer = 4 if live.policy == "block" else 4096
+    return await drive_live_stage(stage, audio, speed=speed, buffer=buffer), stage
 
 
 @pytest.mark.speech
