@@ -296,11 +296,11 @@ async def test_multilingual_live_stream_hears_german(settings: object, speech_di
 
 # -- when words become final ----------------------------------------------------------
 
-def hypothesis(*timed: tuple[str, float, float]) -> Any:
+def hypothesis(*timed: tuple[str, float, float], probability: float = 0.9) -> Any:
     from voicesub_stream import Word
     from voicesub_stream.models import WindowText
 
-    words = [Word(start, end, f" {text}", 0.9) for text, start, end in timed]
+    words = [Word(start, end, f" {text}", probability) for text, start, end in timed]
     return WindowText(None, "".join(w.text for w in words), words,  # type: ignore[arg-type]
                        avg_logprob=-0.2, no_speech_prob=0.0)
 
@@ -311,10 +311,11 @@ def live_stage(**live: Any) -> LiveTranscriber:
 
 
 def update(stage: LiveTranscriber, until: float, result: Any,
-           pauses: tuple[tuple[float, float], ...] = ()) -> list[str]:
+           pauses: tuple[tuple[float, float], ...] = (), cut_short: bool = False) -> list[str]:
     from voicesub_stream.stages._live import _Plan
 
-    plan = _Plan(round(until * 16_000), eof=False, partial=False, silent=False, pauses=pauses)
+    plan = _Plan(round(until * 16_000), eof=False, partial=False, silent=False, pauses=pauses,
+                 cut_short=cut_short)
     return [s.text for s in stage._apply(plan, result) if s.is_final]
 
 
@@ -338,6 +339,52 @@ def test_a_sentence_end_before_a_heard_pause_needs_no_second_hypothesis() -> Non
     # Without the pause the same hypothesis waits for a second one to agree.
     stage = live_stage(holdback=0.3)
     assert update(stage, 10.0, hypothesis(*said)) == []
+    # So does a hypothesis the model was unsure of, pause or not.
+    stage = live_stage(holdback=0.3)
+    unsure = hypothesis(*said, probability=0.4)
+    assert update(stage, 10.0, unsure, pauses=((8.75, 9.2),)) == []
+
+
+def test_repeated_words_after_a_final_are_matched_where_the_final_ended() -> None:
+    """"lies, thy self thy foe": with a final ending in "lies," and "thy" committed since,
+    the next hypothesis continues after the first "thy", not the second."""
+    stage = live_stage(holdback=0.3, max_final=10.0)
+    said = (("where", 23.9, 24.2), ("abundance", 24.2, 24.7), ("lies,", 24.7, 25.2),
+            ("thy", 26.0, 26.2), ("self", 26.2, 26.6), ("thy", 26.6, 26.9), ("foe.", 26.9, 27.3))
+    words = hypothesis(*said).words
+    stage._final_tail, stage._final_end = words[:3], round(25.2 * 16_000)
+    stage._committed, stage._tentative = words[3:4], words[4:]
+    assert update(stage, 27.5, hypothesis(*said)) == []
+    assert [w.text.strip() for w in stage._committed] == ["thy", "self", "thy"]
+
+
+def test_a_hypothesis_that_stopped_early_keeps_the_agreement_so_far() -> None:
+    stage = live_stage(holdback=0.3, max_final=10.0)
+    said = (("so", 36.2, 36.5), ("thou", 36.5, 36.9), ("through", 36.9, 37.2),
+            ("windows", 37.2, 37.6), ("of", 37.6, 37.8), ("thy", 37.8, 38.0), ("age", 38.0, 38.4))
+    update(stage, 38.5, hypothesis(*said))
+    update(stage, 39.0, hypothesis(*said))
+    before = [w.text for w in stage._committed + stage._tentative]
+    # Whisper stopped at "of", stretched over what it did not transcribe.
+    stalled = hypothesis(*said[:4], ("of", 37.6, 39.4), ("thy", 39.4, 39.5))
+    assert update(stage, 39.5, stalled, cut_short=True) == []
+    assert [w.text for w in stage._committed + stage._tentative] == before
+
+
+def test_a_hypothesis_that_stops_before_the_speech_does_is_cut_short() -> None:
+    from voicesub_stream.stages._live import _Plan, LiveTranscriber
+    from voicesub_stream._types import SpeechWindow
+
+    window = SpeechWindow(0, np.zeros(16_000 * 4, np.float32), ((16_000 * 36, 16_000 * 40),))
+    plan = _Plan(16_000 * 40, eof=False, partial=False, silent=False, window=window,
+                 speech_end=40.0)
+    whole = hypothesis(("windows", 37.2, 37.6), ("of", 37.6, 37.8), ("thy", 37.8, 38.0),
+                       ("age,", 38.0, 38.4), ("despite", 39.5, 39.8), ("wrinkles.", 39.8, 40.0))
+    assert not LiveTranscriber._cut_short(plan, whole)
+    stretched = hypothesis(("windows", 37.2, 37.6), ("of", 37.6, 39.9), ("thy", 39.9, 40.0))
+    assert LiveTranscriber._cut_short(plan, stretched)
+    stopped = hypothesis(("windows", 37.2, 37.6), ("of", 37.6, 37.8))
+    assert LiveTranscriber._cut_short(plan, stopped)
 
 
 
@@ -354,4 +401,6 @@ def test_zero_prompt_tokens_means_no_prompt(settings: Any) -> None:
     heard = "It was a bright cold day in April, and the clocks were striking thirteen."
     assert none._prompt_tokens(tokenizer, heard) == ()
     assert len(eight._prompt_tokens(tokenizer, heard)) == 8
+    # A young stream's few words are a prompt too: without one Whisper skips ahead.
+    assert len(eight._prompt_tokens(tokenizer, "It was")) == 2
     registry.clear()

@@ -155,9 +155,9 @@ class WhisperRunner:
         """Transcribe ``windows`` as one batch.
 
         ``prompts`` (one per window) override the options' initial prompt; with
-        ``prompt_limit`` only a prompt's last ``prompt_limit`` tokens are used, and none
-        while it has fewer, so that prompts of different streams have one length and can
-        share a batch.
+        ``prompt_limit`` only a prompt's last ``prompt_limit`` tokens are used, so that the
+        prompts of streams past their first sentences have one length and share a batch
+        (windows with prompts of other lengths go to the model in their own group).
 
         :raises TranscriptionError: the model failed
         """
@@ -272,7 +272,7 @@ class WhisperBatch:
         tokens = tokenizer.encode(" " + text.strip())
         if limit is None:
             return tuple(tokens[-(self.model.whisper.max_length // 2 - 1):])
-        return tuple(tokens[-limit:]) if len(tokens) >= limit else ()
+        return tuple(tokens[-limit:])
 
     def _encoder_frames(self, frames: int) -> int:
         """Encoder input length for a window of ``frames`` mel frames.

@@ -56,11 +56,19 @@ LANGUAGE_DETECTION_AUDIO = 3.0
 PAUSE = 0.1
 """Shortest gap between VAD speech segments that counts as a pause. Silero's segments are
 padded by 0.1 s on each side, so this is about 0.3 s of actual silence."""
+SURE = 0.6
+"""Word probability under which a heard pause is not enough to commit without agreement
+("we desire and crease," with "and" under 0.5, where the next hypothesis says "increase")."""
 PAUSE_SLACK = 0.25
 """How far Whisper's word times may stray from the VAD's pause and still match it."""
 LIVE_BACKLOG = 4096
 """Chunks a live stream under any policy but ``block`` may queue (the stage drains all of them
 each update and applies its policy, so the queue stays short in practice)."""
+CUT_SHORT = 1.5
+"""Seconds of heard speech a hypothesis may leave untranscribed at its end before the window
+is read again with less context (longer than any word is spoken)."""
+RETRY_CONTEXT = 1.0
+"""Seconds of final audio kept when a window is read again."""
 WINDOW_LIMIT = 29.0
 """Whisper reads at most 30 s; a buffer that grew past this (a long backlog under ``block``)
 is transcribed in its first 29 s and force-finalised there."""
@@ -75,16 +83,17 @@ def _after(words: list[Word], before: list[Word], last_end: float) -> list[Word]
 
     The buffer still holds the audio of committed words, and their times move by a tenth of a
     second or more between hypotheses, so the new words are found by matching the text of the
-    last committed words near where they ended; time alone is the fallback.
+    last committed words near where they ended. Short texts repeat ("thy self thy foe"): of
+    the places that match, the one that ends nearest the committed end wins. Time alone is the
+    fallback.
     """
     norm = [_norm(w) for w in words]
     tail = [_norm(w) for w in before]
-    for k in range(min(len(tail), 4), min(len(tail), 2) - 1, -1):
-        if k == 0:
-            break
-        for i in range(len(words) - k, -1, -1):
-            if norm[i : i + k] == tail[-k:] and abs(words[i + k - 1].end - last_end) < 1.0:
-                return words[i + k :]
+    for k in range(min(len(tail), 4), 0, -1):
+        ends = [i + k for i in range(len(words) - k + 1)
+                if norm[i : i + k] == tail[-k:] and abs(words[i + k - 1].end - last_end) < 1.0]
+        if ends:
+            return words[min(ends, key=lambda j: abs(words[j - 1].end - last_end)):]
     return [w for w in words if (w.start + w.end) / 2 > last_end]
 
 
@@ -115,6 +124,10 @@ class _Plan:
     prompt: str | None = None
     pauses: tuple[tuple[float, float], ...] = ()
     """Silences between speech inside the window, in stream seconds (start, end)."""
+    speech_end: float = 0.0
+    """Where the VAD last heard speech in the window, in stream seconds."""
+    cut_short: bool = False
+    """The hypothesis stopped well before the speech did (read again, still short)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +152,10 @@ class LiveStatistics:
     pace_changes: int = 0
     degraded: bool = False
     """Admitted degraded: finals only, at the longest step."""
+    retried: int = 0
+    """Windows read again with less context because their hypothesis stopped early."""
+    cut_short: int = 0
+    """Hypotheses that still stopped early and were set aside for the next update's."""
 
 
 @dataclass
@@ -153,6 +170,8 @@ class _Counters:
     dropped_seconds: float = 0.0
     behind_events: int = 0
     max_backlog: float = 0.0
+    retried: int = 0
+    cut_short: int = 0
 
 
 class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
@@ -198,7 +217,8 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             c.model_calls, round(c.model_seconds, 3), c.skipped_silent, c.partials, c.finals,
             c.dropped_repeats, round(c.dropped_seconds, 3), c.behind_events,
             round(c.max_backlog, 3), policy=self.policy, pace=self._pacer.pace.level,
-            pace_changes=self._pacer.changes, degraded=bool(self.ticket and self.ticket.degraded))
+            pace_changes=self._pacer.changes, degraded=bool(self.ticket and self.ticket.degraded),
+            retried=c.retried, cut_short=c.cut_short)
 
     async def run(self, receive: MemoryObjectReceiveStream[AudioChunk],
                   send: MemoryObjectSendStream[Segment]) -> None:
@@ -248,17 +268,20 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         started = anyio.current_time()
         backlog = (until - self._processed) / SAMPLE_RATE
         pace = self._pacer.pace.level
-        if self.batcher is None:
-            plan, result = await self.scheduler.run_sync(self._call, until, eof, partial,
-                                                         priority=self.priority)
-        else:
-            # The VAD runs here, the model call waits for company from other streams.
-            plan = await anyio.to_thread.run_sync(self._plan, until, eof, partial)
-            result = None
-            if plan.window is not None:
-                result = await self.batcher.transcribe(
-                    self.runner, plan.window, plan.prompt, prompt_limit=self.live.prompt_tokens,
-                    priority=self.priority)
+        plan, result = await self._transcribe(until, eof, partial)
+        if (result is not None and self._cut_short(plan, result) and plan.window is not None
+                and plan.window.start < self._final_end / SAMPLE_RATE - RETRY_CONTEXT):
+            # Whisper sometimes ends a hypothesis early when the window opens with
+            # already-final speech, and does so again on every update. The same audio with
+            # less of that context is usually read to the end.
+            self._counts.retried += 1
+            self._trim(self._final_end - round(RETRY_CONTEXT * SAMPLE_RATE))
+            plan, result = await self._transcribe(until, eof, partial)
+        if result is not None and self._cut_short(plan, result):
+            # Still short: the next update will do better. This one must not undo the
+            # agreement so far, nor be finalised in its place.
+            plan.cut_short = True
+            self._counts.cut_short += 1
         segments = self._apply(plan, result)
         took = anyio.current_time() - started
         self._counts.model_seconds += took
@@ -267,6 +290,33 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             if self.ticket is not None:
                 self.ticket.observe(result.model_seconds, pace)
         return segments
+
+    async def _transcribe(self, until: int, eof: bool,
+                          partial: bool) -> tuple[_Plan, WindowText | None]:
+        if self.batcher is None:
+            return await self.scheduler.run_sync(self._call, until, eof, partial,
+                                                 priority=self.priority)
+        # The VAD runs here, the model call waits for company from other streams.
+        plan = await anyio.to_thread.run_sync(self._plan, until, eof, partial)
+        result = None
+        if plan.window is not None:
+            result = await self.batcher.transcribe(
+                self.runner, plan.window, plan.prompt, prompt_limit=self.live.prompt_tokens,
+                priority=self.priority)
+        return plan, result
+
+    @staticmethod
+    def _cut_short(plan: _Plan, result: WindowText) -> bool:
+        """Whether the hypothesis stops well before the speech in its window does.
+
+        Whisper's word times stretch one of the last words over what it did not transcribe,
+        so a word longer than any spoken one counts as well as a plain gap.
+        """
+        if plan.window is None or not result.words or result.is_silence:
+            return False
+        last = result.words[-3:]
+        return (plan.speech_end - last[-1].end > CUT_SHORT
+                or any(w.end - w.start > CUT_SHORT for w in last))
 
     async def _drop_backlog(self) -> list[Segment]:
         """Drop unprocessed audio older than the last ``max_lag`` seconds (drop-oldest)."""
@@ -327,6 +377,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         plan.pauses = tuple(((origin + e) / SAMPLE_RATE, (origin + s) / SAMPLE_RATE)
                             for (_, e), (s, _) in itertools.pairwise(speech)
                             if s - e >= PAUSE * SAMPLE_RATE and s <= len(audio))
+        plan.speech_end = (origin + min(speech[-1][1], len(audio))) / SAMPLE_RATE
         plan.window = SpeechWindow(self._counts.model_calls, audio,
                                    ((self._buffer_start, self._buffer_start + len(audio)),))
         self._counts.model_calls += 1
@@ -349,7 +400,13 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             out = self._finalize(self._agree(words, commit_all=True))
             self._trim_after_final()
             return out
+        if plan.cut_short and not plan.overflow:
+            return self._partial() if plan.partial else []
+        return self._advance(plan, words)
 
+    def _advance(self, plan: _Plan, words: list[Word]) -> list[Segment]:
+        """Commit what two hypotheses agree on, and finalise up to where a final may end."""
+        until = plan.until
         pace = self._pacer.pace
         committed = self._agree(words, commit_all=False,
                                 horizon=(until / SAMPLE_RATE) - pace.holdback)
@@ -393,13 +450,16 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
 
         The model heard those words with the pause and the speech after it: a second
         hypothesis rarely changes them, so waiting for one would only add an update's delay
-        to the finals where readers notice it most, at the end of a sentence.
+        to the finals where readers notice it most, at the end of a sentence. A word the
+        model was unsure of (under :data:`SURE`) still waits for agreement.
         """
         tentative = self._tentative
         for i in range(len(tentative) - 2, -1, -1):
             word, after = tentative[i], tentative[i + 1]
             if not (ends_sentence(word.text) or ends_clause(word.text)):
                 continue
+            if min(w.probability for w in tentative[: i + 1]) < SURE:
+                return []
             if any(start - PAUSE_SLACK <= word.end and after.start >= end - PAUSE_SLACK
                    and word.end <= end for start, end in pauses):
                 self._tentative = tentative[i + 1:]
@@ -416,7 +476,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
                horizon: float = math.inf) -> list[Word]:
         """Committed words after LocalAgreement-2 between this hypothesis and the last."""
         committed = list(self._committed)
-        before = committed[-5:] if committed else self._final_tail
+        before = (self._final_tail + committed)[-5:]
         last_end = committed[-1].end if committed else self._final_end / SAMPLE_RATE
         new = _after(words, before, last_end)
         if commit_all:
