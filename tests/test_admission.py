@@ -278,9 +278,15 @@ async def test_file_work_keeps_off_the_model_calls_live_streams_need(
         async with engine.transcribe_stream(paced(espeak_audio, speed=4), live=True) as live:
             assert scheduler.reserved == min(1, scheduler.workers - 1)
             assert scheduler.slots_for("batch") == scheduler.workers - scheduler.reserved
-            segments = [s async for s in engine.transcribe_stream(espeak_audio)]
+            assert scheduler.keep_short("batch") == (scheduler.reserved > 0)
+            async with engine.transcribe_stream(espeak_audio) as file:
+                segments = [s async for s in file]
+                calls = file.statistics().transcription
             finals = [s async for s in live if s.is_final]
         assert scheduler.reserved == 0  # the live stream ended: every call is free again
+        assert not scheduler.keep_short("batch")
+    assert calls is not None
+    assert calls.batches == calls.windows  # one window per call beside a live stream
     assert word_error_rate(SENTENCES, " ".join(s.text for s in segments)) <= 0.3
     assert word_error_rate(SENTENCES, " ".join(s.text for s in finals)) <= 0.3
 

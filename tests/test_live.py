@@ -372,8 +372,8 @@ def test_a_hypothesis_that_stopped_early_keeps_the_agreement_so_far() -> None:
 
 
 def test_a_hypothesis_that_stops_before_the_speech_does_is_cut_short() -> None:
-    from voicesub_stream.stages._live import _Plan, LiveTranscriber
     from voicesub_stream._types import SpeechWindow
+    from voicesub_stream.stages._live import LiveTranscriber, _Plan
 
     window = SpeechWindow(0, np.zeros(16_000 * 4, np.float32), ((16_000 * 36, 16_000 * 40),))
     plan = _Plan(16_000 * 40, eof=False, partial=False, silent=False, window=window,
@@ -403,4 +403,5 @@ def test_zero_prompt_tokens_means_no_prompt(settings: Any) -> None:
     assert len(eight._prompt_tokens(tokenizer, heard)) == 8
     # A young stream's few words are a prompt too: without one Whisper skips ahead.
     assert len(eight._prompt_tokens(tokenizer, "It was")) == 2
+    assert len(eight._prompt_tokens(tokenizer, "It was a bright cold")) == 4
     registry.clear()

@@ -209,6 +209,7 @@ async def test_reserved_slots_stay_free_of_batch_work_but_take_live_work() -> No
     scheduler.reserve(5)
     assert scheduler.reserved == 1  # batch work always keeps one slot
     assert (scheduler.slots_for("batch"), scheduler.slots_for("live")) == (1, 2)
+    assert scheduler.keep_short("batch") and not scheduler.keep_short("live")
     release, started = anyio.Event(), anyio.Event()
     ran: list[str] = []
 
@@ -224,6 +225,7 @@ async def test_reserved_slots_stay_free_of_batch_work_but_take_live_work() -> No
         assert ran == ["live"]
         assert scheduler.statistics().queued == 1
         scheduler.reserve(0)  # the live streams ended: the slot is batch work's again
+        assert not scheduler.keep_short("batch")
         with anyio.fail_after(5):
             while ran != ["live", "second batch"]:  # noqa: ASYNC110 - polls its own list
                 await anyio.sleep(0.001)

@@ -213,6 +213,12 @@ class Scheduler:
             return self.workers - self.reserved
         return self.workers
 
+    def keep_short(self, priority: str | int) -> bool:
+        """Whether jobs of ``priority`` should be kept short now: slots are reserved for
+        better work, which may need the core a long batch job holds (a live stream's
+        update waits at most one short job for a second core)."""
+        return self.reserved > 0 and priority_value(priority) >= PRIORITIES["batch"]
+
     @property
     def running(self) -> int:
         """Jobs holding a slot now."""

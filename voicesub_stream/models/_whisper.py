@@ -156,8 +156,9 @@ class WhisperRunner:
 
         ``prompts`` (one per window) override the options' initial prompt; with
         ``prompt_limit`` only a prompt's last ``prompt_limit`` tokens are used, so that the
-        prompts of streams past their first sentences have one length and share a batch
-        (windows with prompts of other lengths go to the model in their own group).
+        prompts of streams past their first sentences have one length and share a batch. A
+        shorter prompt is cut to a power of two tokens; windows with prompts of other lengths
+        go to the model in their own group.
 
         :raises TranscriptionError: the model failed
         """
@@ -272,7 +273,9 @@ class WhisperBatch:
         tokens = tokenizer.encode(" " + text.strip())
         if limit is None:
             return tuple(tokens[-(self.model.whisper.max_length // 2 - 1):])
-        return tuple(tokens[-limit:])
+        # Shorter prompts are cut to a power of two, so young streams fall into few groups.
+        size = limit if len(tokens) >= limit else 1 << (len(tokens).bit_length() - 1)
+        return tuple(tokens[-size:])
 
     def _encoder_frames(self, frames: int) -> int:
         """Encoder input length for a window of ``frames`` mel frames.

@@ -147,7 +147,10 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
     def _share(self, receive: MemoryObjectReceiveStream[SpeechWindow]) -> int:
         """Windows for the next call: what waits, split evenly over the calls that may run at
         once (so that no core idles while another works through a long batch alone), at
-        most ``batch_size``."""
+        most ``batch_size``; one while live streams run beside a batch-priority file, so
+        that a live update never waits for a core behind a long call."""
+        if self.scheduler.keep_short(self.priority):
+            return 1
         workers = self.scheduler.slots_for(self.priority)
         waiting = 1 + receive.statistics().current_buffer_used  # with the one taken
         return max(1, min(self.runner.options.batch_size, -(-waiting // workers)))
