@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 from typing import TYPE_CHECKING
 
 import anyio
@@ -110,6 +111,21 @@ async def test_corrupt_file_entry_is_a_logged_miss_and_removed(
     assert await cache.get("k") is None
 
 
+async def test_a_fifo_in_the_cache_directory_is_refused_without_blocking(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = FileCache(tmp_path)
+    path = cache._path("k")
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)  # nobody will ever write to it: a blocking open would never return
+    with anyio.fail_after(5), caplog.at_level(logging.WARNING):
+        assert await cache.get("k") is None
+    assert "not a regular file" in caplog.text
+    assert not path.exists()
+    await cache.set("k", "fine")  # the key works again
+    assert await cache.get("k") == "fine"
+
+
 async def test_file_cache_keeps_under_its_size_cap(tmp_path: Path) -> None:
     cache = FileCache(tmp_path, max_bytes=50_000)
     for i in range(40):
@@ -169,6 +185,21 @@ async def test_redis_round_trip_with_compression(redis_server: RedisServer) -> N
         assert raw[:1] == b"g"  # the binary value went in gzipped
         assert len(raw) < len(VALUES[3])
         assert (await cache._client.get("t:v1:k0"))[:1] == b"r"  # small: stored as is
+
+
+@pytest.mark.parametrize("poison", [b"z\x00bad", b"gnot gzip", b"r\xffnot json", b"?"])
+async def test_a_poisoned_redis_entry_is_a_logged_miss_and_removed(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture, poison: bytes
+) -> None:
+    async with RedisCache(redis_server.url, namespace="p") as cache:
+        await cache._client.set("p:v1:k", poison)
+        with caplog.at_level(logging.WARNING):
+            assert await cache.get("k") is None
+        assert "unreadable Redis entry" in caplog.text
+        assert await cache._client.get("p:v1:k") is None  # gone, not poisoned for a week
+        assert cache.statistics().errors == 1
+        await cache.set("k", "fine")
+        assert await cache.get("k") == "fine"
 
 
 async def test_redis_ttl_and_namespaced_clear(redis_server: RedisServer) -> None:

@@ -196,9 +196,20 @@ async def test_leaving_the_engine_cancels_its_running_streams(
     async with Engine(settings) as engine:  # type: ignore[arg-type]
         stream = engine.transcribe_stream(source.__aiter__())
         await stream.__anext__()
-    # The consumer never closed its stream; the engine cancelled it, so iterating ends after
-    # at most the segments already queued.
-    assert len([seg async for seg in stream]) <= 32
+    # The consumer never closed its stream; the engine cancelled it, so iterating gives at
+    # most the segments already queued, and then says the stream was cut, not that the
+    # audio ended.
+    rest: list[Segment] = []
+
+    async def drain() -> None:
+        async for seg in stream:
+            rest.append(seg)
+
+    with pytest.raises(StreamClosedError, match="engine closed before the stream ended"):
+        await drain()
+    assert len(rest) <= 32
+    with pytest.raises(StreamClosedError):  # and says so again
+        await stream.__anext__()
     await assert_no_leaks(before)
     assert source.finished
 

@@ -209,7 +209,8 @@ async def test_reserved_slots_stay_free_of_batch_work_but_take_live_work() -> No
     scheduler.reserve(5)
     assert scheduler.reserved == 1  # batch work always keeps one slot
     assert (scheduler.slots_for("batch"), scheduler.slots_for("live")) == (1, 2)
-    assert scheduler.keep_short("batch") and not scheduler.keep_short("live")
+    assert scheduler.keep_short("batch")
+    assert not scheduler.keep_short("live")
     release, started = anyio.Event(), anyio.Event()
     ran: list[str] = []
 

@@ -102,6 +102,27 @@ async def test_bad_config_json_is_rejected_with_an_error_event(server: str) -> N
     assert info.value.rcvd.code == 1007
 
 
+@pytest.mark.parametrize(("config", "field"), [
+    ({"language": "klingon"}, "language"), ({"language": 5}, "language"),
+    ({"language": ["en"]}, "language"), ({"model": 123}, "model"), ({"model": ["x"]}, "model"),
+])
+async def test_a_bad_config_value_closes_1007_naming_the_field(
+    server: str, config: dict[str, object], field: str,
+) -> None:
+    async with connect(f"ws://{server}/v1/stream") as ws:
+        await ws.send(json.dumps(config))
+        messages = await drain(ws)
+    assert messages[-1]["type"] == "error"
+    assert messages[-1]["message"].startswith(f"{field} must")
+    assert ws.close_code == 1007
+
+
+async def test_language_codes_are_read_whatever_their_case(server: str, pcm: bytes) -> None:
+    events = await caption(server, pcm, {"language": " EN", "partials": False})
+    assert events[-1]["type"] == "stats"
+    assert all(e["language"] == "en" for e in events if e["type"] == "final")
+
+
 async def test_text_frame_where_audio_is_expected_closes_1003(server: str) -> None:
     async with connect(f"ws://{server}/v1/stream") as ws:
         await ws.send(json.dumps({"sample_rate": 16000}))
@@ -130,7 +151,7 @@ async def test_client_disconnect_mid_stream_frees_the_session(pcm: bytes) -> Non
         deadline = time.monotonic() + 20
         async with httpx.AsyncClient() as http:
             while True:
-                health = (await http.get(f"http://{address}/healthz")).json()
+                health = (await http.get(f"http://{address}/v1/status")).json()
                 if health["sessions"] == 0:
                     break
                 assert time.monotonic() < deadline, health
@@ -173,7 +194,17 @@ async def test_bearer_token_is_required_when_set(wav_bytes: bytes, pcm: bytes) -
             wrong = {"Authorization": "Bearer nope"}
             assert (await http.post(url, files=files, headers=wrong)).status_code == 401
             ok = await http.post(url, files=files, headers={"Authorization": "Bearer s3cret"})
+            # Health is open to all and says only that the server is up; the details are
+            # behind the token.
+            health = await http.get(f"http://{address}/healthz")
+            hidden = await http.get(f"http://{address}/v1/status")
+            status = await http.get(f"http://{address}/v1/status",
+                                    headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
+        assert hidden.status_code == 401
+        assert status.json()["max_sessions"] >= 1
+        assert "models" in status.json()
         with pytest.raises(websockets.InvalidStatus):
             async with connect(f"ws://{address}/v1/stream"):
                 pass
@@ -225,6 +256,15 @@ async def test_streamed_transcription_is_server_sent_events(server: str, wav_byt
     assert {e["type"] for e in events[:-1]} == {"transcript.text.delta"}
     assert events[-1]["type"] == "transcript.text.done"
     assert word_error_rate(SENTENCES, events[-1]["text"]) <= 0.3
+
+
+async def test_a_bad_language_is_a_400_naming_the_field(server: str, wav_bytes: bytes) -> None:
+    async with httpx.AsyncClient(timeout=60) as http:
+        bad = await http.post(f"http://{server}/v1/audio/transcriptions",
+                              files={"file": ("clip.wav", wav_bytes)},
+                              data={"language": "klingon"})
+    assert bad.status_code == 400
+    assert "language must be one of" in bad.json()["error"]["message"]
 
 
 async def test_translation_endpoint_and_bad_upload(server: str) -> None:

@@ -332,6 +332,23 @@ class LiveOptions:
         return "adaptive" if realtime else "block"
 
 
+def language_code(value: object, field: str = "language") -> str | None:
+    """``value`` as one of Whisper's language codes (``None``: detect it), case and spaces
+    aside.
+
+    :raises ConfigError: anything else, naming ``field``
+    """
+    if value is None:
+        return None
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    code = value.strip().lower() if isinstance(value, str) else None
+    if code not in _LANGUAGE_CODES:
+        raise ConfigError(f"{field} must be one of Whisper's language codes such as 'en' or "
+                          f"'de' (or absent, to detect it), got {value!r}")
+    return code
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TranscribeOptions:
     """What to do with one stream. Everything that changes the output lives here."""
@@ -359,6 +376,7 @@ class TranscribeOptions:
     """Also translate live partials, at most one a second."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "language", language_code(self.language))
         if self.beam_size < 1:
             raise ConfigError(f"beam_size must be >= 1, got {self.beam_size}")
         if self.batch_size < 1:

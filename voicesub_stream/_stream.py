@@ -33,7 +33,9 @@ class SegmentStream:
     in the consumer's task. ``async with`` guarantees they are cancelled and waited for on
     exit. A bare ``async for`` that breaks early cancels them when the stream is garbage
     collected (at once in CPython); the cancellation then completes in the background.
-    Segments finished before a failure are delivered first, then the error is raised.
+    Segments finished before a failure are delivered first, then the error is raised, and
+    raised again by any later ``__anext__``. A stream its engine closed before the audio
+    ended raises :class:`~voicesub_stream.errors.StreamClosedError`.
     """
 
     def __init__(self, source: AudioSource, options: TranscribeOptions,
@@ -47,7 +49,7 @@ class SegmentStream:
         self._pipeline: Pipeline | None = None
         self._started = False
         self._closed = False
-        self._refusal: Exception | None = None
+        self._error: Exception | None = None
 
     @property
     def source(self) -> AudioSource:
@@ -68,8 +70,8 @@ class SegmentStream:
         return self
 
     async def __anext__(self) -> Segment:
-        if self._refusal is not None:
-            raise self._refusal
+        if self._error is not None:
+            raise self._error
         if self._closed:
             raise StopAsyncIteration
         await self._start()
@@ -78,6 +80,9 @@ class SegmentStream:
         except anyio.EndOfStream:
             error = self._pipeline.error if self._pipeline is not None else None
             await self.aclose()
+            if isinstance(error, Exception):
+                # Every later call hears it too: a failed or cut stream never looks ended.
+                self._error = error
             if error is not None:
                 raise error from None
             raise StopAsyncIteration from None
@@ -119,8 +124,8 @@ class SegmentStream:
 
     async def _start(self) -> None:
         if self._started:
-            if self._refusal is not None:
-                raise self._refusal
+            if self._error is not None:
+                raise self._error
             return
         self._started = True
         try:
@@ -128,7 +133,7 @@ class SegmentStream:
         except BaseException as exc:
             # Refused (the engine is full or closed): nothing runs, and every later call
             # hears the same reason rather than an empty stream.
-            self._refusal = exc if isinstance(exc, Exception) else None
+            self._error = exc if isinstance(exc, Exception) else None
             self._closed = True
             self._send.close()
             self._receive.close()

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import stat
 import struct
 import tempfile
 import time
@@ -55,10 +56,15 @@ class FileCache(Cache):
         try:
             # One worker-thread hop for open + read + close: aiofiles would take three, and
             # the hops, not the disk, are most of a cached read's cost.
-            data = await anyio.to_thread.run_sync(path.read_bytes)
+            data = await anyio.to_thread.run_sync(_read_regular, path)
         except FileNotFoundError:
             self.stats.misses += 1
             self.stats.observe(started)
+            return None
+        except _NotAFile:
+            logger.warning("removing %s from the cache: not a regular file", path)
+            await self._remove(path)
+            self._fail(started, None)
             return None
         except OSError as exc:
             self._fail(started, f"cannot read {path}: {exc}")
@@ -183,3 +189,16 @@ class FileCache(Cache):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(entry.path)
 
+
+class _NotAFile(OSError):
+    """A cache path holds something other than a regular file (a FIFO, a device, ...)."""
+
+
+def _read_regular(path: Path) -> bytes:
+    """The file's bytes, opened without blocking: a FIFO or device planted in the cache
+    directory would otherwise block the reading thread, and with it the engine's exit."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    with open(fd, "rb", closefd=True) as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotAFile(path)
+        return fh.read()

@@ -130,7 +130,7 @@ class RedisCache(Cache):
             self.stats.misses += len(keys)
             return {}
         self.breaker.success()
-        out = {}
+        out, unreadable = {}, []
         for key, raw in zip(keys, raws, strict=True):
             if raw is None:
                 self.stats.misses += 1
@@ -138,10 +138,18 @@ class RedisCache(Cache):
             try:
                 out[key] = self._unpack(raw if isinstance(raw, bytes) else raw.encode())
                 self.stats.hits += 1
-            except (ValueError, OSError, EOFError) as exc:
-                logger.warning("dropping unreadable Redis entry %s: %s", key, exc)
+            except (ValueError, OSError, EOFError, zlib.error) as exc:
+                logger.warning("removing unreadable Redis entry %s: %s", key, exc)
+                unreadable.append(self.prefix + key)
                 self.stats.errors += 1
                 self.stats.misses += 1
+        if unreadable:
+            # Left in place, a poisoned entry would be a miss on every request until it
+            # expired; removed, the next run stores a good one.
+            try:
+                await self._client.delete(*unreadable)
+            except (RedisError, OSError) as exc:
+                self.breaker.failure(exc)
         self.stats.observe(started)
         return out
 

@@ -157,8 +157,8 @@ class WhisperRunner:
         ``prompts`` (one per window) override the options' initial prompt; with
         ``prompt_limit`` only a prompt's last ``prompt_limit`` tokens are used, so that the
         prompts of streams past their first sentences have one length and share a batch. A
-        shorter prompt is cut to a power of two tokens; windows with prompts of other lengths
-        go to the model in their own group.
+        shorter prompt is cut to a power of two tokens (none under four); windows with
+        prompts of other lengths go to the model in their own group.
 
         :raises TranscriptionError: the model failed
         """
@@ -273,9 +273,12 @@ class WhisperBatch:
         tokens = tokenizer.encode(" " + text.strip())
         if limit is None:
             return tuple(tokens[-(self.model.whisper.max_length // 2 - 1):])
-        # Shorter prompts are cut to a power of two, so young streams fall into few groups.
-        size = limit if len(tokens) >= limit else 1 << (len(tokens).bit_length() - 1)
-        return tuple(tokens[-size:])
+        # Shorter prompts are cut to a power of two from four up, so young streams fall into
+        # few groups; under four tokens, none.
+        if len(tokens) >= limit:
+            return tuple(tokens[-limit:])
+        size = 1 << (len(tokens).bit_length() - 1)
+        return tuple(tokens[-size:]) if size >= 4 else ()
 
     def _encoder_frames(self, frames: int) -> int:
         """Encoder input length for a window of ``frames`` mel frames.

@@ -6,7 +6,8 @@
 - ``POST /v1/audio/transcriptions`` and ``/v1/audio/translations``: OpenAI's audio API
   (multipart ``file``, ``model``, ``language``, ``prompt``, ``response_format``,
   ``timestamp_granularities[]``, ``stream``), so OpenAI clients work against it.
-- ``GET /healthz``, and ``GET /metrics`` for Prometheus.
+- ``GET /healthz`` (up or not, nothing more), ``GET /v1/status`` (sessions, models) and
+  ``GET /metrics`` for Prometheus, both behind the token when one is set.
 
 The app uses an :class:`~voicesub_stream.Engine` it is given, or owns one through its
 lifespan. Every session (a socket or a request) holds one of ``max_sessions`` slots.
@@ -29,7 +30,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from .._config import BackpressurePolicy, LiveOptions, Settings
+from .._config import BackpressurePolicy, LiveOptions, Settings, language_code
 from .._engine import Engine
 from ..errors import ConfigError, ModelError, OverloadedError, SourceError, VoicesubError
 from ..subtitles import render_subtitles
@@ -129,6 +130,7 @@ def create_app(engine: Engine | None = None, *, settings: ServerSettings | None 
         routes=[
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/metrics", _metrics, methods=["GET"]),
+            Route("/v1/status", _status, methods=["GET"]),
             Route("/v1/audio/transcriptions", _transcriptions, methods=["POST"]),
             Route("/v1/audio/translations", _translations, methods=["POST"]),
             WebSocketRoute("/v1/stream", _stream),
@@ -151,7 +153,16 @@ def _engine(state: _State) -> Engine:
 
 
 async def _healthz(request: Request) -> Response:
+    """Up or not, for load balancers and probes: open to all, so it says nothing more."""
+    up = _state(request).engine is not None
+    return JSONResponse({"status": "ok" if up else "starting"}, status_code=200 if up else 503)
+
+
+async def _status(request: Request) -> Response:
+    """Sessions and loaded models: behind the token, like ``/metrics``."""
     state = _state(request)
+    if not state.authorized(request.headers):
+        return _error(401, "missing or wrong bearer token", "authentication_error")
     engine = state.engine
     return JSONResponse({
         "status": "ok" if engine is not None else "starting",
@@ -305,11 +316,15 @@ def _parse_config(message: MutableMapping[str, Any]) -> dict[str, Any]:
     if unknown := set(raw) - {"type", *_CONFIG}:
         raise _Protocol(1007, f"unknown config keys: {sorted(unknown)}")
     config = {key: raw.get(key, default) for key, (default, _, _) in _CONFIG.items()}
-    if config["model"] in OPENAI_MODEL_ALIASES:
-        config["model"] = None
     for key, (_, valid, problem) in _CONFIG.items():
         if not valid(config[key]):
             raise _Protocol(1007, problem)
+    if config["model"] in OPENAI_MODEL_ALIASES:
+        config["model"] = None
+    try:
+        config["language"] = language_code(config["language"])
+    except ConfigError as exc:
+        raise _Protocol(1007, str(exc)) from None
     return config
 
 

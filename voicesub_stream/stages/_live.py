@@ -310,13 +310,20 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         """Whether the hypothesis stops well before the speech in its window does.
 
         Whisper's word times stretch one of the last words over what it did not transcribe,
-        so a word longer than any spoken one counts as well as a plain gap.
+        so a word that spans more heard speech than any spoken word counts as well as a plain
+        gap (a word stretched over a pause or the silence after the speech does not).
         """
         if plan.window is None or not result.words or result.is_silence:
             return False
+
+        def heard(start: float, end: float) -> float:
+            end = min(end, plan.speech_end)
+            quiet = sum(max(0.0, min(end, b) - max(start, a)) for a, b in plan.pauses)
+            return end - start - quiet
+
         last = result.words[-3:]
-        return (plan.speech_end - last[-1].end > CUT_SHORT
-                or any(w.end - w.start > CUT_SHORT for w in last))
+        return (heard(last[-1].end, plan.speech_end) > CUT_SHORT
+                or any(heard(w.start, w.end) > CUT_SHORT for w in last))
 
     async def _drop_backlog(self) -> list[Segment]:
         """Drop unprocessed audio older than the last ``max_lag`` seconds (drop-oldest)."""
