@@ -117,6 +117,69 @@ async def test_a_bad_config_value_closes_1007_naming_the_field(
     assert ws.close_code == 1007
 
 
+@pytest.mark.parametrize("model", ["/etc", "/nonexistent/x", "../models", "small"])
+async def test_clients_may_name_only_the_models_the_server_serves(
+    server: str, wav_bytes: bytes, model: str,
+) -> None:
+    async with connect(f"ws://{server}/v1/stream") as ws:
+        await ws.send(json.dumps({"model": model}))
+        messages = await drain(ws)
+    async with httpx.AsyncClient(timeout=60) as http:
+        rest = await http.post(f"http://{server}/v1/audio/transcriptions",
+                               files={"file": ("clip.wav", wav_bytes)}, data={"model": model})
+    # One answer for every refusal: nothing about what exists on the server's disk.
+    expected = f"model {model!r} is not served here; ask for one of base, tiny.en"
+    assert ws.close_code == 1007
+    assert messages[-1]["message"] == expected
+    assert rest.status_code == 400
+    assert rest.json()["error"]["message"] == expected
+
+
+async def test_a_page_from_another_origin_may_not_use_the_server(server: str) -> None:
+    evil = {"Origin": "https://evil.example"}
+    with pytest.raises(websockets.InvalidStatus):
+        async with connect(f"ws://{server}/v1/stream", additional_headers=evil):
+            pass
+    async with httpx.AsyncClient(timeout=60) as http:
+        refused = await http.post(f"http://{server}/v1/audio/transcriptions",
+                                  files={"file": ("a.wav", b"x")}, headers=evil)
+        local = await http.post(f"http://{server}/v1/audio/transcriptions",
+                                files={"file": ("a.wav", b"x")},
+                                headers={"Origin": "http://localhost:3000"})
+    assert refused.status_code == 403
+    assert local.status_code == 400  # let in, then told the upload is not audio
+    async with connect(f"ws://{server}/v1/stream",
+                       additional_headers={"Origin": "http://localhost:3000"}) as ws:
+        await ws.send(json.dumps({"partials": False}))
+        assert json.loads(await ws.recv())["type"] == "admitted"
+
+
+async def test_an_allowed_origin_gets_cors_headers() -> None:
+    with running_server(allowed_origins=("https://captions.example",)) as address:
+        async with httpx.AsyncClient(timeout=60) as http:
+            preflight = await http.options(
+                f"http://{address}/v1/audio/transcriptions",
+                headers={"Origin": "https://captions.example",
+                         "Access-Control-Request-Method": "POST"})
+        assert preflight.headers["access-control-allow-origin"] == "https://captions.example"
+        async with connect(f"ws://{address}/v1/stream",
+                           additional_headers={"Origin": "https://captions.example"}) as ws:
+            await ws.send(json.dumps({}))
+            assert json.loads(await ws.recv())["type"] == "admitted"
+
+
+def test_tokens_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    create_app(settings=ServerSettings.load(), engine=None)
+    access = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET",
+                    "/v1/stream?token=s3cret&x=1", "1.1", 101)
+    assert "s3cret" not in caplog.text
+    assert "token=***&x=1" in caplog.text
+
+
 async def test_language_codes_are_read_whatever_their_case(server: str, pcm: bytes) -> None:
     events = await caption(server, pcm, {"language": " EN", "partials": False})
     assert events[-1]["type"] == "stats"

@@ -20,12 +20,16 @@ import dataclasses
 import hmac
 import json
 import logging
+import re
 from typing import TYPE_CHECKING, Any, get_args
+from urllib.parse import urlsplit
 
 import anyio
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -48,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 OPENAI_MODEL_ALIASES = {"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"}
 """Model names OpenAI clients send by default; they mean "the server's default model"."""
+BUNDLED_MODELS = ("tiny.en", "base")
+"""What the bundled weights (``voicesub-stream[bundled]``) provide."""
 
 
 class ServerSettings(BaseSettings):
@@ -61,6 +67,12 @@ class ServerSettings(BaseSettings):
     max_upload_bytes: int = Field(default=200 << 20, ge=1024)
     idle_timeout: float = Field(default=30.0, gt=0)
     retry_after: int = Field(default=5, ge=1)
+    allowed_models: tuple[str, ...] = ()
+    """Model names remote clients may ask for; empty: the server's default model and the
+    bundled ones (``tiny.en``, ``base``). Paths are never accepted from a client."""
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins allowed on the WebSocket (``*``: any); requests from the server's
+    own host and from localhost are always allowed, as are clients that send no Origin."""
 
     @classmethod
     def load(cls, **overrides: Any) -> ServerSettings:
@@ -68,6 +80,29 @@ class ServerSettings(BaseSettings):
             return cls(**overrides)
         except ValidationError as exc:
             raise ConfigError(str(exc)) from exc
+
+
+class RedactCredentials(logging.Filter):
+    """Masks ``token=`` query values (the WebSocket's browser fallback for the bearer
+    token) in every record of the logger it is attached to, uvicorn's access log included."""
+
+    _TOKEN = re.compile(r"((?:^|[?&;])(?:access_)?token=)[^&\s\"']*", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._mask(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._mask(a) for a in record.args)
+        return True
+
+    def _mask(self, value: Any) -> Any:
+        return self._TOKEN.sub(r"\1***", value) if isinstance(value, str) else value
+
+
+def _redact_server_logs() -> None:
+    for name in ("uvicorn.access", "uvicorn.error", __name__):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, RedactCredentials) for f in log.filters):
+            log.addFilter(RedactCredentials())
 
 
 class _Protocol(Exception):
@@ -98,6 +133,34 @@ class _State:
         self.engine = engine
         self.sessions = _Sessions(settings.max_sessions)
 
+    def model_for(self, name: str | None) -> str | None:
+        """The model a remote client asked for, if it may have it.
+
+        :raises ModelError: a name the server does not serve, or a path (one message for
+            every refusal, so the answer says nothing about the server's filesystem)
+        """
+        if name is None or name in OPENAI_MODEL_ALIASES:
+            return None
+        default = self.engine.settings.model if self.engine is not None else None
+        allowed = self.settings.allowed_models or tuple(
+            n for n in (default, *BUNDLED_MODELS) if n is not None)
+        if name not in allowed:
+            raise ModelError(f"model {name[:64]!r} is not served here; ask for one of "
+                             f"{', '.join(sorted(set(allowed)))}")
+        return name
+
+    def origin_allowed(self, headers: Any) -> bool:
+        """Whether a browser page at the request's Origin may use this server."""
+        origin = headers.get("origin")
+        if origin is None:
+            return True  # not a browser: native clients send no Origin
+        allowed = self.settings.allowed_origins
+        if "*" in allowed or origin in allowed:
+            return True
+        host = urlsplit(origin).hostname or ""
+        own = (headers.get("host") or "").rsplit(":", 1)[0].strip("[]")
+        return host in ("localhost", "127.0.0.1", "::1") or (bool(own) and host == own)
+
     def authorized(self, headers: Any, query: Any = None) -> bool:
         token = self.settings.api_token
         if not token:
@@ -126,6 +189,7 @@ def create_app(engine: Engine | None = None, *, settings: ServerSettings | None 
             finally:
                 state.engine = None
 
+    _redact_server_logs()
     app = Starlette(
         routes=[
             Route("/healthz", _healthz, methods=["GET"]),
@@ -136,6 +200,10 @@ def create_app(engine: Engine | None = None, *, settings: ServerSettings | None 
             WebSocketRoute("/v1/stream", _stream),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(CORSMiddleware, allow_origins=list(state.settings.allowed_origins),
+                               allow_methods=["GET", "POST"],
+                               allow_headers=["authorization", "content-type"])]
+        if state.settings.allowed_origins else None,
     )
     app.state.voicesub = state
     return app
@@ -191,6 +259,9 @@ async def _stream(ws: WebSocket) -> None:
     if not state.authorized(ws.headers, ws.query_params):
         await ws.close(code=1008, reason="unauthorized")
         return
+    if not state.origin_allowed(ws.headers):
+        await ws.close(code=1008, reason="origin not allowed")
+        return
     await ws.accept()
     if not state.sessions.try_acquire():
         await ws.close(code=1013, reason="too many sessions, try again later")
@@ -224,6 +295,10 @@ async def _serve_socket(ws: WebSocket, state: _State) -> None:
     with anyio.fail_after(settings.idle_timeout):
         first = await ws.receive()
     config = _parse_config(first)
+    try:
+        config["model"] = state.model_for(config["model"])
+    except ModelError as exc:
+        raise _Protocol(1007, str(exc)) from None
     send, receive = anyio.create_memory_object_stream[bytes](64)
 
     async def frames() -> AsyncIterator[bytes]:
@@ -319,8 +394,6 @@ def _parse_config(message: MutableMapping[str, Any]) -> dict[str, Any]:
     for key, (_, valid, problem) in _CONFIG.items():
         if not valid(config[key]):
             raise _Protocol(1007, problem)
-    if config["model"] in OPENAI_MODEL_ALIASES:
-        config["model"] = None
     try:
         config["language"] = language_code(config["language"])
     except ConfigError as exc:
@@ -349,6 +422,8 @@ async def _audio(request: Request, task: str) -> Response:
     settings = state.settings
     if not state.authorized(request.headers):
         return _error(401, "missing or wrong bearer token", "authentication_error")
+    if not state.origin_allowed(request.headers):
+        return _error(403, "origin not allowed", "permission_error")
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > settings.max_upload_bytes:
         return _error(413, f"upload over the {settings.max_upload_bytes}-byte limit")
@@ -362,6 +437,10 @@ async def _audio(request: Request, task: str) -> Response:
             return upload
         data, fmt, options, granularities = upload
         options["task"] = task
+        try:
+            options["model"] = state.model_for(options["model"])
+        except ModelError as exc:
+            return _error(400, str(exc), "invalid_model")
         engine = _engine(state)
         if fmt == "stream":
             release = False  # the event stream releases the slot when it ends
@@ -416,9 +495,8 @@ async def _read_upload(request: Request, settings: ServerSettings,
         return _error(400, f"unsupported response_format {fmt!r}")
     if str(form.get("stream") or "").lower() in ("true", "1"):
         fmt = "stream"
-    model = str(form.get("model") or "") or None
     options: dict[str, Any] = {
-        "model": None if model in OPENAI_MODEL_ALIASES else model,
+        "model": str(form.get("model") or "") or None,
         "language": str(form.get("language") or "") or None,
         "initial_prompt": str(form.get("prompt") or "") or None,
     }
