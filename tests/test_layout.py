@@ -71,6 +71,14 @@ def test_faster_whisper_is_imported_in_one_module() -> None:
     assert runtime == {"voicesub_stream.models._whisper"}
 
 
+def test_the_language_codes_are_whispers() -> None:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    from voicesub_stream._config import WHISPER_LANGUAGES
+
+    assert frozenset(_LANGUAGE_CODES) == WHISPER_LANGUAGES
+
+
 def test_every_type_ignore_says_why() -> None:
     ignores = []
     for path in PACKAGE.rglob("*.py"):

@@ -332,6 +332,18 @@ class LiveOptions:
         return "adaptive" if realtime else "block"
 
 
+WHISPER_LANGUAGES = frozenset((
+    'af', 'am', 'ar', 'as', 'az', 'ba', 'be', 'bg', 'bn', 'bo', 'br', 'bs', 'ca', 'cs', 'cy',
+    'da', 'de', 'el', 'en', 'es', 'et', 'eu', 'fa', 'fi', 'fo', 'fr', 'gl', 'gu', 'ha', 'haw',
+    'he', 'hi', 'hr', 'ht', 'hu', 'hy', 'id', 'is', 'it', 'ja', 'jw', 'ka', 'kk', 'km', 'kn',
+    'ko', 'la', 'lb', 'ln', 'lo', 'lt', 'lv', 'mg', 'mi', 'mk', 'ml', 'mn', 'mr', 'ms', 'mt',
+    'my', 'ne', 'nl', 'nn', 'no', 'oc', 'pa', 'pl', 'ps', 'pt', 'ro', 'ru', 'sa', 'sd', 'si',
+    'sk', 'sl', 'sn', 'so', 'sq', 'sr', 'su', 'sv', 'sw', 'ta', 'te', 'tg', 'th', 'tk', 'tl',
+    'tr', 'tt', 'uk', 'ur', 'uz', 'vi', 'yi', 'yo', 'yue', 'zh',
+))
+"""The language codes Whisper reads (a test holds this to faster-whisper's own list)."""
+
+
 def language_code(value: object, field: str = "language") -> str | None:
     """``value`` as one of Whisper's language codes (``None``: detect it), case and spaces
     aside.
@@ -340,10 +352,8 @@ def language_code(value: object, field: str = "language") -> str | None:
     """
     if value is None:
         return None
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
-
     code = value.strip().lower() if isinstance(value, str) else None
-    if code not in _LANGUAGE_CODES:
+    if code not in WHISPER_LANGUAGES:
         raise ConfigError(f"{field} must be one of Whisper's language codes such as 'en' or "
                           f"'de' (or absent, to detect it), got {value!r}")
     return code
