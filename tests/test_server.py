@@ -186,6 +186,19 @@ async def test_language_codes_are_read_whatever_their_case(server: str, pcm: byt
     assert all(e["language"] == "en" for e in events if e["type"] == "final")
 
 
+async def test_at_the_idle_timeout_what_was_sent_is_finished_first(pcm: bytes) -> None:
+    """A client that sends audio and never says stop still gets every final, then stats."""
+    with running_server(idle_timeout=2) as address:
+        async with connect(f"ws://{address}/v1/stream") as ws:
+            await ws.send(json.dumps({"partials": False}))
+            await ws.send(pcm)  # and then nothing
+            messages = await drain(ws)
+    assert messages[-1]["type"] == "stats"
+    assert ws.close_code == 1000
+    finals = " ".join(m["text"] for m in messages if m["type"] == "final")
+    assert word_error_rate(SENTENCES, finals) <= 0.3
+
+
 async def test_text_frame_where_audio_is_expected_closes_1003(server: str) -> None:
     async with connect(f"ws://{server}/v1/stream") as ws:
         await ws.send(json.dumps({"sample_rate": 16000}))
@@ -239,13 +252,14 @@ async def test_too_many_sessions_close_1013_and_http_503(pcm: bytes) -> None:
             assert response.headers["retry-after"] == "7"
 
 
-async def test_idle_socket_is_closed() -> None:
+async def test_idle_socket_is_closed_with_its_stats() -> None:
     with running_server(idle_timeout=0.5) as address:
         async with connect(f"ws://{address}/v1/stream") as ws:
             await ws.send(json.dumps({}))
             messages = await drain(ws)
-        assert messages[-1]["type"] == "error"
-        assert ws.close_code == 1011
+        assert [m["type"] for m in messages] == ["admitted", "stats"]
+        assert ws.close_code == 1000
+        assert ws.close_reason == "idle timeout: finished what was sent"
 
 
 async def test_bearer_token_is_required_when_set(wav_bytes: bytes, pcm: bytes) -> None:

@@ -313,11 +313,12 @@ async def _serve_socket(ws: WebSocket, state: _State) -> None:
                          accept_degraded=config["accept_degraded"]),
         translate_to=config["translate_to"],
     )
+    idle = anyio.Event()
     try:
         # The stream is entered first: admitted, or refused before any audio is read.
         async with stream, anyio.create_task_group() as tg:
             await ws.send_json({"type": "admitted", "degraded": stream.degraded})
-            tg.start_soon(_read_frames, ws, settings, send)
+            tg.start_soon(_read_frames, ws, settings, send, idle)
             async for seg in stream:
                 await ws.send_json({"type": "final" if seg.is_final else "partial",
                                     **seg.to_dict()})
@@ -328,16 +329,24 @@ async def _serve_socket(ws: WebSocket, state: _State) -> None:
     finally:  # a refused stream never read its frames
         send.close()
         receive.close()
-    await ws.close(code=1000)
+    await ws.close(code=1000, reason="idle timeout: finished what was sent" if idle.is_set()
+                   else None)
 
 
 async def _read_frames(ws: WebSocket, settings: ServerSettings,
-                       send: MemoryObjectSendStream[bytes]) -> None:
-    """Audio frames from the socket into ``send`` until ``{"type": "stop"}``."""
+                       send: MemoryObjectSendStream[bytes], idle: anyio.Event) -> None:
+    """Audio frames from the socket into ``send`` until ``{"type": "stop"}``, or until the
+    client has sent nothing for ``idle_timeout`` (then ``idle`` is set). Either way the audio
+    received so far is transcribed to the end before the session closes."""
     async with send:
         while True:
-            with anyio.fail_after(settings.idle_timeout):
+            with anyio.move_on_after(settings.idle_timeout) as waited:
                 message = await ws.receive()
+            if waited.cancelled_caught:
+                logger.info("websocket client idle for %.0f s: finishing what it sent",
+                            settings.idle_timeout)
+                idle.set()
+                return
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
             data = message.get("bytes")
