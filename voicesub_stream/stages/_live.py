@@ -269,15 +269,17 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         backlog = (until - self._processed) / SAMPLE_RATE
         pace = self._pacer.pace.level
         plan, result = await self._transcribe(until, eof, partial)
-        if (result is not None and self._cut_short(plan, result) and plan.window is not None
-                and plan.window.start < self._final_end / SAMPLE_RATE - RETRY_CONTEXT):
+        short = result is not None and self._cut_short(plan, result)
+        if short and plan.window is not None and (
+                plan.window.start < self._final_end / SAMPLE_RATE - RETRY_CONTEXT):
             # Whisper sometimes ends a hypothesis early when the window opens with
             # already-final speech, and does so again on every update. The same audio with
             # less of that context is usually read to the end.
             self._counts.retried += 1
             self._trim(self._final_end - round(RETRY_CONTEXT * SAMPLE_RATE))
             plan, result = await self._transcribe(until, eof, partial)
-        if result is not None and self._cut_short(plan, result):
+            short = result is not None and self._cut_short(plan, result)
+        if short:
             # Still short: the next update will do better. This one must not undo the
             # agreement so far, nor be finalised in its place.
             plan.cut_short = True
