@@ -198,7 +198,7 @@ class Pipeline:
                             # The consumer must hear that the stream was cut, not see an end.
                             self.error = StreamClosedError(
                                 "the engine closed before the stream ended, "
-                                f"{self._audio_seconds():.1f} s into its audio")
+                                f"{self.statistics().audio_seconds:.1f} s into its audio")
                         raise
         finally:
             if self.ticket is not None:
@@ -218,10 +218,6 @@ class Pipeline:
             audio_seconds=source.audio_seconds if source else 0.0,
             model_seconds=model.model_seconds if model else 0.0,
             cache=cache.result if cache else None, **parts)
-
-    def _audio_seconds(self) -> float:
-        source = next((stage.statistics() for stage in self._stages[:1]), None)
-        return float(getattr(source, "audio_seconds", 0.0))
 
     def backlog(self) -> dict[str, int]:
         """Items waiting now in front of each stage, and of the consumer."""
