@@ -7,18 +7,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
-from voicesub_stream import Engine, Segment, Settings, TranscribeOptions
+from voicesub_stream import Engine, LiveOptions, Segment, Settings, TranscribeOptions
 from voicesub_stream.errors import (
     AudioDecodeError,
     ConfigError,
     ModelNotFoundError,
+    SourceError,
     SourceNotFoundError,
     UnsupportedSourceError,
     VoicesubError,
 )
 from voicesub_stream.testing import assert_no_leaks, resource_snapshot
 
-from .helpers import encode, numpy_frames, pcm_frames
+from .helpers import encode, pcm_frames
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -113,19 +114,29 @@ async def test_bad_frame_mid_stream_fails_after_delivering_earlier_speech(
     assert "money" in " ".join(s.text for s in received).lower()
 
 
-async def test_users_own_iterator_error_reaches_the_consumer_unchanged(
-    engine: Engine, espeak_audio: np.ndarray
+@pytest.mark.parametrize("failure", [RuntimeError("device gone"),
+                                     ConnectionResetError(104, "Connection reset by peer")])
+@pytest.mark.parametrize("live", [None, LiveOptions(policy="block")], ids=["file", "live"])
+async def test_a_failing_source_yields_its_speech_then_a_source_error(
+    engine: Engine, espeak_audio: np.ndarray, failure: Exception, live: LiveOptions | None
 ) -> None:
-    class Boom(Exception):
-        pass
-
-    async def frames() -> AsyncIterator[np.ndarray]:
-        async for frame in numpy_frames(espeak_audio, 8000):
+    async def frames() -> AsyncIterator[bytes]:
+        async for frame in pcm_frames(espeak_audio, 3200):
             yield frame
-            raise Boom
+        raise failure
 
-    with pytest.raises(Boom):
-        await collect(engine, frames())
+    received: list[Segment] = []
+    before = resource_snapshot()
+    async def consume() -> None:
+        async with engine.transcribe_stream(frames(), live=live) as stream:
+            async for seg in stream:
+                received.append(seg)
+
+    with pytest.raises(SourceError, match=type(failure).__name__) as caught:
+        await consume()
+    assert caught.value.__cause__ is failure
+    assert "money" in " ".join(s.text for s in received if s.is_final).lower()
+    await assert_no_leaks(before)
 
 
 async def test_unknown_model_offline_fails_fast_naming_what_was_tried(engine: Engine) -> None:

@@ -138,6 +138,12 @@ async def test_drop_oldest_counts_and_logs_every_dropped_second(
     assert "dropped" in caplog.text
     logged = sum(float(r.args[1]) for r in caplog.records if "dropped" in r.getMessage())
     assert logged == pytest.approx(stage.statistics().dropped_seconds, abs=0.01)
+    # Exactly the audio the model never heard is counted, and never the newest max_lag.
+    dropped = stage.statistics().dropped_seconds
+    assert sum(end - start for start, end in stage.dropped) == pytest.approx(dropped, abs=0.01)
+    for start, end in stage.dropped:
+        assert all(e <= start + 1e-6 or s >= end - 1e-6 for s, e in stage.runner.heard)
+    assert dropped <= len(audio) / 16_000 - live.max_lag
     finals = [s for s in segments if s.is_final]
     assert finals  # what was not dropped was still transcribed
     for prev, cur in itertools.pairwise(finals):
@@ -396,6 +402,32 @@ def test_a_hypothesis_that_stops_before_the_speech_does_is_cut_short() -> None:
     assert not LiveTranscriber._cut_short(quiet, stretched)
 
 
+
+
+def test_a_hypothesis_that_skips_the_words_after_a_final_is_read_again() -> None:
+    """A window opening inside the last final's words: Whisper skipped "A journey of" and
+    went on at the next sentence start, which a match by time alone would accept."""
+    from voicesub_stream._types import SpeechWindow
+    from voicesub_stream.stages._live import _Plan
+
+    stage = live_stage(holdback=0.3)
+    said = hypothesis(("round", 19.2, 19.6), ("the", 19.6, 19.7), ("world.", 19.7, 20.0)).words
+    stage._final_tail, stage._final_end = said, 20 * 16_000
+    window = SpeechWindow(0, np.zeros(16_000 * 4, np.float32), ((16_000 * 19, 16_000 * 23),))
+    plan = _Plan(16_000 * 23, eof=False, partial=False, silent=False, window=window,
+                 speech_end=23.0, pauses=((20.0, 20.3),))
+    skipped = hypothesis(("30,000", 21.3, 21.9), ("miles", 21.9, 22.3))
+    assert stage._reread_from(plan, skipped) == 20 * 16_000
+    # Read whole, with the final's words or without them, it is taken as it is.
+    whole = hypothesis(("the", 19.6, 19.7), ("world.", 19.7, 20.0), ("A", 20.3, 20.4),
+                       ("journey", 20.4, 20.9), ("of", 20.9, 21.2), ("30,000", 21.3, 21.9))
+    assert stage._reread_from(plan, whole) is None
+    assert stage._reread_from(plan, hypothesis(*((w.text.strip(), w.start, w.end)
+                                                 for w in whole.words[2:]))) is None
+    # A window that already opens where the final ended has nothing to gain.
+    opened = SpeechWindow(0, window.audio[:48_000], ((16_000 * 20, 16_000 * 23),))
+    plan.window = opened
+    assert stage._reread_from(plan, skipped) is None
 
 
 def test_zero_prompt_tokens_means_no_prompt(settings: Any) -> None:

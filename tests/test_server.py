@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import numpy as np
 import pysubs2
@@ -260,6 +261,115 @@ async def test_idle_socket_is_closed_with_its_stats() -> None:
         assert [m["type"] for m in messages] == ["admitted", "stats"]
         assert ws.close_code == 1000
         assert ws.close_reason == "idle timeout: finished what was sent"
+
+
+async def test_a_socket_that_sends_no_config_is_closed_1008() -> None:
+    with running_server(config_timeout=0.5) as address:
+        async with connect(f"ws://{address}/v1/stream") as ws:
+            messages = await drain(ws)
+    assert ws.close_code == 1008
+    assert "no config" in messages[-1]["message"]
+
+
+async def test_a_dribbling_socket_is_closed_after_what_it_sent(pcm: bytes) -> None:
+    """One byte at a time resets no timer: the audio rate falls under the minimum, and the
+    session ends with its stats, then a 1008 that says why."""
+    with running_server(min_audio_rate=0.5, rate_grace=1) as address:
+        async with connect(f"ws://{address}/v1/stream") as ws:
+            await ws.send(json.dumps({"partials": False}))
+            await ws.send(pcm[:64_000])  # 2 s of audio: held to the rate from 4 s on
+            with contextlib.suppress(websockets.ConnectionClosed):
+                while True:
+                    await ws.send(b"\0\0")
+                    await anyio.sleep(0.3)
+            messages = await drain(ws)
+    assert ws.close_code == 1008
+    assert [m["type"] for m in messages[-2:]] == ["stats", "error"]
+    assert "too slowly" in messages[-1]["message"]
+    assert messages[-2]["audio_seconds"] >= 2.0
+
+
+async def test_a_session_ends_at_its_length_limit_with_everything_sent_finished(
+    pcm: bytes,
+) -> None:
+    with running_server(max_session_seconds=2, min_audio_rate=0) as address:
+        async with connect(f"ws://{address}/v1/stream") as ws:
+            await ws.send(json.dumps({"partials": False}))
+            await ws.send(pcm)
+            messages = await drain(ws)
+    assert ws.close_code == 1008
+    assert "limit" in messages[-1]["message"]
+    finals = " ".join(m["text"] for m in messages if m["type"] == "final")
+    assert word_error_rate(SENTENCES, finals) <= 0.3
+
+
+async def post_chunked(address: str, parts: Any) -> tuple[int, int]:
+    """A multipart POST sent chunked (no Content-Length) from ``parts`` on a raw socket, read
+    while it is sent: the status, and how many parts went out before it came."""
+    host, port = address.split(":")
+    boundary = "b0undary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            'filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n').encode()
+    status, sent = 0, 0
+    async with await anyio.connect_tcp(host, int(port)) as sock:
+        await sock.send(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: " + host.encode()
+                        + f"\r\nContent-Type: multipart/form-data; boundary={boundary}"
+                          "\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+
+                async def answer() -> None:
+                    nonlocal status
+                    status = int((await sock.receive()).split()[1])
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(answer)
+                with contextlib.suppress(anyio.BrokenResourceError, OSError):
+                    async for part in parts(head):
+                        await sock.send(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                        sent += 1
+    return status, sent
+
+
+async def test_slow_and_chunked_uploads_are_stopped_as_they_arrive() -> None:
+    async def dribble(head: bytes) -> Any:
+        yield head
+        for _ in range(60):
+            await anyio.sleep(0.25)
+            yield b"\0"
+
+    async def endless(head: bytes) -> Any:
+        yield head
+        for _ in range(1024):  # 64 MiB
+            yield b"\0" * (1 << 16)
+            await anyio.lowlevel.checkpoint()
+
+    with running_server(min_upload_rate=1000, rate_grace=1,
+                        max_upload_bytes=1 << 20) as address:
+        status, sent = await post_chunked(address, dribble)
+        assert (status, sent < 60) == (408, True)  # refused before the end
+        status, sent = await post_chunked(address, endless)
+        assert (status, sent < 1024) == (413, True)  # and the rest was never read
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"http://{address}/v1/status")).json()["sessions"] == 0
+
+
+async def test_a_request_abandoned_by_its_client_stops_its_work(espeak_audio: np.ndarray,
+                                                                tmp_path: Path) -> None:
+    from .helpers import encode
+
+    long = encode(np.tile(espeak_audio, 90), tmp_path / "long.flac")  # about 15 minutes
+    with running_server() as address:
+        async with httpx.AsyncClient(timeout=60) as http:
+            with anyio.move_on_after(2):
+                await http.post(f"http://{address}/v1/audio/transcriptions",
+                                files={"file": ("long.flac", long.read_bytes())})
+            # The slot comes back once the server has noticed: long before the 15 minutes
+            # would have been transcribed.
+            deadline = time.monotonic() + 20
+            while (await http.get(f"http://{address}/v1/status")).json()["sessions"]:
+                assert time.monotonic() < deadline
+                await anyio.sleep(0.1)
 
 
 async def test_bearer_token_is_required_when_set(wav_bytes: bytes, pcm: bytes) -> None:

@@ -177,7 +177,7 @@ class Engine:
         except BaseExceptionGroup as group:
             # The body's own error comes back wrapped by the task group; hand it back as raised.
             if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
+                raise group.exceptions[0] from group.exceptions[0].__cause__
             raise
         finally:
             self._tg = None

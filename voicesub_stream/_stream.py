@@ -84,7 +84,7 @@ class SegmentStream:
                 # Every later call hears it too: a failed or cut stream never looks ended.
                 self._error = error
             if error is not None:
-                raise error from None
+                raise error from error.__cause__  # its own cause, not EndOfStream
             raise StopAsyncIteration from None
 
     async def __aenter__(self) -> Self:

@@ -58,6 +58,8 @@ class FakeRunner:
         self.delay = delay
         self.fail_on_window = fail_on_window
         self.batches: list[list[int]] = []
+        self.heard: list[tuple[float, float]] = []
+        """The stream times (start, end) of every window it was given."""
         self.active = 0
         self.max_active = 0
         self._lock = threading.Lock()
@@ -74,6 +76,7 @@ class FakeRunner:
             self.max_active = max(self.max_active, self.active)
         try:
             self.batches.append([w.index for w in windows])
+            self.heard += [(w.start, w.end) for w in windows]
             if self.delay:
                 time.sleep(self.delay)
             out = []

@@ -20,6 +20,7 @@ import dataclasses
 import hmac
 import json
 import logging
+import math
 import re
 from typing import TYPE_CHECKING, Any, get_args
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -44,8 +46,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, MutableMapping
 
     from anyio.streams.memory import MemoryObjectSendStream
-    from starlette.requests import Request
+    from starlette.types import Message, Receive
 
+    from .._stream import SegmentStream
     from .._types import Segment
 
 logger = logging.getLogger(__name__)
@@ -66,6 +69,18 @@ class ServerSettings(BaseSettings):
     max_frame_bytes: int = Field(default=1 << 20, ge=1024)
     max_upload_bytes: int = Field(default=200 << 20, ge=1024)
     idle_timeout: float = Field(default=30.0, gt=0)
+    config_timeout: float = Field(default=5.0, gt=0)
+    """Seconds a socket may take to send its config after it opens."""
+    min_audio_rate: float = Field(default=0.5, ge=0)
+    """Seconds of audio per second of wall time a socket must send on average once
+    ``rate_grace`` has passed (a live client sends 1.0); 0 turns the check off."""
+    min_upload_rate: int = Field(default=4096, ge=0)
+    """Bytes per second an upload must arrive at on average once ``rate_grace`` has passed
+    (a 32 kbit/s line); 0 turns the check off."""
+    rate_grace: float = Field(default=10.0, ge=0)
+    """Seconds a session may send slower than the minimum rate before it is held to it."""
+    max_session_seconds: float = Field(default=4 * 3600.0, gt=0)
+    """Longest a WebSocket session may stay open, however active."""
     retry_after: int = Field(default=5, ge=1)
     allowed_models: tuple[str, ...] = ()
     """Model names remote clients may ask for; empty: the server's default model and the
@@ -111,6 +126,62 @@ class _Protocol(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class _UploadRefused(Exception):
+    """An upload broke a limit while it arrived; answered with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _MeteredBody:
+    """A request's ``receive``, counting body bytes as they arrive.
+
+    An upload over ``max_upload_bytes`` is refused at the first byte past the limit, whether
+    it declared its length or not (chunked), and one slower than ``min_upload_rate`` once
+    ``rate_grace`` has passed is refused then, so a dribbling client cannot hold a session.
+    After the body, ``receive`` passes through (it reports the client's disconnect).
+    """
+
+    def __init__(self, receive: Receive, settings: ServerSettings) -> None:
+        self._receive, self._settings = receive, settings
+        self.started = anyio.current_time()
+        self.received = 0
+        self.complete = False
+
+    async def __call__(self) -> Message:
+        if self.complete:
+            return await self._receive()
+        settings = self._settings
+        deadline = math.inf
+        if settings.min_upload_rate:
+            deadline = self.started + max(settings.rate_grace,
+                                          self.received / settings.min_upload_rate)
+        with anyio.CancelScope(deadline=deadline) as scope:
+            message = await self._receive()
+        if scope.cancelled_caught:
+            elapsed = anyio.current_time() - self.started
+            raise _UploadRefused(408, f"upload too slow: {self.received} bytes in "
+                                      f"{elapsed:.0f} s (at least {settings.min_upload_rate} "
+                                      "bytes per second)")
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > settings.max_upload_bytes:
+                raise _UploadRefused(413, f"upload over the {settings.max_upload_bytes}-byte "
+                                          "limit")
+            self.complete = not message.get("more_body", False)
+        return message
+
+
+@dataclasses.dataclass
+class _Ending:
+    """How a socket session ends once its audio is transcribed: a 1000 close, or a policy
+    close whose reason the client also gets as an ``error`` event after ``stats``."""
+
+    code: int = 1000
+    reason: str | None = None
 
 
 class _Sessions:
@@ -276,8 +347,9 @@ async def _stream(ws: WebSocket) -> None:
         await _close(ws, 1013, f"{type(exc).__name__}: {exc}",
                      retry_after=max(exc.retry_after, state.settings.retry_after))
     except (VoicesubError, TimeoutError) as exc:
-        code = 1008 if isinstance(exc, (ConfigError, ModelError)) else 1011
-        await _close(ws, code, f"{type(exc).__name__}: {exc}")
+        # A bad option the engine found is the client's; anything else is the server's.
+        await _close(ws, 1007 if isinstance(exc, ConfigError) else 1011,
+                     f"{type(exc).__name__}: {exc}")
     finally:
         state.sessions.release()
 
@@ -291,14 +363,7 @@ async def _close(ws: WebSocket, code: int, message: str, **extra: Any) -> None:
 
 
 async def _serve_socket(ws: WebSocket, state: _State) -> None:
-    settings = state.settings
-    with anyio.fail_after(settings.idle_timeout):
-        first = await ws.receive()
-    config = _parse_config(first)
-    try:
-        config["model"] = state.model_for(config["model"])
-    except ModelError as exc:
-        raise _Protocol(1007, str(exc)) from None
+    config = await _receive_config(ws, state)
     send, receive = anyio.create_memory_object_stream[bytes](64)
 
     async def frames() -> AsyncIterator[bytes]:
@@ -313,56 +378,126 @@ async def _serve_socket(ws: WebSocket, state: _State) -> None:
                          accept_degraded=config["accept_degraded"]),
         translate_to=config["translate_to"],
     )
-    idle = anyio.Event()
+    ending, drops = _Ending(), _Drops(ws, stream)
+    admitted, failure = False, None
     try:
         # The stream is entered first: admitted, or refused before any audio is read.
         async with stream, anyio.create_task_group() as tg:
+            admitted = True
             await ws.send_json({"type": "admitted", "degraded": stream.degraded})
-            tg.start_soon(_read_frames, ws, settings, send, idle)
+            tg.start_soon(_read_frames, ws, state.settings, config["sample_rate"], send, ending)
+            tg.start_soon(drops.watch)
             async for seg in stream:
+                await drops.report()
                 await ws.send_json({"type": "final" if seg.is_final else "partial",
                                     **seg.to_dict()})
-            await ws.send_json({"type": "stats", **stream.statistics().to_dict()})
+            await drops.report()
+            tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # One failure ends the session; report the first (the rest are its consequences).
-        raise group.exceptions[0] from None
+        failure = group.exceptions[0]
+    except Exception as exc:
+        failure = exc
     finally:  # a refused stream never read its frames
         send.close()
         receive.close()
-    await ws.close(code=1000, reason="idle timeout: finished what was sent" if idle.is_set()
-                   else None)
+    if admitted and not isinstance(failure, WebSocketDisconnect):
+        # However the session ends, the client learns what it got before the close.
+        with contextlib.suppress(Exception):
+            await ws.send_json({"type": "stats", **stream.statistics().to_dict()})
+    if failure is not None:
+        raise failure from failure.__cause__
+    if ending.code != 1000:
+        raise _Protocol(ending.code, ending.reason or "")
+    await ws.close(code=1000, reason=ending.reason)
 
 
-async def _read_frames(ws: WebSocket, settings: ServerSettings,
-                       send: MemoryObjectSendStream[bytes], idle: anyio.Event) -> None:
+async def _receive_config(ws: WebSocket, state: _State) -> dict[str, Any]:
+    """The socket's first message, checked: a config, within ``config_timeout``."""
+    first = None
+    with anyio.move_on_after(state.settings.config_timeout):
+        first = await ws.receive()
+    if first is None:
+        raise _Protocol(1008, f"no config within {state.settings.config_timeout:g} s")
+    config = _parse_config(first)
+    try:
+        config["model"] = state.model_for(config["model"])
+    except ModelError as exc:
+        raise _Protocol(1007, str(exc)) from None
+    return config
+
+
+class _Drops:
+    """Tells the client of audio its stream's policy dropped, as it happens: before the
+    next segment, and within half a second when none comes."""
+
+    def __init__(self, ws: WebSocket, stream: SegmentStream) -> None:
+        self.ws, self.stream, self.told = ws, stream, 0.0
+
+    async def report(self) -> None:
+        live = self.stream.statistics().live
+        if live is not None and live.dropped_seconds > self.told:
+            await self.ws.send_json({"type": "dropped",
+                                     "seconds": round(live.dropped_seconds - self.told, 3),
+                                     "total": live.dropped_seconds})
+            self.told = live.dropped_seconds
+
+    async def watch(self) -> None:
+        while True:
+            await anyio.sleep(0.5)
+            await self.report()
+
+
+async def _read_frames(ws: WebSocket, settings: ServerSettings, sample_rate: int,
+                       send: MemoryObjectSendStream[bytes], ending: _Ending) -> None:
     """Audio frames from the socket into ``send`` until ``{"type": "stop"}``, or until the
-    client has sent nothing for ``idle_timeout`` (then ``idle`` is set). Either way the audio
-    received so far is transcribed to the end before the session closes."""
+    client breaks the protocol or a limit ends the session (``ending`` says which): nothing
+    sent for ``idle_timeout``, audio arriving slower than ``min_audio_rate`` after
+    ``rate_grace``, or ``max_session_seconds``. Either way the audio received before is
+    transcribed to the end, and its finals and ``stats`` sent, before the session closes."""
+    started = anyio.current_time()
+    audio = 0.0  # seconds received
+
+    def limits(now: float) -> list[tuple[float, int, str]]:
+        out = [(now + settings.idle_timeout, 1000, "idle timeout: finished what was sent"),
+               (started + settings.max_session_seconds, 1008,
+                f"session reached its {settings.max_session_seconds:g} s limit")]
+        if settings.min_audio_rate:
+            out.append((started + max(settings.rate_grace, audio / settings.min_audio_rate),
+                        1008, f"audio arrived too slowly: {audio:.1f} s of audio in "
+                              f"{now - started:.0f} s (at least {settings.min_audio_rate:g} s "
+                              "of audio per second)"))
+        return out
+
     async with send:
         while True:
-            with anyio.move_on_after(settings.idle_timeout) as waited:
+            deadline, code, reason = min(limits(anyio.current_time()))
+            with anyio.CancelScope(deadline=deadline) as waited:
                 message = await ws.receive()
             if waited.cancelled_caught:
-                logger.info("websocket client idle for %.0f s: finishing what it sent",
-                            settings.idle_timeout)
-                idle.set()
+                logger.info("websocket session ends (%s): finishing what it sent", reason)
+                ending.code, ending.reason = code, reason
                 return
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
             data = message.get("bytes")
             if data is not None:
                 if len(data) > settings.max_frame_bytes:
-                    raise _Protocol(1009, f"frame of {len(data)} bytes is over the "
-                                          f"{settings.max_frame_bytes}-byte limit")
+                    ending.code, ending.reason = 1009, (
+                        f"frame of {len(data)} bytes is over the {settings.max_frame_bytes}-byte "
+                        "limit")
+                    return
+                audio += len(data) / (2 * sample_rate)
                 await send.send(data)
                 continue
             try:
                 control = json.loads(message.get("text") or "")
             except json.JSONDecodeError:
                 control = None
-            if isinstance(control, dict) and control.get("type") == "stop":
-                return
-            raise _Protocol(1003, 'expected binary s16le audio frames or {"type": "stop"}')
+            if not (isinstance(control, dict) and control.get("type") == "stop"):
+                ending.code = 1003
+                ending.reason = 'expected binary s16le audio frames or {"type": "stop"}'
+            return
 
 
 def _is_language(value: Any) -> bool:
@@ -429,17 +564,14 @@ async def _translations(request: Request) -> Response:
 async def _audio(request: Request, task: str) -> Response:
     state = _state(request)
     settings = state.settings
-    if not state.authorized(request.headers):
-        return _error(401, "missing or wrong bearer token", "authentication_error")
-    if not state.origin_allowed(request.headers):
-        return _error(403, "origin not allowed", "permission_error")
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > settings.max_upload_bytes:
-        return _error(413, f"upload over the {settings.max_upload_bytes}-byte limit")
+    if (refused := _refused_unread(request, state)) is not None:
+        return refused
     if not state.sessions.try_acquire():
         return _error(503, "too many concurrent sessions", "server_busy",
                       headers={"Retry-After": str(settings.retry_after)})
     release = True
+    body = _MeteredBody(request.receive, settings)
+    request = Request(request.scope, body)
     try:
         upload = await _read_upload(request, settings)
         if isinstance(upload, Response):
@@ -456,15 +588,54 @@ async def _audio(request: Request, task: str) -> Response:
             return StreamingResponse(_sse(engine, data, options, state),
                                      media_type="text/event-stream")
         try:
-            async with engine.transcribe_stream(data, **options) as stream:
+            async with (_cancelled_on_disconnect(body) as gone,
+                        engine.transcribe_stream(data, **options) as stream):
                 segments = [seg async for seg in stream]
                 duration = stream.source.duration
         except VoicesubError as exc:
             return _failure(exc, settings)
+        if gone.is_set():
+            logger.info("client went away: its transcription was stopped")
+            return Response(status_code=499)  # nobody reads it; the access log does
         return _format(segments, fmt, task, duration, granularities)
     finally:
         if release:
             state.sessions.release()
+
+
+def _refused_unread(request: Request, state: _State) -> Response | None:
+    """The answer to a request refused before a byte of its body is read, if it is."""
+    if not state.authorized(request.headers):
+        return _error(401, "missing or wrong bearer token", "authentication_error")
+    if not state.origin_allowed(request.headers):
+        return _error(403, "origin not allowed", "permission_error")
+    length = request.headers.get("content-length")
+    limit = state.settings.max_upload_bytes
+    if length is not None and length.isdigit() and int(length) > limit:
+        return _error(413, f"upload over the {limit}-byte limit")
+    return None
+
+
+@contextlib.asynccontextmanager
+async def _cancelled_on_disconnect(receive: Receive) -> AsyncIterator[anyio.Event]:
+    """Runs its body until the client disconnects (its body already read), so abandoned work
+    stops at once and frees its session; the event yielded is set if it did."""
+    gone = anyio.Event()
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                gone.set()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            yield gone
+            tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the body's own error, as it raised it
+        error = group.exceptions[0]
+        raise error from error.__cause__
 
 
 def _failure(exc: VoicesubError, settings: ServerSettings) -> JSONResponse:
@@ -488,6 +659,8 @@ async def _read_upload(request: Request, settings: ServerSettings,
     try:
         form = await request.form(max_files=1, max_fields=32,
                                   max_part_size=settings.max_upload_bytes)
+    except _UploadRefused as exc:
+        return _error(exc.status, str(exc))
     except Exception as exc:
         return _error(400, f"could not read the multipart form: {exc}")
     try:

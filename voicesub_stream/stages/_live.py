@@ -67,6 +67,10 @@ each update and applies its policy, so the queue stays short in practice)."""
 CUT_SHORT = 1.5
 """Seconds of heard speech a hypothesis may leave untranscribed at its end before the window
 is read again with less context (longer than any word is spoken)."""
+LATE_START = 0.8
+"""Seconds of heard speech between the committed words and a hypothesis's first new word
+that mean words were skipped (word times stray by 0.2 s at each end; two short words take
+longer than the rest)."""
 RETRY_CONTEXT = 1.0
 """Seconds of final audio kept when a window is read again."""
 WINDOW_LIMIT = 29.0
@@ -78,14 +82,14 @@ def _norm(word: Word) -> str:
     return _NON_WORD.sub("", word.text.lower())
 
 
-def _after(words: list[Word], before: list[Word], last_end: float) -> list[Word]:
-    """The words of a new hypothesis that come after ``before`` (words already committed).
+def _match(words: list[Word], before: list[Word], last_end: float) -> int | None:
+    """Where the words of a new hypothesis that come after ``before`` (words already
+    committed) begin, or None when the hypothesis holds none of their text.
 
     The buffer still holds the audio of committed words, and their times move by a tenth of a
     second or more between hypotheses, so the new words are found by matching the text of the
     last committed words near where they ended. Short texts repeat ("thy self thy foe"): of
-    the places that match, the one that ends nearest the committed end wins. Time alone is the
-    fallback.
+    the places that match, the one that ends nearest the committed end wins.
     """
     norm = [_norm(w) for w in words]
     tail = [_norm(w) for w in before]
@@ -93,7 +97,16 @@ def _after(words: list[Word], before: list[Word], last_end: float) -> list[Word]
         ends = [i + k for i in range(len(words) - k + 1)
                 if norm[i : i + k] == tail[-k:] and abs(words[i + k - 1].end - last_end) < 1.0]
         if ends:
-            return words[min(ends, key=lambda j: abs(words[j - 1].end - last_end)):]
+            return min(ends, key=lambda j: abs(words[j - 1].end - last_end))
+    return None
+
+
+def _after(words: list[Word], before: list[Word], last_end: float) -> list[Word]:
+    """The words of a new hypothesis after the committed ``before``: matched by text, else
+    those whose middle is past the committed end."""
+    start = _match(words, before, last_end)
+    if start is not None:
+        return words[start:]
     return [w for w in words if (w.start + w.end) / 2 > last_end]
 
 
@@ -128,6 +141,12 @@ class _Plan:
     """Where the VAD last heard speech in the window, in stream seconds."""
     cut_short: bool = False
     """The hypothesis stopped well before the speech did (read again, still short)."""
+
+    def heard(self, start: float, end: float) -> float:
+        """Seconds of speech the VAD heard between two stream times."""
+        end = min(end, self.speech_end)
+        quiet = sum(max(0.0, min(end, b) - max(start, a)) for a, b in self.pauses)
+        return max(0.0, end - start - quiet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +228,8 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         self._last_partial = ""
         self._finals_text: list[str] = []
         self._next_index = 0
+        self.dropped: list[tuple[float, float]] = []
+        """Stream times (start, end) of the audio the policy dropped unread, in order."""
 
     def statistics(self) -> LiveStatistics:
         c = self._counts
@@ -269,17 +290,12 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         backlog = (until - self._processed) / SAMPLE_RATE
         pace = self._pacer.pace.level
         plan, result = await self._transcribe(until, eof, partial)
-        short = result is not None and self._cut_short(plan, result)
-        if short and plan.window is not None and (
-                plan.window.start < self._final_end / SAMPLE_RATE - RETRY_CONTEXT):
-            # Whisper sometimes ends a hypothesis early when the window opens with
-            # already-final speech, and does so again on every update. The same audio with
-            # less of that context is usually read to the end.
+        retry = self._reread_from(plan, result)
+        if retry is not None:
             self._counts.retried += 1
-            self._trim(self._final_end - round(RETRY_CONTEXT * SAMPLE_RATE))
+            self._trim(retry)
             plan, result = await self._transcribe(until, eof, partial)
-            short = result is not None and self._cut_short(plan, result)
-        if short:
+        if result is not None and self._cut_short(plan, result):
             # Still short: the next update will do better. This one must not undo the
             # agreement so far, nor be finalised in its place.
             plan.cut_short = True
@@ -307,6 +323,37 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
                 priority=self.priority)
         return plan, result
 
+    def _reread_from(self, plan: _Plan, result: WindowText | None) -> int | None:
+        """Where a window must open to be read again, or None when its hypothesis will do.
+
+        Whisper reads a window that opens inside a word, or with much already-final speech,
+        badly in two ways, and does so again on every update of the same audio. It may skip
+        ahead to the next sentence start (the first new words start late), or end the
+        hypothesis early (it stops short). The same audio from where the final ended, its
+        text in the prompt, or with less of the final's audio, is usually read whole.
+        """
+        if result is None or plan.window is None:
+            return None
+        opens = round(plan.window.start * SAMPLE_RATE)
+        if opens < self._final_end - round(PAUSE * SAMPLE_RATE) and self._starts_late(plan,
+                                                                                     result):
+            return self._final_end
+        context = self._final_end - round(RETRY_CONTEXT * SAMPLE_RATE)
+        if opens < context and self._cut_short(plan, result):
+            return context
+        return None
+
+    def _starts_late(self, plan: _Plan, result: WindowText) -> bool:
+        """Whether the hypothesis skipped heard speech after the committed words: it holds
+        none of their text, and its first new word starts well after they end."""
+        if not result.words or result.is_silence:
+            return False
+        before, last_end = self._context()
+        if _match(result.words, before, last_end) is not None:
+            return False
+        new = [w for w in result.words if (w.start + w.end) / 2 > last_end]
+        return bool(new) and plan.heard(last_end, new[0].start) > LATE_START
+
     @staticmethod
     def _cut_short(plan: _Plan, result: WindowText) -> bool:
         """Whether the hypothesis stops well before the speech in its window does.
@@ -317,31 +364,24 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         """
         if plan.window is None or not result.words or result.is_silence:
             return False
-
-        def heard(start: float, end: float) -> float:
-            end = min(end, plan.speech_end)
-            quiet = sum(max(0.0, min(end, b) - max(start, a)) for a, b in plan.pauses)
-            return end - start - quiet
-
         last = result.words[-3:]
-        return (heard(last[-1].end, plan.speech_end) > CUT_SHORT
-                or any(heard(w.start, w.end) > CUT_SHORT for w in last))
+        return (plan.heard(last[-1].end, plan.speech_end) > CUT_SHORT
+                or any(plan.heard(w.start, w.end) > CUT_SHORT for w in last))
 
     async def _drop_backlog(self) -> list[Segment]:
-        """Drop unprocessed audio older than the last ``max_lag`` seconds (drop-oldest)."""
+        """Drop received audio no update has read yet, but for the newest ``max_lag``
+        seconds (drop-oldest). Only audio the model never saw counts as dropped."""
         keep_from = self._received - round(self.live.max_lag * SAMPLE_RATE)
         # Finish what the buffer already holds first: its words must not be lost.
         out = await self._update(self._processed, True, False) if self._processed > 0 else []
-        self._flatten()
-        cut = keep_from - self._buffer_start
-        if cut > 0:
-            dropped = min(cut, len(self._buffer)) / SAMPLE_RATE
-            self._buffer = self._buffer[cut:]
-            self._buffer_start = keep_from
-            self._processed = max(self._processed, keep_from)
-            self._counts.dropped_seconds += dropped
+        unread = keep_from - self._processed
+        if unread > 0:
+            self._trim(keep_from)
+            self._processed = keep_from
+            self._counts.dropped_seconds += unread / SAMPLE_RATE
+            self.dropped.append(((keep_from - unread) / SAMPLE_RATE, keep_from / SAMPLE_RATE))
             logger.warning("live stream behind by more than %.1f s: dropped %.2f s of audio "
-                           "(%.2f s in total)", self.live.max_lag, dropped,
+                           "(%.2f s in total)", self.live.max_lag, unread / SAMPLE_RATE,
                            self._counts.dropped_seconds)
         return out
 
@@ -485,9 +525,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
                horizon: float = math.inf) -> list[Word]:
         """Committed words after LocalAgreement-2 between this hypothesis and the last."""
         committed = list(self._committed)
-        before = (self._final_tail + committed)[-5:]
-        last_end = committed[-1].end if committed else self._final_end / SAMPLE_RATE
-        new = _after(words, before, last_end)
+        new = _after(words, *self._context())
         if commit_all:
             self._tentative = []
             return committed + new
@@ -498,6 +536,13 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             agreed += 1
         self._tentative = new[agreed:]
         return committed + new[:agreed]
+
+    def _context(self) -> tuple[list[Word], float]:
+        """The last committed words (final or not) and where they end, in seconds."""
+        before = (self._final_tail + self._committed)[-5:]
+        last_end = (self._committed[-1].end if self._committed
+                    else self._final_end / SAMPLE_RATE)
+        return before, last_end
 
     def _finalize(self, words: list[Word], *, keep_tentative: bool = False) -> list[Segment]:
         self._committed, self._last_partial = [], ""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._types import SAMPLE_RATE, AudioChunk
+from ..errors import SourceError, VoicesubError
 from ._base import Stage
 
 if TYPE_CHECKING:
@@ -29,7 +30,9 @@ class SourceReader(Stage[None, AudioChunk, SourceStatistics]):
     """Stage: nothing in, the source's decoded 1 s :class:`AudioChunk` out.
 
     Its source is closed when the stage ends, however it ends, so an abandoned stream never
-    leaves a user's async generator suspended or a file open.
+    leaves a user's async generator suspended or a file open. Whatever the source raises
+    reaches the consumer as a :class:`~voicesub_stream.errors.SourceError` (the original is
+    its ``__cause__``), after the segments for the audio read before it.
     """
 
     input_buffer = 0
@@ -44,6 +47,16 @@ class SourceReader(Stage[None, AudioChunk, SourceStatistics]):
     async def run(self, receive: MemoryObjectReceiveStream[None],
                   send: MemoryObjectSendStream[AudioChunk]) -> None:
         async with receive, send, aclosing(self.source.chunks()) as chunks:
-            async for chunk in chunks:
+            while True:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    return
+                except VoicesubError:
+                    raise
+                except Exception as exc:
+                    raise SourceError(
+                        f"the audio source failed {self._samples / SAMPLE_RATE:.1f} s into its "
+                        f"audio: {type(exc).__name__}: {exc}") from exc
                 self._samples += len(chunk.samples)
                 await send.send(chunk)
