@@ -14,7 +14,7 @@ import pytest
 
 from voicesub_stream import Engine, Settings, TranscribeOptions
 from voicesub_stream.errors import WorkerCrashedError
-from voicesub_stream.executors import ProcessPool, ProcessRunner
+from voicesub_stream.executors import DEADLINE, DEADLINE_PER_AUDIO, ProcessPool, ProcessRunner
 from voicesub_stream.stages import SpeechWindow
 
 if TYPE_CHECKING:
@@ -79,6 +79,51 @@ def test_a_killed_worker_fails_only_its_job_and_is_replaced(
     assert pool.pids != [victim]
     (result,) = runner.transcribe([window(espeak_audio)])  # the new worker serves
     assert "journey" in result.text.lower()
+
+
+def test_a_hung_worker_fails_its_job_at_the_deadline_and_is_replaced(
+    pool: ProcessPool, espeak_audio: np.ndarray
+) -> None:
+    runner = ProcessRunner(pool, TranscribeOptions())
+    (victim,) = pool.pids
+    replaced = pool.replaced
+    pool.deadline, pool.deadline_per_audio = 3.0, 0.0
+    try:
+        outcome: list[BaseException | None] = []
+
+        def job() -> None:
+            try:
+                runner.transcribe([window(espeak_audio)] * 4)
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=job)
+        thread.start()
+        time.sleep(0.3)
+        os.kill(victim, signal.SIGSTOP)  # alive, and never answers
+        thread.join(timeout=60)
+    finally:
+        pool.deadline, pool.deadline_per_audio = DEADLINE, DEADLINE_PER_AUDIO
+    assert isinstance(outcome[0], WorkerCrashedError)
+    assert "no answer" in str(outcome[0])
+    assert pool.replaced == replaced + 1
+    assert victim not in pool.pids
+    with pytest.raises(ProcessLookupError):
+        os.kill(victim, 0)  # killed, not left stopped
+    (result,) = runner.transcribe([window(espeak_audio)])  # the new worker serves
+    assert "journey" in result.text.lower()
+
+
+def test_a_worker_that_died_idle_fails_no_job(pool: ProcessPool,
+                                              espeak_audio: np.ndarray) -> None:
+    (victim,) = pool.pids
+    replaced = pool.replaced
+    os.kill(victim, signal.SIGKILL)
+    time.sleep(0.2)
+    (result,) = ProcessRunner(pool, TranscribeOptions()).transcribe([window(espeak_audio)])
+    assert "journey" in result.text.lower()
+    assert pool.replaced == replaced + 1
 
 
 async def test_engine_with_a_process_pool_transcribes(espeak_wav: Path, tmp_path: Path) -> None:

@@ -263,6 +263,20 @@ async def test_idle_socket_is_closed_with_its_stats() -> None:
         assert ws.close_reason == "idle timeout: finished what was sent"
 
 
+async def test_audio_a_policy_drops_is_told_as_it_happens(server: str, pcm: bytes) -> None:
+    """Sent all at once under drop-oldest, most of the audio is dropped: each drop is an
+    event before the stats, and the events add up to what the stats count."""
+    events = await caption(server, pcm * 2, {"policy": "drop-oldest", "partials": False},
+                           frame=64_000)
+    drops = [e for e in events if e["type"] == "dropped"]
+    stats = events[-1]
+    assert stats["type"] == "stats"
+    assert drops
+    assert sum(d["seconds"] for d in drops) == pytest.approx(stats["live"]["dropped_seconds"],
+                                                            abs=0.01)
+    assert drops[-1]["total"] == stats["live"]["dropped_seconds"]
+
+
 async def test_a_socket_that_sends_no_config_is_closed_1008() -> None:
     with running_server(config_timeout=0.5) as address:
         async with connect(f"ws://{address}/v1/stream") as ws:

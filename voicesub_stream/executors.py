@@ -2,10 +2,13 @@
 
 Each worker process loads its model once and keeps it. A job goes to one idle worker over a
 pipe and the calling thread blocks on the answer (so to the pipeline a pooled runner looks
-exactly like :class:`~voicesub_stream.models.WhisperRunner`). If the worker dies mid-job, only
-that job fails, with :class:`~voicesub_stream.errors.WorkerCrashedError`, and a fresh worker
-takes the dead one's place. Threads remain the default: CTranslate2 releases the GIL, so
-processes pay memory (one model per worker) for isolation, not speed.
+exactly like :class:`~voicesub_stream.models.WhisperRunner`). If the worker dies mid-job, or
+gives no answer within the job's deadline (a hung or stopped process), only that job fails,
+with :class:`~voicesub_stream.errors.WorkerCrashedError`, and a fresh worker takes the old
+one's place. The job is not retried: a job that killed one worker would kill the next. A
+worker that died while idle is replaced before it is handed work, so it fails nothing.
+Threads remain the default: CTranslate2 releases the GIL, so processes pay memory (one model
+per worker) for isolation, not speed.
 
 Only plain data crosses the pipe: the model's :class:`~voicesub_stream.ModelConfig` and key
 once, then per job the stream's options (plain data by design), its language, and the
@@ -38,6 +41,12 @@ if TYPE_CHECKING:
 __all__ = ("ProcessPool", "ProcessRunner")
 
 logger = logging.getLogger(__name__)
+
+DEADLINE = 20.0
+"""Seconds any job may take before its worker counts as hung, plus :data:`DEADLINE_PER_AUDIO`
+for each second of audio in it (a working model is faster than real time; large models on
+a small CPU come closest)."""
+DEADLINE_PER_AUDIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -93,17 +102,27 @@ class _Worker:
     def close(self) -> None:
         self.conn.close()
         self.process.join(timeout=5)
-        if self.process.is_alive():  # pragma: no cover - a stuck worker
-            self.process.kill()
-            self.process.join()
+        if self.process.is_alive():  # a stopped or stuck worker
+            self.kill()
+
+    def kill(self) -> None:
+        self.process.kill()  # SIGKILL ends a stopped process too
+        self.process.join()
 
 
 class ProcessPool:
-    """``workers`` processes, each holding one loaded model ``key``; thread-safe."""
+    """``workers`` processes, each holding one loaded model ``key``; thread-safe.
 
-    def __init__(self, config: ModelConfig, key: ModelKey, workers: int) -> None:
+    A job's deadline is ``deadline`` seconds plus ``deadline_per_audio`` for each second of
+    audio it carries.
+    """
+
+    def __init__(self, config: ModelConfig, key: ModelKey, workers: int, *,
+                 deadline: float = DEADLINE,
+                 deadline_per_audio: float = DEADLINE_PER_AUDIO) -> None:
         self._ctx = mp.get_context("spawn")  # never fork a process holding model threads
         self._config, self.key = config, key
+        self.deadline, self.deadline_per_audio = deadline, deadline_per_audio
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
@@ -117,6 +136,24 @@ class ProcessPool:
             self._all.append(worker)
         self._idle.put(worker)
 
+    def _replace(self, worker: _Worker, why: str) -> None:
+        code = worker.process.exitcode
+        with self._lock:
+            self._all.remove(worker)
+        worker.kill()
+        self.replaced += 1
+        logger.warning("model worker %d %s (exit code %s); starting another", worker.pid, why,
+                       code)
+        self._add()
+
+    def _take(self) -> _Worker:
+        """An idle worker that is alive: one that died while idle is replaced first."""
+        while True:
+            worker = self._idle.get()
+            if worker.process.is_alive():
+                return worker
+            self._replace(worker, "died while idle")
+
     @property
     def pids(self) -> list[int]:
         with self._lock:
@@ -125,10 +162,11 @@ class ProcessPool:
     def call(self, job: _Job) -> tuple[str | None, float | None, list[Any]]:
         """Run ``job`` on an idle worker; blocking (call it from a worker thread).
 
-        :raises WorkerCrashedError: the worker died during the job (it has been replaced)
+        :raises WorkerCrashedError: the worker died during the job, or gave no answer by its
+            deadline (either way it has been replaced)
         :raises TranscriptionError: the model raised in the worker
         """
-        worker = self._idle.get()
+        worker = self._take()
         try:
             # Pickled here, first, so that a job that cannot be sent leaves the worker idle
             # and its pipe clean (Connection.send would fail halfway through a message).
@@ -137,21 +175,28 @@ class ProcessPool:
             self._idle.put(worker)
             raise TranscriptionError(f"a model job could not be sent to a worker "
                                      f"process: {exc!r}") from exc
+        deadline = self.deadline + self.deadline_per_audio * sum(w.duration
+                                                                 for w in job.windows)
+        timed_out = threading.Event()
+
+        def expire() -> None:
+            timed_out.set()
+            worker.process.kill()
+
+        # A hung worker is killed at the deadline, which ends a blocked send or receive here.
+        hung = threading.Timer(deadline, expire)
+        hung.daemon = True
+        hung.start()
         try:
             worker.conn.send_bytes(message)
             status, payload = worker.conn.recv()
         except (EOFError, OSError) as exc:
-            code = worker.process.exitcode
-            with self._lock:
-                self._all.remove(worker)
-            worker.close()
-            self.replaced += 1
-            logger.warning("model worker %d died (exit code %s); starting another",
-                           worker.pid, code)
-            self._add()
-            raise WorkerCrashedError(
-                f"model worker {worker.pid} died during the job (exit code {code})"
-            ) from exc
+            why = (f"gave no answer within {deadline:.0f} s" if timed_out.is_set()
+                   else "died during the job")
+            self._replace(worker, why)
+            raise WorkerCrashedError(f"model worker {worker.pid} {why}") from exc
+        finally:
+            hung.cancel()
         self._idle.put(worker)
         if status == "error":
             raise TranscriptionError(f"model worker: {payload}")
