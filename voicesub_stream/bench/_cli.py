@@ -357,3 +357,32 @@ def bench_translate_cmd(
                       f"{r['segments_per_second']:.0f}", ratio, str(r["backend_calls"]))
     Console().print(table)
     Console().print(f"written {output}")
+
+
+@bench_app.command("abuse")
+def bench_abuse_cmd(
+    url: Annotated[str | None, typer.Option(help="A running server (http://host:port); by "
+                                            "default one of our own, with short limits.")
+                   ] = None,
+    token: Annotated[str | None, typer.Option(help="Its bearer token, if it has one.")] = None,
+    model: str = "tiny.en",
+    speech: Annotated[Path | None, typer.Option(help="Speech to send; default the JFK clip "
+                                                "in ../shared, else espeak-ng.")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-abuse.json"),
+) -> None:
+    """A hostile or careless client's probes against a server: a PASS/FAIL table."""
+    from ._abuse import bench_abuse
+
+    setup_logging(False)
+    report = bench_abuse(url=url, token=token, model=model, speech=speech)
+    save_json(report, output)
+    table = Table(title=f"abuse · {report['url']} · {report['passed']}/{report['total']} passed")
+    for col in ("item", "probe", "result", "s", "what happened"):
+        table.add_column(col, overflow="fold")
+    for p in report["probes"]:
+        table.add_row(p["item"], p["name"], "[green]PASS[/]" if p["passed"] else "[red]FAIL[/]",
+                      f"{p['seconds']:.1f}", p["detail"])
+    Console().print(table)
+    Console().print(f"written {output}")
+    if report["passed"] < report["total"]:
+        raise typer.Exit(1)

@@ -448,56 +448,77 @@ class _Drops:
             await self.report()
 
 
+class _Limits:
+    """When a socket session must end however active it is: nothing sent for
+    ``idle_timeout``, audio arriving slower than ``min_audio_rate`` once ``rate_grace`` has
+    passed, or ``max_session_seconds`` after it began."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.started = anyio.current_time()
+        self.audio = 0.0  # seconds received
+
+    def next(self) -> tuple[float, str]:
+        """The nearest deadline, and which limit it is, if no message comes before it."""
+        settings = self.settings
+        limits = [(anyio.current_time() + settings.idle_timeout, "idle"),
+                  (self.started + settings.max_session_seconds, "length")]
+        if settings.min_audio_rate:
+            limits.append((self.started + max(settings.rate_grace,
+                                              self.audio / settings.min_audio_rate), "rate"))
+        return min(limits)
+
+    def ending(self, limit: str) -> tuple[int, str]:
+        settings = self.settings
+        if limit == "idle":
+            return 1000, "idle timeout: finished what was sent"
+        if limit == "length":
+            return 1008, f"session reached its {settings.max_session_seconds:g} s limit"
+        return 1008, (f"audio arrived too slowly: {self.audio:.1f} s of audio in "
+                      f"{anyio.current_time() - self.started:.1f} s (at least "
+                      f"{settings.min_audio_rate:g} s of audio per second)")
+
+
 async def _read_frames(ws: WebSocket, settings: ServerSettings, sample_rate: int,
                        send: MemoryObjectSendStream[bytes], ending: _Ending) -> None:
     """Audio frames from the socket into ``send`` until ``{"type": "stop"}``, or until the
-    client breaks the protocol or a limit ends the session (``ending`` says which): nothing
-    sent for ``idle_timeout``, audio arriving slower than ``min_audio_rate`` after
-    ``rate_grace``, or ``max_session_seconds``. Either way the audio received before is
-    transcribed to the end, and its finals and ``stats`` sent, before the session closes."""
-    started = anyio.current_time()
-    audio = 0.0  # seconds received
-
-    def limits(now: float) -> list[tuple[float, int, str]]:
-        out = [(now + settings.idle_timeout, 1000, "idle timeout: finished what was sent"),
-               (started + settings.max_session_seconds, 1008,
-                f"session reached its {settings.max_session_seconds:g} s limit")]
-        if settings.min_audio_rate:
-            out.append((started + max(settings.rate_grace, audio / settings.min_audio_rate),
-                        1008, f"audio arrived too slowly: {audio:.1f} s of audio in "
-                              f"{now - started:.0f} s (at least {settings.min_audio_rate:g} s "
-                              "of audio per second)"))
-        return out
-
+    client breaks the protocol or a :class:`_Limits` limit ends the session (``ending`` says
+    which). Either way the audio received before is transcribed to the end, and its finals
+    and ``stats`` sent, before the session closes."""
+    limits = _Limits(settings)
     async with send:
         while True:
-            deadline, code, reason = min(limits(anyio.current_time()))
+            deadline, limit = limits.next()
             with anyio.CancelScope(deadline=deadline) as waited:
                 message = await ws.receive()
             if waited.cancelled_caught:
-                logger.info("websocket session ends (%s): finishing what it sent", reason)
-                ending.code, ending.reason = code, reason
+                ending.code, ending.reason = limits.ending(limit)
+                logger.info("websocket session ends (%s): finishing what it sent",
+                            ending.reason)
                 return
             if message["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(message.get("code", 1000))
             data = message.get("bytes")
-            if data is not None:
-                if len(data) > settings.max_frame_bytes:
-                    ending.code, ending.reason = 1009, (
-                        f"frame of {len(data)} bytes is over the {settings.max_frame_bytes}-byte "
-                        "limit")
-                    return
-                audio += len(data) / (2 * sample_rate)
-                await send.send(data)
-                continue
-            try:
-                control = json.loads(message.get("text") or "")
-            except json.JSONDecodeError:
-                control = None
-            if not (isinstance(control, dict) and control.get("type") == "stop"):
-                ending.code = 1003
-                ending.reason = 'expected binary s16le audio frames or {"type": "stop"}'
-            return
+            if data is None:
+                if not _is_stop(message):
+                    ending.code = 1003
+                    ending.reason = 'expected binary s16le audio frames or {"type": "stop"}'
+                return
+            if len(data) > settings.max_frame_bytes:
+                ending.code, ending.reason = 1009, (
+                    f"frame of {len(data)} bytes is over the {settings.max_frame_bytes}-byte "
+                    "limit")
+                return
+            limits.audio += len(data) / (2 * sample_rate)
+            await send.send(data)
+
+
+def _is_stop(message: MutableMapping[str, Any]) -> bool:
+    try:
+        control = json.loads(message.get("text") or "")
+    except json.JSONDecodeError:
+        return False
+    return isinstance(control, dict) and control.get("type") == "stop"
 
 
 def _is_language(value: Any) -> bool:
