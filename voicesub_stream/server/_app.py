@@ -1,8 +1,10 @@
 """The ASGI application.
 
 - ``WS /v1/stream``: a JSON config message, then binary s16le frames; JSON events back
-  (``admitted``, ``partial``, ``final``, ``stats``, ``error``). Send ``{"type": "stop"}`` to
-  finish. A stream the engine has no room for is closed with 1013 and ``retry_after``.
+  (``admitted``, ``partial``, ``final``, ``dropped``, ``stats``, ``error``). Send
+  ``{"type": "stop"}`` to finish. A stream the engine has no room for is closed with 1013
+  and ``retry_after``. However a session ends (stop, a limit, a protocol error), what it
+  sent is transcribed and its finals and ``stats`` go out before the close.
 - ``POST /v1/audio/transcriptions`` and ``/v1/audio/translations``: OpenAI's audio API
   (multipart ``file``, ``model``, ``language``, ``prompt``, ``response_format``,
   ``timestamp_granularities[]``, ``stream``), so OpenAI clients work against it.
@@ -10,7 +12,10 @@
   ``GET /metrics`` for Prometheus, both behind the token when one is set.
 
 The app uses an :class:`~voicesub_stream.Engine` it is given, or owns one through its
-lifespan. Every session (a socket or a request) holds one of ``max_sessions`` slots.
+lifespan. Every session (a socket or a request) holds one of ``max_sessions`` slots, so the
+limits in :class:`ServerSettings` are what keep a slow, silent or abandoned client from
+holding one: a config deadline, minimum audio and upload rates, a session length, upload
+bytes counted as they arrive, and REST work cancelled when its client leaves.
 """
 
 from __future__ import annotations
