@@ -200,13 +200,17 @@ async def test_at_the_idle_timeout_what_was_sent_is_finished_first(pcm: bytes) -
     assert word_error_rate(SENTENCES, finals) <= 0.3
 
 
-async def test_text_frame_where_audio_is_expected_closes_1003(server: str) -> None:
+async def test_text_frame_where_audio_is_expected_closes_1003(server: str, pcm: bytes) -> None:
+    """The audio before the bad frame is transcribed; its finals and stats come first."""
     async with connect(f"ws://{server}/v1/stream") as ws:
-        await ws.send(json.dumps({"sample_rate": 16000}))
+        await ws.send(json.dumps({"sample_rate": 16000, "partials": False}))
+        await ws.send(pcm)
         await ws.send("hello")
         messages = await drain(ws)
-    assert messages[-1]["type"] == "error"
+    assert [m["type"] for m in messages[-2:]] == ["stats", "error"]
     assert ws.close_code == 1003
+    finals = " ".join(m["text"] for m in messages if m["type"] == "final")
+    assert word_error_rate(SENTENCES, finals) <= 0.3
 
 
 async def test_oversized_frame_closes_1009() -> None:

@@ -272,8 +272,9 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             if not eof and self._received - self._processed >= self._step:
                 out += await self._update(self._received, False, self._pacer.pace.partials)
         else:
-            if behind and self.policy == "skip-partials":
-                # One update over the whole backlog, no partial: catch up at the cost of detail.
+            if behind and self.policy != "block":
+                # One update over the whole backlog (what drop-oldest kept of it), no partial:
+                # catch up at the cost of detail. Steps one by one would fall behind again.
                 target = self._received if eof else self._received - self._received % self._step
                 if target > self._processed:
                     out += await self._update(target, eof and target == self._received, False)
@@ -372,10 +373,12 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         """Drop received audio no update has read yet, but for the newest ``max_lag``
         seconds (drop-oldest). Only audio the model never saw counts as dropped."""
         keep_from = self._received - round(self.live.max_lag * SAMPLE_RATE)
-        # Finish what the buffer already holds first: its words must not be lost.
-        out = await self._update(self._processed, True, False) if self._processed > 0 else []
         unread = keep_from - self._processed
+        out: list[Segment] = []
         if unread > 0:
+            # What the last hypothesis heard becomes final first: its words must not be lost,
+            # and reading them again would only put the stream further behind.
+            out = self._finalize(self._committed + self._tentative)
             self._trim(keep_from)
             self._processed = keep_from
             self._counts.dropped_seconds += unread / SAMPLE_RATE
