@@ -515,7 +515,10 @@ async def _read_frames(ws: WebSocket, settings: ServerSettings, sample_rate: int
                     "limit")
                 return
             limits.audio += len(data) / (2 * sample_rate)
-            await send.send(data)
+            try:
+                await send.send(data)
+            except anyio.BrokenResourceError:
+                return  # the stream ended (it failed): its error is the session's
 
 
 def _is_stop(message: MutableMapping[str, Any]) -> bool:
