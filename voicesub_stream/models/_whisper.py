@@ -286,7 +286,8 @@ class WhisperBatch:
         One of a few fixed sizes, chosen from the window alone, so a window's text never
         depends on which other windows shared its batch.
         """
-        window_max = round(self.options.vad.max_window * 100) + ENCODER_MARGIN
+        # Never past Whisper's 30 s input: a 30 s window is encoded at exactly that.
+        window_max = min(round(self.options.vad.max_window * 100) + ENCODER_MARGIN, FULL_FRAMES)
         for size in (MIN_FRAMES, window_max, FULL_FRAMES):
             if frames + ENCODER_MARGIN <= size:
                 return size + size % 2  # the encoder's strided conv halves the length
