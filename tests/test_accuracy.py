@@ -115,3 +115,13 @@ async def test_translate_task_turns_german_speech_into_english(
     assert "hong" in words
     assert words & {"the", "best", "island", "view", "views"}
     assert not words & {"die", "und", "besten", "insel"}
+
+
+def test_error_rates_count_characters_where_words_have_no_spaces() -> None:
+    from voicesub_stream._text import error_counts
+
+    assert error_counts("我们今天去公园。", "我们明天去公园", "zh") == (1, 7)
+    # Digits are English words only in English: "3" is not "three" in Spanish.
+    assert error_counts("tengo tres perros", "tengo 3 perros", "es") == (1, 3)
+    assert error_counts("I have three dogs", "I have 3 dogs.", "en") == (0, 4)
+    assert error_counts("", "", "en") == (0, 0)

@@ -77,12 +77,16 @@ def test_bench_wer_pools_a_manifest(espeak_wav: Path, tmp_path: Path) -> None:
         {"file": "other.wav", "language": "de", "reference_file": "x.txt", "duration_s": 5},
     ]}))
     out = tmp_path / "wer.json"
-    result = voicesub("bench", "wer", "--manifest", str(manifest), "-o", str(out))
+    result = voicesub("bench", "wer", "--manifest", str(manifest), "--language", "en",
+                      "--model", "tiny.en", "-o", str(out))
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert [c["file"] for c in report["clips"]] == ["clip.wav"]  # German entry filtered out
-    assert report["words"] == len(SENTENCES.split())
-    assert 0 <= report["pooled_wer"]["voicesub"] <= 0.5
+    assert report["by_language"]["en"]["units"] == len(SENTENCES.split())
+    assert set(report["pooled"]) == {"voicesub", "faster-whisper", "faster-whisper-batched"}
+    for rate in report["pooled"].values():
+        assert 0 <= rate <= 0.5
+    assert report["clips"][0]["results"]["voicesub"]["language"] == "en"
 
 
 def test_bench_cache_compares_with_redis_benchmark(tmp_path: Path) -> None:

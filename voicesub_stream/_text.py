@@ -13,11 +13,18 @@ _NUMBERS = (
 _PUNCT = re.compile(r"[^\w\s']")
 
 
-def normalize(text: str) -> str:
-    """Lower-case, drop punctuation, spell out small numbers: the usual norm before WER."""
+CHARACTER_SCORED = frozenset({"zh", "ja", "th", "yue", "lo", "my", "km"})
+"""Languages written without spaces between words: scored by characters (CER), not words."""
+
+
+def normalize(text: str, language: str | None = None) -> str:
+    """Lower-case, drop punctuation, and in English spell out small numbers: the usual norm
+    before WER (other languages keep their digits: their references write numbers either
+    way, and English words would be wrong for them)."""
     text = unicodedata.normalize("NFKC", text).lower().replace("-", " ")
     text = _PUNCT.sub(" ", text)
-    text = re.sub(r"\b(\d+)\b", lambda m: _spell(int(m.group(1))), text)
+    if language in (None, "en"):
+        text = re.sub(r"\b(\d+)\b", lambda m: _spell(int(m.group(1))), text)
     text = re.sub(r"(^|\s)'+|'+(\s|$)", " ", text)
     return " ".join(text.split())
 
@@ -28,9 +35,24 @@ def _spell(n: int) -> str:
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
     """WER of ``hypothesis`` against ``reference`` after :func:`normalize` (needs ``jiwer``)."""
+    errors, units = error_counts(reference, hypothesis)
+    return errors / units if units else (0.0 if not errors else 1.0)
+
+
+def error_counts(reference: str, hypothesis: str, language: str | None = None,
+                 ) -> tuple[int, int]:
+    """Edit errors and reference units (words, or characters for :data:`CHARACTER_SCORED`
+    languages) after :func:`normalize`: what a pooled error rate sums (needs ``jiwer``)."""
     import jiwer  # extra "bench"
 
-    ref, hyp = normalize(reference), normalize(hypothesis)
+    ref, hyp = normalize(reference, language), normalize(hypothesis, language)
+    by_character = language in CHARACTER_SCORED
+    if by_character:
+        ref, hyp = ref.replace(" ", ""), hyp.replace(" ", "")
+    units = len(ref) if by_character else len(ref.split())
     if not ref:
-        return 0.0 if not hyp else 1.0
-    return float(jiwer.wer(ref, hyp)) if hyp else 1.0
+        return (1 if hyp else 0), 0
+    if not hyp:
+        return units, units
+    out = jiwer.process_characters(ref, hyp) if by_character else jiwer.process_words(ref, hyp)
+    return out.substitutions + out.deletions + out.insertions, units

@@ -63,27 +63,40 @@ def bench_wer_cmd(
     manifest: Annotated[Path, typer.Option(help="Corpus manifest (JSON).")] = (
         SHARED_CLIP.parent.parent / "manifest.json"
     ),
-    language: str = "en",
-    model: str = "tiny.en",
+    language: Annotated[list[str] | None, typer.Option(
+        help="Only the clips of this language (repeat for more); default every clip.")] = None,
+    model: Annotated[str, typer.Option(help="Model for every contender.")] = "base",
     compute_type: str = "int8",
+    peers: Annotated[bool, typer.Option(help="Run faster-whisper's two modes too.")] = True,
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-wer.json"),
 ) -> None:
-    """Pooled WER over every clip of a language: ours vs faster-whisper's batched pipeline."""
+    """Pooled WER (CER for zh/ja/th) per language: ours vs faster-whisper, same model."""
     from ._wer import bench_wer
 
     setup_logging(False)
     existing_file(manifest)
-    report = bench_wer(manifest, language=language, model=model, compute_type=compute_type)
+    report = bench_wer(manifest, model=model, compute_type=compute_type,
+                       languages=set(language) if language else None, peers=peers)
     save_json(report, output)
-    table = Table(title=f"WER · {language} · {model} {compute_type}")
-    for col in ("clip", "words", "voicesub", "batched"):
-        table.add_column(col, justify="right")
+    names = report["contenders"]
+    short = {"voicesub": "ours", "faster-whisper": "sequential",
+             "faster-whisper-batched": "batched"}
+    clips = Table(title=f"error rate per clip · {model} {compute_type}")
+    for col in ("clip", "lang", "units", *(short[n] for n in names)):
+        clips.add_column(col, justify="right")
     for clip in report["clips"]:
-        table.add_row(clip["file"], str(clip["words"]), f"{clip['wer']['voicesub']:.1%}",
-                      f"{clip['wer']['faster-whisper-batched']:.1%}")
-    pooled = report["pooled_wer"]
-    table.add_row("pooled", str(report["words"]), f"{pooled['voicesub']:.2%}",
-                  f"{pooled['faster-whisper-batched']:.2%}")
+        clips.add_row(clip["file"][-36:], clip["language"], f"{clip['units']} {clip['unit']}",
+                      *(f"{clip['results'][n]['rate']:.1%}" for n in names))
+    Console().print(clips)
+    table = Table(title=f"pooled error rate · {model} {compute_type}")
+    for col in ("language", "clips", "units", *(short[n] for n in names)):
+        table.add_column(col, justify="right")
+    for lang, row in report["by_language"].items():
+        table.add_row(lang, str(row["clips"]), f"{row['units']} {row['unit']}",
+                      *(f"{row[n]:.1%}" for n in names))
+    table.add_row("all", str(len(report["clips"])), "",
+                  *(f"{report['pooled'][n]:.1%}" for n in names))
+    table.add_row("seconds", "", "", *(f"{report['seconds'][n]:.1f}" for n in names))
     Console().print(table)
     Console().print(f"written {output}")
 

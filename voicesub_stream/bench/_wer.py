@@ -1,13 +1,18 @@
-"""``voicesub bench wer``: pooled WER over a corpus, ours against faster-whisper's batched pipeline.
+"""``voicesub bench wer``: accuracy over a whole corpus, ours beside faster-whisper's two modes.
 
-One clip's WER moves by a point or more with where the windows happen to be cut, so quality is
-compared on every clip of a language in a manifest (``../shared/data/speech/manifest.json``
-format: entries with ``file``, ``language``, ``reference_file``), pooled by reference words.
+One clip's error rate moves by a point or more with where the windows happen to be cut, so
+quality is compared on every clip of a corpus, pooled per language by reference units: words,
+or characters for languages written without spaces (CER). Every contender runs on its own
+defaults with the language detected, as a user would call it: our :class:`Engine`, and
+faster-whisper's sequential ``WhisperModel.transcribe`` and ``BatchedInferencePipeline``
+sharing one loaded model. The corpus is a manifest in the ``../shared/data/speech`` format
+(entries with ``file``, ``language``, ``reference_file``).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -15,53 +20,85 @@ import anyio.to_thread
 
 from .._config import Settings
 from .._engine import Engine
-from .._text import word_error_rate
+from .._text import CHARACTER_SCORED, error_counts
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+CONTENDERS = ("voicesub", "faster-whisper", "faster-whisper-batched")
 
-async def _bench(clips_in: list[tuple[str, Path, str]], language: str, model: str,
-                 compute_type: str) -> list[dict[str, Any]]:
+
+def corpus(manifest: Path, languages: set[str] | None = None) -> list[dict[str, Any]]:
+    """The manifest's clips (of ``languages``, when given) with their reference text."""
+    root = manifest.parent
+    entries = json.loads(manifest.read_text(encoding="utf-8"))["entries"]
+    return [{"file": e["file"], "path": root / e["file"], "language": e["language"],
+             "reference": (root / e["reference_file"]).read_text(encoding="utf-8")}
+            for e in entries if languages is None or e["language"] in languages]
+
+
+async def _run(clips: list[dict[str, Any]], model: str, compute_type: str,
+               peers: bool) -> list[dict[str, Any]]:
     from faster_whisper import BatchedInferencePipeline
 
     settings = Settings.load(model=model, compute_type=compute_type, device="cpu")
-    clips = []
+    out = []
     async with Engine(settings) as engine:
         loaded = await anyio.to_thread.run_sync(engine.registry.get, engine.registry.key_for(None))
         batched = BatchedInferencePipeline(loaded.whisper)
-        for name, path, reference in clips_in:
-            async with engine.transcribe_stream(path, language=language) as stream:
-                ours = " ".join([seg.text async for seg in stream])
 
-            def run_batched(p: Path = path) -> str:
-                segments, _ = batched.transcribe(str(p), language=language)
-                return " ".join(s.text for s in segments)
+        def sequential(path: Path) -> tuple[str, str | None]:
+            segments, info = loaded.whisper.transcribe(str(path))
+            return " ".join(s.text for s in segments), info.language
 
-            theirs = await anyio.to_thread.run_sync(run_batched)
-            clips.append({
-                "file": name,
-                "words": len(reference.split()),
-                "wer": {"voicesub": word_error_rate(reference, ours),
-                        "faster-whisper-batched": word_error_rate(reference, theirs)},
-            })
-    return clips
+        def in_batches(path: Path) -> tuple[str, str | None]:
+            segments, info = batched.transcribe(str(path))
+            return " ".join(s.text for s in segments), info.language
+
+        for clip in clips:
+            started = time.perf_counter()
+            async with engine.transcribe_stream(clip["path"]) as stream:
+                texts = [seg.text async for seg in stream]
+            heard = {"voicesub": (" ".join(texts), stream.statistics().language,
+                                  time.perf_counter() - started)}
+            for name, run in (("faster-whisper", sequential),
+                              ("faster-whisper-batched", in_batches)) if peers else ():
+                started = time.perf_counter()
+                text, language = await anyio.to_thread.run_sync(run, clip["path"])
+                heard[name] = (text, language, time.perf_counter() - started)
+            _, units = error_counts(clip["reference"], "", clip["language"])
+            scored: dict[str, Any] = {}
+            for name, (text, language, seconds) in heard.items():
+                errors, _ = error_counts(clip["reference"], text, clip["language"])
+                scored[name] = {"errors": errors, "rate": errors / units if units else None,
+                                "language": language, "seconds": round(seconds, 3),
+                                "text": text}
+            out.append({"file": clip["file"], "language": clip["language"], "units": units,
+                        "unit": "char" if clip["language"] in CHARACTER_SCORED else "word",
+                        "results": scored})
+    return out
 
 
-def bench_wer(manifest: Path, *, language: str, model: str, compute_type: str,
-              max_seconds: float = 600.0) -> dict[str, Any]:
-    root = manifest.parent
-    entries = [e for e in json.loads(manifest.read_text())["entries"]
-               if e["language"] == language and e.get("category") != "stereo-en"
-               and e.get("duration_s", 0) <= max_seconds]
-    clips_in = [(e["file"], root / e["file"],
-                 (root / e["reference_file"]).read_text(encoding="utf-8")) for e in entries]
-    clips = anyio.run(_bench, clips_in, language, model, compute_type)
-    words = sum(c["words"] for c in clips)
-    pooled = {
-        name: sum(c["wer"][name] * c["words"] for c in clips) / words if words else None
-        for name in ("voicesub", "faster-whisper-batched")
-    }
-    return {"benchmark": "wer", "manifest": str(manifest), "language": language,
-            "model": model, "compute_type": compute_type, "clips": clips, "words": words,
-            "pooled_wer": pooled}
+def pooled(clips: list[dict[str, Any]], name: str) -> float | None:
+    units = sum(c["units"] for c in clips if name in c["results"])
+    errors = sum(c["results"][name]["errors"] for c in clips if name in c["results"])
+    return errors / units if units else None
+
+
+def bench_wer(manifest: Path, *, model: str, compute_type: str, languages: set[str] | None,
+              peers: bool = True) -> dict[str, Any]:
+    """Every clip of ``manifest`` through every contender; pooled rates per language and
+    overall (each clip's units weighed alike), and time."""
+    clips = anyio.run(_run, corpus(manifest, languages), model, compute_type, peers)
+    names = [n for n in CONTENDERS if any(n in c["results"] for c in clips)]
+    by_language = {}
+    for language in sorted({c["language"] for c in clips}):
+        mine = [c for c in clips if c["language"] == language]
+        by_language[language] = {
+            "clips": len(mine), "units": sum(c["units"] for c in mine),
+            "unit": mine[0]["unit"], **{n: pooled(mine, n) for n in names}}
+    seconds = {n: round(sum(c["results"][n]["seconds"] for c in clips), 2) for n in names}
+    return {"benchmark": "wer", "manifest": str(manifest), "model": model,
+            "compute_type": compute_type, "contenders": names, "clips": clips,
+            "by_language": by_language, "pooled": {n: pooled(clips, n) for n in names},
+            "seconds": seconds}
