@@ -46,7 +46,8 @@ def transcribe(
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     compute_type: Annotated[str | None, typer.Option(help="e.g. int8, float16.")] = None,
     batch_size: Annotated[int, typer.Option(help="Windows per model call.")] = 8,
-    beam_size: Annotated[int, typer.Option(help="Beam width; 1 is greedy.")] = 2,
+    beam_size: Annotated[int | None, typer.Option(
+        help="Beam width; 1 is greedy. Default: 5, or 2 for English.")] = None,
     translate_to: Annotated[str | None, typer.Option(
         help="Translate the subtitles into this language (e.g. pt).")] = None,
     translator: Annotated[str, typer.Option(help="Translation backend; auto picks one "

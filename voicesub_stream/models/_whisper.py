@@ -249,14 +249,14 @@ class WhisperBatch:
             frames = self._encoder_frames(item.features.shape[-1])
             groups.setdefault((language, frames, len(item.tokens)), []).append(item)
         for (language, frames, _), items in groups.items():
-            self._forward(tokenizers[language], items, frames)
+            self._forward(tokenizers[language], items, frames, language)
             if frames < FULL_FRAMES:
                 # A shortened encoder input occasionally sends the decoder into a loop;
                 # redo those windows the way Whisper was trained, padded to 30 s.
                 redo = [i for i in items if looks_looped(i.output or [], i.window.duration)]
                 if redo:
                     logger.debug("re-decoding %d window(s) at 30 s", len(redo))
-                    self._forward(tokenizers[language], redo, FULL_FRAMES)
+                    self._forward(tokenizers[language], redo, FULL_FRAMES, language)
 
     def _tokenizer(self, language: str | None) -> Any:
         from faster_whisper.tokenizer import Tokenizer
@@ -293,7 +293,8 @@ class WhisperBatch:
                 return size + size % 2  # the encoder's strided conv halves the length
         return FULL_FRAMES
 
-    def _forward(self, tokenizer: Any, items: list[_Item], frames: int) -> None:
+    def _forward(self, tokenizer: Any, items: list[_Item], frames: int,
+                 language: str | None) -> None:
         from faster_whisper.audio import pad_or_trim
 
         batch = np.stack([pad_or_trim(i.features, frames) for i in items])
@@ -301,7 +302,7 @@ class WhisperBatch:
                     for i in items]
         # A fresh pipeline object per call: it keeps per-call state (last_speech_timestamp).
         pipeline = _prompted_pipeline()(self.model.whisper, [i.tokens for i in items])
-        outputs = pipeline.forward(batch, tokenizer, metadata, self._fw_options())
+        outputs = pipeline.forward(batch, tokenizer, metadata, self._fw_options(language))
         for item, output in zip(items, outputs, strict=True):
             item.output = output
 
@@ -315,12 +316,12 @@ class WhisperBatch:
         no_speech = float(parts[0]["no_speech_prob"]) if parts else 1.0
         return WindowText(window, text, words, avg_logprob, no_speech, model_seconds)
 
-    def _fw_options(self) -> Any:
+    def _fw_options(self, language: str | None) -> Any:
         from faster_whisper.transcribe import TranscriptionOptions
 
         o = self.options
         return TranscriptionOptions(
-            beam_size=o.beam_size, best_of=5, patience=1.0, length_penalty=1.0,
+            beam_size=o.beam_for(language), best_of=5, patience=1.0, length_penalty=1.0,
             repetition_penalty=1.0, no_repeat_ngram_size=0, log_prob_threshold=LOGPROB_THRESHOLD,
             no_speech_threshold=NO_SPEECH_THRESHOLD, compression_ratio_threshold=2.4,
             condition_on_previous_text=False, prompt_reset_on_temperature=0.5,
