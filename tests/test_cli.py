@@ -114,6 +114,9 @@ def test_bench_live_reports_latency_and_pooled_wer(espeak_wav: Path, tmp_path: P
     assert report["final_latency"]["p95"] >= report["final_latency"]["p50"] >= 0
     assert report["pooled_wer"]["words"] == len(SENTENCES.split())
     assert report["pooled_wer"]["live"] <= 0.3
+    flicker = report["flicker"]
+    assert flicker["partial_words"] > 0
+    assert 0 <= flicker["changed_words"] <= flicker["partial_words"]
     assert report["runs"][0]["dropped_seconds"] == 0
 
 

@@ -446,3 +446,18 @@ def test_zero_prompt_tokens_means_no_prompt(settings: Any) -> None:
     assert len(eight._prompt_tokens(tokenizer, "It was a bright cold")) == 4
     assert eight._prompt_tokens(tokenizer, "It was") == ()
     registry.clear()
+
+
+def test_flicker_counts_the_partial_words_a_later_version_changed() -> None:
+    from voicesub_stream import Segment, Word
+    from voicesub_stream.bench._live import flicker
+
+    def seg(index: int, text: str, *, final: bool) -> Segment:
+        words = tuple(Word(i, i + 1.0, f" {w}", 0.9) for i, w in enumerate(text.split()))
+        return Segment(index, 0.0, len(words), text, words, is_final=final)
+
+    shown = [seg(0, "the quick", final=False), seg(0, "the quack brown", final=False),
+             seg(0, "the quick brown fox.", final=True),
+             seg(1, "Jumps over the", final=False),  # the final was cut before "the"
+             seg(1, "jumps over", final=True), seg(2, "the lazy dog.", final=True)]
+    assert flicker(shown) == {"partial_words": 8, "changed_words": 2, "shrunk": 0}

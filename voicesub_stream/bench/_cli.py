@@ -152,6 +152,11 @@ def bench_live_cmd(
     if pooled["words"]:
         Console().print(f"WER pooled over {pooled['words']} reference words: live "
                         f"{pooled['live']:.1%}, offline {pooled['offline']:.1%}")
+    flick = report["flicker"]
+    if flick["partial_words"]:
+        Console().print(f"partials: {flick['changed_words']} of {flick['partial_words']} words "
+                        f"shown were changed later ({flick['rate']:.1%}); {flick['shrunk']} "
+                        "finals showed fewer words than their last partial")
     Console().print(f"written {output}")
 
 

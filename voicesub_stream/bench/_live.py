@@ -17,11 +17,42 @@ import anyio.to_thread
 from .._config import LiveOptions, Settings
 from .._engine import Engine
 from .._stats import percentiles
-from .._text import word_error_rate
+from .._text import normalize, word_error_rate
 from ..sources import paced
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from .._types import Segment
+
+
+def flicker(segments: list[Segment]) -> dict[str, int]:
+    """How stable the partials were: of the words partials showed, how many a later version
+    changed. A partial's words are compared, from the start, with the finals from its index
+    on (a final may be cut before the partial's last words, which then open the next final);
+    a word counts as changed from the first one that differs. ``shrunk``: indices whose last
+    partial showed more words than the finals from there on hold."""
+    finals = {s.index: [_word(w.text) for w in s.words] for s in segments if s.is_final}
+    order = sorted(finals)
+    shown = changed = 0
+    last: dict[int, list[str]] = {}
+    for seg in segments:
+        if seg.is_final:
+            continue
+        words = [_word(w.text) for w in seg.words]
+        later = [w for i in order if i >= seg.index for w in finals[i]]
+        same = next((k for k, (a, b) in enumerate(zip(words, later, strict=False)) if a != b),
+                    min(len(words), len(later)))
+        shown += len(words)
+        changed += len(words) - same
+        last[seg.index] = words
+    shrunk = sum(1 for i, words in last.items()
+                 if len([w for j in order if j >= i for w in finals[j]]) < len(words))
+    return {"partial_words": shown, "changed_words": changed, "shrunk": shrunk}
+
+
+def _word(text: str) -> str:
+    return normalize(text, "en")
 
 
 def _quantiles(values: list[float]) -> dict[str, float | None]:
@@ -38,8 +69,10 @@ async def _one(engine: Engine, clip: Path, reference: str | None, live: LiveOpti
     final_lat: list[float] = []
     partial_lat: list[float] = []
     started = time.monotonic()
+    seen: list[Segment] = []
     async with engine.transcribe_stream(source, live=live) as stream:
         async for seg in stream:
+            seen.append(seg)
             now = time.monotonic()
             fed = source.fed_at(seg.end)
             lag = (now - fed) * speed if fed is not None else 0.0  # in seconds of audio
@@ -65,6 +98,7 @@ async def _one(engine: Engine, clip: Path, reference: str | None, live: LiveOpti
         "wer_vs_reference": word_error_rate(reference, text) if reference else None,
         "offline_wer_vs_reference": word_error_rate(reference, offline) if reference else None,
         "wer_vs_offline": word_error_rate(offline, text),
+        "flicker": flicker(seen),
         "reference_words": len(reference.split()) if reference else 0,
         "_final_latencies": final_lat,
         "_partial_latencies": partial_lat,
@@ -96,9 +130,18 @@ async def _bench(clips: list[tuple[Path, str | None]], model: str, compute_type:
         "partial_latency": _quantiles(partial_all),
         "pooled_wer": {"live": pooled("wer_vs_reference"),
                        "offline": pooled("offline_wer_vs_reference"), "words": words},
+        "flicker": _pooled_flicker(runs),
         "targets": {"final_p50": 1.0, "final_p95": 2.0, "partial_p50": 0.5,
-                    "wer_points_over_offline": 2.0},
+                    "wer_points_over_offline": 1.5, "flicker": 0.10},
     }
+
+
+def _pooled_flicker(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    shown = sum(r["flicker"]["partial_words"] for r in runs)
+    changed = sum(r["flicker"]["changed_words"] for r in runs)
+    return {"partial_words": shown, "changed_words": changed,
+            "rate": changed / shown if shown else None,
+            "shrunk": sum(r["flicker"]["shrunk"] for r in runs)}
 
 
 def bench_live(clips: list[tuple[Path, str | None]], *, model: str, compute_type: str,
