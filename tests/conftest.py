@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from voicesub_stream import Engine, Settings
-from voicesub_stream.testing import speak
+from voicesub_stream.testing import free_port, speak
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -108,9 +108,7 @@ def uvicorn_serving(app: Any, **config: Any) -> Iterator[int]:
     """``app`` on a real uvicorn on a free loopback port, in a thread; yields the port."""
     import uvicorn
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
                                            **config))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -131,9 +129,7 @@ class RedisServer:
     """A real redis-server on a free loopback port, which a test may stop and start again."""
 
     def __init__(self, directory: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.directory = directory
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None

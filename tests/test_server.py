@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,8 @@ from websockets.asyncio.client import connect
 from voicesub_stream import Settings
 from voicesub_stream._text import word_error_rate
 from voicesub_stream.server import ServerSettings, create_app
+from voicesub_stream.testing import free_port
+from voicesub_stream.testing import post_chunked as post_chunked_to
 
 from .conftest import SENTENCES, uvicorn_serving
 
@@ -322,31 +323,9 @@ async def test_a_session_ends_at_its_length_limit_with_everything_sent_finished(
 
 
 async def post_chunked(address: str, parts: Any) -> tuple[int, int]:
-    """A multipart POST sent chunked (no Content-Length) from ``parts`` on a raw socket, read
-    while it is sent: the status, and how many parts went out before it came."""
     host, port = address.split(":")
-    boundary = "b0undary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            'filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n').encode()
-    status, sent = 0, 0
-    async with await anyio.connect_tcp(host, int(port)) as sock:
-        await sock.send(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: " + host.encode()
-                        + f"\r\nContent-Type: multipart/form-data; boundary={boundary}"
-                          "\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
-        with anyio.fail_after(60):
-            async with anyio.create_task_group() as tg:
-
-                async def answer() -> None:
-                    nonlocal status
-                    status = int((await sock.receive()).split()[1])
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(answer)
-                with contextlib.suppress(anyio.BrokenResourceError, OSError):
-                    async for part in parts(head):
-                        await sock.send(f"{len(part):x}\r\n".encode() + part + b"\r\n")
-                        sent += 1
-    return status, sent
+    with anyio.fail_after(60):
+        return await post_chunked_to(host, int(port), parts)
 
 
 async def test_slow_and_chunked_uploads_are_stopped_as_they_arrive() -> None:
@@ -501,9 +480,7 @@ def test_serve_command_starts_a_server() -> None:
     import subprocess
     import sys
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "voicesub_stream.cli", "serve", "--port",
                              str(port), "--model", "tiny.en"])
     try:

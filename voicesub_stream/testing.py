@@ -3,12 +3,16 @@
 - :func:`speak`: real speech audio from text with espeak-ng, for self-contained WER tests.
 - :class:`FakeRunner`: a stand-in for the Whisper runner, for fast tests of pipeline plumbing.
 - :func:`resource_snapshot` / :func:`assert_no_leaks`: tasks, threads and files before/after.
+- :func:`free_port` and :func:`post_chunked`: for servers under test, a loopback port and an
+  upload sent as slowly or as endlessly as a hostile client would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import socket
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -22,12 +26,13 @@ from ._types import Word
 from .models import WindowText
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
     from pathlib import Path
 
     from ._types import SpeechWindow
 
-__all__ = ("FakeRunner", "ResourceSnapshot", "assert_no_leaks", "resource_snapshot", "speak")
+__all__ = ("FakeRunner", "ResourceSnapshot", "assert_no_leaks", "free_port", "post_chunked",
+           "resource_snapshot", "speak")
 
 
 def speak(text: str, path: Path, *, voice: str = "en-us", words_per_minute: int = 150) -> Path:
@@ -162,3 +167,45 @@ def _tasks() -> frozenset[object]:
 def _task_name(task: object) -> str:
     get_name = getattr(task, "get_name", None)
     return str(get_name() if get_name is not None else getattr(task, "name", task))
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def post_chunked(host: str, port: int, parts: Callable[[bytes], AsyncIterator[bytes]],
+                       *, headers: dict[str, str] | None = None,
+                       path: str = "/v1/audio/transcriptions") -> tuple[int, int]:
+    """A multipart upload of one ``file`` field sent chunked (no Content-Length) on a raw
+    socket, the answer read while it is sent, as no HTTP client does.
+
+    ``parts(head)`` yields the body: the field's multipart head first, then whatever the test
+    wants to send, as slowly as it likes. Returns the answer's status, and how many parts
+    went out before it came. It waits for the answer as long as it takes: bound it with
+    ``anyio.fail_after``.
+    """
+    boundary = "voicesub-boundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            'filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n').encode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    status = sent = 0
+    async with await anyio.connect_tcp(host, port) as sock:
+        await sock.send(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Type: "
+                        f"multipart/form-data; boundary={boundary}\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n".encode())
+        async with anyio.create_task_group() as tg:
+
+            async def answer() -> None:
+                nonlocal status
+                status = int((await sock.receive()).split()[1])
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(answer)
+            with contextlib.suppress(anyio.BrokenResourceError, OSError):
+                async for part in parts(head):
+                    await sock.send(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                    sent += 1
+    return status, sent

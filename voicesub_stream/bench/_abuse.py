@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -103,31 +102,10 @@ class _Target:
 
     async def post_chunked(self, parts: Callable[[bytes], AsyncIterator[bytes]],
                            ) -> tuple[int, int]:
-        """A chunked multipart POST from ``parts`` on a raw socket, the answer read while it
-        is sent: the status, and the parts that went out before it came."""
-        boundary = "abuse"
-        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-                'filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n').encode()
-        auth = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())
-        status = sent = 0
-        async with await anyio.connect_tcp(self.host, self.port) as sock:
-            await sock.send(f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: {self.host}\r\n"
-                            f"{auth}Content-Type: multipart/form-data; boundary={boundary}"
-                            "\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
-            with anyio.fail_after(self.patience * 2):
-                async with anyio.create_task_group() as tg:
+        from ..testing import post_chunked
 
-                    async def answer() -> None:
-                        nonlocal status
-                        status = int((await sock.receive()).split()[1])
-                        tg.cancel_scope.cancel()
-
-                    tg.start_soon(answer)
-                    with contextlib.suppress(anyio.BrokenResourceError, OSError):
-                        async for part in parts(head):
-                            await sock.send(f"{len(part):x}\r\n".encode() + part + b"\r\n")
-                            sent += 1
-        return status, sent
+        with anyio.fail_after(self.patience * 2):
+            return await post_chunked(self.host, self.port, parts, headers=self.headers)
 
 
 # -- the probes: item of the audit, name, and the check ---------------------------------
@@ -405,20 +383,14 @@ async def _hung_worker(t: _Target) -> str:
 
 
 async def _poisoned_cache(t: _Target) -> str:
-    import shutil
-
     from ..cache import RedisCache
+    from ._cache import _start_redis
 
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise _Skip("no redis-server here")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = await anyio.open_process([binary, "--port", str(port), "--save", "",
-                                     "--appendonly", "no"])
     try:
-        await anyio.sleep(0.3)
+        proc, port = await anyio.to_thread.run_sync(_start_redis, tempfile.gettempdir())
+    except RuntimeError as exc:
+        raise _Skip(str(exc)) from None
+    try:
         async with RedisCache(f"redis://127.0.0.1:{port}/0", namespace="abuse") as cache:
             await cache._client.set("abuse:v1:k", b"z\x00bad")
             _expect(await cache.get("k") is None, "a value came back")
@@ -426,7 +398,7 @@ async def _poisoned_cache(t: _Target) -> str:
         return "a logged miss; the entry deleted"
     finally:
         proc.terminate()
-        await proc.wait()
+        proc.wait()
 
 
 async def _fifo_in_cache(t: _Target) -> str:
@@ -494,14 +466,13 @@ def _own_server(model: str) -> Iterator[tuple[str, list[str]]]:
 
     from .. import Settings
     from ..server import ServerSettings, create_app
+    from ..testing import free_port
 
     capture = _Lines()
     loggers = [logging.getLogger(n) for n in ("uvicorn.access", "uvicorn.error")]
     app = create_app(settings=ServerSettings.load(**LIMITS),
                      engine_settings=Settings.load(model=model))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info",
                                            access_log=True, ws_max_size=16 << 20))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -560,15 +531,12 @@ def bench_abuse(*, url: str | None, token: str | None, model: str, speech: Path 
 def _spoken() -> np.ndarray:
     """Ten seconds or so of speech: the JFK clip in the shared corpus, else espeak-ng."""
     from ..sources import read_audio
+    from ..testing import speak
 
     clip = Path("../shared/data/speech/whisper-jfk/jfk.flac")
     if clip.is_file():
         return read_audio(clip)
-    import subprocess
-
     with tempfile.TemporaryDirectory() as directory:
-        wav = Path(directory) / "speech.wav"
-        subprocess.run(["espeak-ng", "-w", str(wav), "A journey of a thousand miles begins "
-                        "with a single step. Knowledge is power, and time is money."],
-                       check=True)
-        return read_audio(wav)
+        return read_audio(speak("A journey of a thousand miles begins with a single step. "
+                                "Knowledge is power, and time is money.",
+                                Path(directory) / "speech.wav"))

@@ -16,6 +16,7 @@ import anyio
 
 from .._stats import percentiles
 from ..cache import FileCache, MemoryCache, RedisCache, TieredCache
+from ..testing import free_port
 
 if TYPE_CHECKING:
     from ..cache import Cache
@@ -77,9 +78,7 @@ def _start_redis(directory: str) -> tuple[subprocess.Popen[bytes], int]:
     exe = shutil.which("redis-server")
     if exe is None:
         raise RuntimeError("redis-server is not installed (Debian package redis-server)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", directory],
                             stdout=subprocess.DEVNULL)
