@@ -47,11 +47,12 @@ LOGPROB_THRESHOLD = -1.0
 FULL_FRAMES = 3000
 """Whisper's trained input: 30 s of 10 ms mel frames."""
 MIN_FRAMES = 1000
+SHORT_FRAMES = 2100
 ENCODER_MARGIN = 100
-"""Windows are encoded at 10 s or at the longest window plus 1 s of silence, not padded to
-30 s: the encoder's cost grows faster than linearly with length and the decoder's
-cross-attention shrinks with it. Shorter than 10 s looped on short clips; windows whose output
-still looks looped are re-decoded at full length (see :func:`looks_looped`)."""
+"""Windows are encoded at 10 s or 21 s when they and a second of silence fit, else at 30 s,
+not all padded to 30 s: the encoder's cost grows faster than linearly with length and the
+decoder's cross-attention shrinks with it. Shorter than 10 s looped on short clips; windows
+whose output still looks looped are re-decoded at full length (see :func:`looks_looped`)."""
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ class WhisperRunner:
             self.language, self.language_probability = "en", 1.0
         o = options
         self.batch_key: Hashable = (id(model), o.task, o.beam_size, o.word_timestamps,
-                                    o.initial_prompt, o.vad.max_window)
+                                    o.initial_prompt)
 
     def transcribe(self, windows: list[SpeechWindow], *,
                    prompts: Sequence[str | None] | None = None,
@@ -287,10 +288,9 @@ class WhisperBatch:
         depends on which other windows shared its batch.
         """
         # Never past Whisper's 30 s input: a 30 s window is encoded at exactly that.
-        window_max = min(round(self.options.vad.max_window * 100) + ENCODER_MARGIN, FULL_FRAMES)
-        for size in (MIN_FRAMES, window_max, FULL_FRAMES):
+        for size in (MIN_FRAMES, SHORT_FRAMES):
             if frames + ENCODER_MARGIN <= size:
-                return size + size % 2  # the encoder's strided conv halves the length
+                return size
         return FULL_FRAMES
 
     def _forward(self, tokenizer: Any, items: list[_Item], frames: int,
