@@ -105,8 +105,11 @@ def _after(words: list[Word], before: list[Word], last_end: float) -> list[Word]
     """The words of a new hypothesis after the committed ``before``: matched by text, else
     those whose middle is past the committed end."""
     start = _match(words, before, last_end)
-    if start is not None:
-        return words[start:]
+    return words[start:] if start is not None else _after_time(words, last_end)
+
+
+def _after_time(words: list[Word], last_end: float) -> list[Word]:
+    """The words whose middle is past ``last_end``."""
     return [w for w in words if (w.start + w.end) / 2 > last_end]
 
 
@@ -352,7 +355,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         before, last_end = self._context()
         if _match(result.words, before, last_end) is not None:
             return False
-        new = [w for w in result.words if (w.start + w.end) / 2 > last_end]
+        new = _after_time(result.words, last_end)
         return bool(new) and plan.heard(last_end, new[0].start) > LATE_START
 
     @staticmethod
