@@ -133,6 +133,12 @@ class _Protocol(Exception):
         self.code = code
 
 
+def _rate_deadline(started: float, amount: float, rate: float, grace: float) -> float:
+    """When ``amount`` received since ``started`` falls under ``rate`` per second on average,
+    counting from ``grace`` seconds in (never, for a rate of 0)."""
+    return started + max(grace, amount / rate) if rate else math.inf
+
+
 class _UploadRefused(Exception):
     """An upload broke a limit while it arrived; answered with ``status``."""
 
@@ -160,10 +166,8 @@ class _MeteredBody:
         if self.complete:
             return await self._receive()
         settings = self._settings
-        deadline = math.inf
-        if settings.min_upload_rate:
-            deadline = self.started + max(settings.rate_grace,
-                                          self.received / settings.min_upload_rate)
+        deadline = _rate_deadline(self.started, self.received, settings.min_upload_rate,
+                                  settings.rate_grace)
         with anyio.CancelScope(deadline=deadline) as scope:
             message = await self._receive()
         if scope.cancelled_caught:
@@ -466,12 +470,10 @@ class _Limits:
     def next(self) -> tuple[float, str]:
         """The nearest deadline, and which limit it is, if no message comes before it."""
         settings = self.settings
-        limits = [(anyio.current_time() + settings.idle_timeout, "idle"),
-                  (self.started + settings.max_session_seconds, "length")]
-        if settings.min_audio_rate:
-            limits.append((self.started + max(settings.rate_grace,
-                                              self.audio / settings.min_audio_rate), "rate"))
-        return min(limits)
+        return min((anyio.current_time() + settings.idle_timeout, "idle"),
+                   (self.started + settings.max_session_seconds, "length"),
+                   (_rate_deadline(self.started, self.audio, settings.min_audio_rate,
+                                   settings.rate_grace), "rate"))
 
     def ending(self, limit: str) -> tuple[int, str]:
         settings = self.settings
@@ -699,8 +701,6 @@ async def _read_upload(request: Request, settings: ServerSettings,
         data = await upload.read()
     finally:
         await form.close()  # spooled upload files are deleted now, not at GC
-    if len(data) > settings.max_upload_bytes:
-        return _error(413, f"upload over the {settings.max_upload_bytes}-byte limit")
     fmt = str(form.get("response_format") or "json")
     if fmt not in ("json", "text", "srt", "vtt", "verbose_json"):
         return _error(400, f"unsupported response_format {fmt!r}")
