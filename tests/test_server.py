@@ -19,10 +19,10 @@ from websockets.asyncio.client import connect
 from voicesub_stream import Settings
 from voicesub_stream._text import word_error_rate
 from voicesub_stream.server import ServerSettings, create_app
-from voicesub_stream.testing import free_port
+from voicesub_stream.testing import free_port, uvicorn_serving
 from voicesub_stream.testing import post_chunked as post_chunked_to
 
-from .conftest import SENTENCES, uvicorn_serving
+from .conftest import SENTENCES
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -14,9 +14,8 @@ from starlette.routing import Route
 
 from voicesub_stream import Engine, Settings
 from voicesub_stream.errors import TranslationError
+from voicesub_stream.testing import uvicorn_serving
 from voicesub_stream.translation import FastTranslator, LibreTranslateTranslator, OpenAITranslator
-
-from .conftest import uvicorn_serving
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -3,8 +3,8 @@
 - :func:`speak`: real speech audio from text with espeak-ng, for self-contained WER tests.
 - :class:`FakeRunner`: a stand-in for the Whisper runner, for fast tests of pipeline plumbing.
 - :func:`resource_snapshot` / :func:`assert_no_leaks`: tasks, threads and files before/after.
-- :func:`free_port` and :func:`post_chunked`: for servers under test, a loopback port and an
-  upload sent as slowly or as endlessly as a hostile client would.
+- :func:`uvicorn_serving`, :func:`free_port` and :func:`post_chunked`: a server under test on
+  a loopback port, and an upload sent as slowly or as endlessly as a hostile client would.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import socket
 import subprocess
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -26,13 +26,13 @@ from ._types import Word
 from .models import WindowText
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterator, Sequence
     from pathlib import Path
 
     from ._types import SpeechWindow
 
 __all__ = ("FakeRunner", "ResourceSnapshot", "assert_no_leaks", "free_port", "post_chunked",
-           "resource_snapshot", "speak")
+           "resource_snapshot", "speak", "uvicorn_serving")
 
 
 def speak(text: str, path: Path, *, voice: str = "en-us", words_per_minute: int = 150) -> Path:
@@ -174,6 +174,36 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def uvicorn_serving(app: Any, **config: Any) -> Iterator[int]:
+    """``app`` on a real uvicorn on a free loopback port, in a thread; yields the port.
+
+    ``config`` goes to ``uvicorn.Config`` (``log_level`` is ``error`` unless given).
+    """
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           **{"log_level": "error", **config}))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        if thread.is_alive():
+            raise RuntimeError("uvicorn did not stop within 30 s")
 
 
 async def post_chunked(host: str, port: int, parts: Callable[[bytes], AsyncIterator[bytes]],

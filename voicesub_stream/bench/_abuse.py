@@ -462,33 +462,23 @@ class _Lines(logging.Handler):
 def _own_server(model: str) -> Iterator[tuple[str, list[str]]]:
     """The app on uvicorn on a free loopback port, in a thread, with :data:`LIMITS`; its
     address, and every line its loggers write."""
-    import uvicorn
-
     from .. import Settings
     from ..server import ServerSettings, create_app
-    from ..testing import free_port
+    from ..testing import uvicorn_serving
 
     capture = _Lines()
     loggers = [logging.getLogger(n) for n in ("uvicorn.access", "uvicorn.error")]
     app = create_app(settings=ServerSettings.load(**LIMITS),
                      engine_settings=Settings.load(model=model))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info",
-                                           access_log=True, ws_max_size=16 << 20))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    kept = [log.handlers for log in loggers]
-    for log in loggers:  # after uvicorn set its logging up: into the probe, not the terminal
-        log.handlers = [capture]
-    try:
-        yield f"http://127.0.0.1:{port}", capture.lines
-    finally:
-        for log, handlers in zip(loggers, kept, strict=True):
-            log.handlers = handlers
-        server.should_exit = True
-        thread.join(timeout=30)
+    with uvicorn_serving(app, log_level="info", access_log=True, ws_max_size=16 << 20) as port:
+        kept = [log.handlers for log in loggers]
+        for log in loggers:  # after uvicorn set its logging up: into the probe, not the terminal
+            log.handlers = [capture]
+        try:
+            yield f"http://127.0.0.1:{port}", capture.lines
+        finally:
+            for log, handlers in zip(loggers, kept, strict=True):
+                log.handlers = handlers
 
 
 async def _run(probes: list[tuple[str, str, Callable[[_Target], Awaitable[str]]]],
