@@ -461,3 +461,35 @@ def test_flicker_counts_the_partial_words_a_later_version_changed() -> None:
              seg(1, "Jumps over the", final=False),  # the final was cut before "the"
              seg(1, "jumps over", final=True), seg(2, "the lazy dog.", final=True)]
     assert flicker(shown) == {"partial_words": 8, "changed_words": 2, "shrunk": 0}
+
+
+def test_partials_stop_at_the_first_unconfirmed_word_the_model_was_unsure_of() -> None:
+    from voicesub_stream import Word
+    from voicesub_stream.stages._live import _Plan
+
+    stage = live_stage(holdback=0.3)
+    said = (("when", 3.1, 3.4), ("forty", 3.4, 3.8), ("winters", 3.8, 4.3))
+    stage._apply(_Plan(round(4.5 * 16_000), eof=False, partial=False, silent=False),
+                 hypothesis(*said))  # committed: nothing yet, all three tentative
+    unsure = hypothesis(*said, ("shall", 4.3, 4.6), ("beseech", 4.6, 5.0))
+    unsure.words[3] = Word(4.3, 4.6, " shall", 0.4)
+    shown = stage._apply(_Plan(round(5.2 * 16_000), eof=False, partial=True, silent=False),
+                         unsure)
+    partial = next(s for s in shown if not s.is_final)
+    # "when forty winters" agreed; "shall" (p 0.4) and what follows it are not shown yet.
+    assert partial.text == "when forty winters"
+    assert partial.metadata["committed_words"] == 3
+
+
+def test_a_window_takes_only_the_context_that_fits_its_encoder_size() -> None:
+    from voicesub_stream.models import fitting_window
+
+    assert fitting_window(8.0) == 9.0  # a 10 s encoder input, less the second of padding
+    assert fitting_window(10.0) == 20.0
+    stage = live_stage()
+    stage._buffer_start, stage._final_end = 0, 5 * 16_000  # 5 s of final audio in the buffer
+    # 7 s since the final: with 1 s of context it needs the 10 s input, which holds 9 s.
+    assert stage._spare_context(12 * 16_000) == 3 * 16_000
+    # 9 s since the final already needs the 21 s input: all the context fits.
+    assert stage._spare_context(14 * 16_000) == 0
+    assert stage._spare_context(3 * 16_000) == 0

@@ -278,7 +278,7 @@ class LiveOptions:
     ``policy`` says what happens when the model cannot keep up:
 
     - ``adaptive``: the stream's pace follows the load. Each update transcribes everything
-      received; when answers come back slowly the stream moves to longer steps, less context
+      received; when answers come back slowly the stream moves to longer steps
       and a shorter buffer, and at the top to finals only, and it returns to these options
       when the load eases. Latency stays bounded and no audio is dropped.
     - ``block``: every step in order, at these options; the output depends on the audio
@@ -309,7 +309,7 @@ class LiveOptions:
     partials: bool = True
     policy: BackpressurePolicy = "auto"
     max_lag: float = 3.0
-    prompt_tokens: int = 32
+    prompt_tokens: int = 64
     accept_degraded: bool = False
 
     def __post_init__(self) -> None:

@@ -3,7 +3,9 @@
 Latency of a segment is the wall time it arrived minus the wall time the audio of its last
 word had been fed (:meth:`PacedSource.fed_at`), the measure the peers in
 ``shared/notes/measurements.md`` were taken with. Each clip is also transcribed offline by the
-same engine, so live WER is reported against the reference and against offline output.
+same engine and by faster-whisper's sequential and batched modes (same model), so live WER is
+reported against the reference, against offline output, and beside the better peer's offline
+WER per clip, the figure live finals are held to.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from .._engine import Engine
 from .._stats import percentiles
 from .._text import normalize, word_error_rate
 from ..sources import paced
+from ._wer import peer_runs
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from .._types import Segment
+    from ._wer import PeerRun
 
 
 def flicker(segments: list[Segment]) -> dict[str, int]:
@@ -61,9 +65,14 @@ def _quantiles(values: list[float]) -> dict[str, float | None]:
 
 
 async def _one(engine: Engine, clip: Path, reference: str | None, live: LiveOptions,
-               speed: float) -> dict[str, Any]:
+               speed: float, peers: dict[str, PeerRun]) -> dict[str, Any]:
     async with engine.transcribe_stream(clip) as stream:
         offline = " ".join([seg.text async for seg in stream])
+    peer_wer: dict[str, float] = {}
+    for name, run in peers.items():
+        if reference:
+            text, _ = await anyio.to_thread.run_sync(run, clip)
+            peer_wer[name] = word_error_rate(reference, text)
     source = paced(clip, speed=speed)
     finals: list[str] = []
     final_lat: list[float] = []
@@ -98,7 +107,11 @@ async def _one(engine: Engine, clip: Path, reference: str | None, live: LiveOpti
         "wer_vs_reference": word_error_rate(reference, text) if reference else None,
         "offline_wer_vs_reference": word_error_rate(reference, offline) if reference else None,
         "wer_vs_offline": word_error_rate(offline, text),
+        "peer_offline_wer": peer_wer,
+        "best_peer_offline_wer": min(peer_wer.values(), default=None),
         "flicker": flicker(seen),
+        "finals_text": text,
+        "offline_text": offline,
         "reference_words": len(reference.split()) if reference else 0,
         "_final_latencies": final_lat,
         "_partial_latencies": partial_lat,
@@ -109,8 +122,8 @@ async def _bench(clips: list[tuple[Path, str | None]], model: str, compute_type:
                  live: LiveOptions, speed: float) -> dict[str, Any]:
     settings = Settings.load(model=model, compute_type=compute_type, device="cpu")
     async with Engine(settings) as engine:
-        await anyio.to_thread.run_sync(engine.registry.get, engine.registry.key_for(None))
-        runs = [await _one(engine, clip, ref, live, speed) for clip, ref in clips]
+        peers = await peer_runs(engine)
+        runs = [await _one(engine, clip, ref, live, speed, peers) for clip, ref in clips]
     final_all = [x for r in runs for x in r.pop("_final_latencies")]
     partial_all = [x for r in runs for x in r.pop("_partial_latencies")]
     words: int = sum(r["reference_words"] for r in runs)
@@ -129,7 +142,8 @@ async def _bench(clips: list[tuple[Path, str | None]], model: str, compute_type:
         "final_latency": _quantiles(final_all),
         "partial_latency": _quantiles(partial_all),
         "pooled_wer": {"live": pooled("wer_vs_reference"),
-                       "offline": pooled("offline_wer_vs_reference"), "words": words},
+                       "offline": pooled("offline_wer_vs_reference"),
+                       "best_peer_offline": pooled("best_peer_offline_wer"), "words": words},
         "flicker": _pooled_flicker(runs),
         "targets": {"final_p50": 1.0, "final_p95": 2.0, "partial_p50": 0.5,
                     "wer_points_over_offline": 1.5, "flicker": 0.10},

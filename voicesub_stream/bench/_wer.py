@@ -23,7 +23,11 @@ from .._engine import Engine
 from .._text import CHARACTER_SCORED, error_counts
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+
+    PeerRun = Callable[[Path], tuple[str, str | None]]
+    """Transcribe a file, return (text, detected language)."""
 
 CONTENDERS = ("voicesub", "faster-whisper", "faster-whisper-batched")
 
@@ -37,32 +41,38 @@ def corpus(manifest: Path, languages: set[str] | None = None) -> list[dict[str, 
             for e in entries if languages is None or e["language"] in languages]
 
 
-async def _run(clips: list[dict[str, Any]], model: str, compute_type: str,
-               peers: bool) -> list[dict[str, Any]]:
+async def peer_runs(engine: Engine) -> dict[str, PeerRun]:
+    """faster-whisper's sequential and batched transcription on its own defaults, with the
+    engine's default model (loaded once, shared): name -> run(path) -> (text, language)."""
     from faster_whisper import BatchedInferencePipeline
 
+    loaded = await anyio.to_thread.run_sync(engine.registry.get, engine.registry.key_for(None))
+    batched = BatchedInferencePipeline(loaded.whisper)
+
+    def sequential(path: Path) -> tuple[str, str | None]:
+        segments, info = loaded.whisper.transcribe(str(path))
+        return " ".join(s.text for s in segments), info.language
+
+    def in_batches(path: Path) -> tuple[str, str | None]:
+        segments, info = batched.transcribe(str(path))
+        return " ".join(s.text for s in segments), info.language
+
+    return {"faster-whisper": sequential, "faster-whisper-batched": in_batches}
+
+
+async def _run(clips: list[dict[str, Any]], model: str, compute_type: str,
+               peers: bool) -> list[dict[str, Any]]:
     settings = Settings.load(model=model, compute_type=compute_type, device="cpu")
     out = []
     async with Engine(settings) as engine:
-        loaded = await anyio.to_thread.run_sync(engine.registry.get, engine.registry.key_for(None))
-        batched = BatchedInferencePipeline(loaded.whisper)
-
-        def sequential(path: Path) -> tuple[str, str | None]:
-            segments, info = loaded.whisper.transcribe(str(path))
-            return " ".join(s.text for s in segments), info.language
-
-        def in_batches(path: Path) -> tuple[str, str | None]:
-            segments, info = batched.transcribe(str(path))
-            return " ".join(s.text for s in segments), info.language
-
+        runs = await peer_runs(engine) if peers else {}
         for clip in clips:
             started = time.perf_counter()
             async with engine.transcribe_stream(clip["path"]) as stream:
                 texts = [seg.text async for seg in stream]
             heard = {"voicesub": (" ".join(texts), stream.statistics().language,
                                   time.perf_counter() - started)}
-            for name, run in (("faster-whisper", sequential),
-                              ("faster-whisper-batched", in_batches)) if peers else ():
+            for name, run in runs.items():
                 started = time.perf_counter()
                 text, language = await anyio.to_thread.run_sync(run, clip["path"])
                 heard[name] = (text, language, time.perf_counter() - started)

@@ -17,6 +17,7 @@ from ._whisper import (
     WhisperBatch,
     WhisperRunner,
     WindowText,
+    fitting_window,
     load_vad,
     speech_timestamps,
 )
@@ -35,6 +36,7 @@ __all__ = (
     "WindowText",
     "cuda_device_count",
     "execution_plan",
+    "fitting_window",
     "gpu_info",
     "load_vad",
     "resolve_model",

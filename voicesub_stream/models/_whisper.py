@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -287,11 +288,7 @@ class WhisperBatch:
         One of a few fixed sizes, chosen from the window alone, so a window's text never
         depends on which other windows shared its batch.
         """
-        # Never past Whisper's 30 s input: a 30 s window is encoded at exactly that.
-        for size in (MIN_FRAMES, SHORT_FRAMES):
-            if frames + ENCODER_MARGIN <= size:
-                return size
-        return FULL_FRAMES
+        return encoder_frames(frames)
 
     def _forward(self, tokenizer: Any, items: list[_Item], frames: int,
                  language: str | None) -> None:
@@ -332,6 +329,21 @@ class WhisperBatch:
             multilingual=False, max_new_tokens=None, clip_timestamps="0",
             hallucination_silence_threshold=None, hotwords=None,
         )
+
+
+def encoder_frames(frames: int) -> int:
+    """The encoder input size for a window of ``frames`` mel frames (never past Whisper's
+    30 s input: a 30 s window is encoded at exactly that)."""
+    for size in (MIN_FRAMES, SHORT_FRAMES):
+        if frames + ENCODER_MARGIN <= size:
+            return size
+    return FULL_FRAMES
+
+
+def fitting_window(seconds: float) -> float:
+    """The longest window encoded at the same input size as one of ``seconds``: a window may
+    grow to this at no cost in encoder time."""
+    return (encoder_frames(math.ceil(seconds * 100)) - ENCODER_MARGIN) / 100
 
 
 def looks_looped(parts: list[dict[str, Any]], duration: float) -> bool:

@@ -4,7 +4,7 @@ A live update costs about the same model time whatever its step (the window is t
 unfinalised audio plus some context), so the one lever that lowers a stream's load is to
 update it less often, on a shorter window. :class:`PaceController` moves each stream along a
 short ladder of paces: the caller's own :class:`~voicesub_stream.LiveOptions` at the bottom,
-then longer steps with less context and a shorter buffer, and at the top finals only. It
+then longer steps with a shorter buffer, and at the top finals only. It
 climbs when the answers take a large part of a step to come back (the model, or the queue in
 front of it, is saturated), goes on to finals only when they take one and a half steps (the
 stream falls behind), and comes down only after a run of quick answers, so a stream does not
@@ -67,14 +67,17 @@ def paces(live: LiveOptions) -> tuple[Pace, ...]:
                     min(live.max_buffer, max_buffer), min(live.holdback, 0.3),
                     live.partials and partials, max_final=min(live.max_final, MAX_FINAL))
 
-    # Measured with ``voicesub bench concurrency`` at 12 streams on 2 cores: one second of
-    # context and a 5 s buffer hold p95 at 2.1 s where 2 s / 6 s gave 3.0 s, at a lower WER;
-    # finals after 2 s of committed words rather than 3 s took the slowest stream's p95 from
-    # 2.9-3.8 s to 2.4-2.5 s.
+    # A 5 s buffer keeps windows (context, then the audio since the last final) inside the
+    # encoder's 10 s input, where the 21 s one costs three times as much. Context is what
+    # finals' accuracy rests on: on the four LibriVox sonnets (tiny.en, the first rung's
+    # steps, fixed pace), finals' WER was 12.9 % with 1 s of it, 10.7 % with 3 s and 9.6 %
+    # with 5 s; a window takes only the context that fits its encoder size. Finals after 2 s
+    # of committed words rather than 3 s took the slowest of 12 streams' p95 from 2.9-3.8 s
+    # to 2.4-2.5 s.
     own = Pace(0, live.step, live.context, live.max_buffer, live.holdback, live.partials,
                max_final=live.max_final)
-    return (own, rung(1, 0.75, 1.0, 5.0, True), rung(2, 1.0, 1.0, 5.0, True),
-            rung(3, 1.5, 1.0, 5.0, False))
+    return (own, rung(1, 0.75, 5.0, 5.0, True), rung(2, 1.0, 5.0, 5.0, True),
+            rung(3, 1.5, 5.0, 5.0, False))
 
 
 class PaceController:
