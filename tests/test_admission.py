@@ -174,6 +174,28 @@ def test_the_first_stream_is_admitted_whatever_it_costs() -> None:
         adm.admit("tiny.en", LiveOptions())
 
 
+def test_a_timed_encoder_pass_sizes_the_capacity_before_any_update_is_measured() -> None:
+    from voicesub_stream._admission import UPDATE_PER_ENCODE
+
+    adm = Admission(cores=2, threads_per_call=1, device="cpu")
+    assert adm.needs_calibration("tiny.en")
+    adm.calibrate("tiny.en", 0.1)  # a machine slower than the prior's: 0.35 core-s an update
+    assert not adm.needs_calibration("tiny.en")
+    cost = adm.statistics().models["tiny.en"]
+    assert cost.calibrated
+    assert not cost.measured
+    assert cost.update_seconds == pytest.approx(0.1 * UPDATE_PER_ENCODE["tiny"])
+    for _ in range(4):  # 1.6 cores kept for live work, 0.35 cores a stream: four fit
+        adm.admit("tiny.en", LiveOptions())
+    with pytest.raises(OverloadedError):
+        adm.admit("tiny.en", LiveOptions())
+    ticket = adm._tickets[0]
+    for _ in range(200):
+        ticket.observe(0.05, pace=ECONOMICAL)
+    assert adm.statistics().models["tiny.en"].measured  # measured updates take over
+    assert adm.statistics().models["tiny.en"].update_seconds == pytest.approx(0.05, rel=0.05)
+
+
 def test_measured_updates_replace_the_prior() -> None:
     adm = Admission(cores=2, threads_per_call=1, device="cpu")
     ticket = adm.admit("tiny.en", LiveOptions())
@@ -189,16 +211,20 @@ def test_measured_updates_replace_the_prior() -> None:
 
 @contextlib.contextmanager
 def costly_updates(seconds: float) -> Iterator[None]:
-    """Every model's unmeasured update cost set to ``seconds``: one live stream fills the
-    engine when it is more than the capacity."""
+    """Every model's unmeasured update cost set to about ``seconds`` (prior and calibration):
+    one live stream fills the engine when it is more than the capacity."""
     import voicesub_stream._admission as module
 
     saved = dict(module.PRIOR_UPDATE_SECONDS)
+    ratios = dict(module.UPDATE_PER_ENCODE)
     module.PRIOR_UPDATE_SECONDS.update(dict.fromkeys(saved, seconds))
+    # An encoder pass takes well over 10 ms on any CPU.
+    module.UPDATE_PER_ENCODE.update(dict.fromkeys(ratios, seconds / 0.01))
     try:
         yield
     finally:
         module.PRIOR_UPDATE_SECONDS.update(saved)
+        module.UPDATE_PER_ENCODE.update(ratios)
 
 
 def metric_families(engine: Engine) -> dict[str, Any]:
@@ -248,8 +274,10 @@ async def test_a_refused_stream_fails_at_its_start_and_leaks_nothing(
 
 @pytest.mark.speech
 async def test_three_paced_streams_on_the_defaults_all_finish_with_finals(
-    espeak_audio: np.ndarray,
+    settings: Settings, espeak_audio: np.ndarray,
 ) -> None:
+    # tiny.en, the model the serving targets are set for: three live streams of base (0.6
+    # core-s an update) do not fit two cores, and a cold engine now knows it.
     async def one(engine: Engine, out: list[str]) -> None:
         async with engine.transcribe_stream(paced(espeak_audio), live=True) as stream:
             out.extend([s.text async for s in stream if s.is_final])
@@ -257,13 +285,14 @@ async def test_three_paced_streams_on_the_defaults_all_finish_with_finals(
             assert stream.statistics().live.policy == "adaptive"
 
     texts: list[list[str]] = [[], [], []]
-    async with Engine() as engine:
+    async with Engine(settings) as engine:
         async with anyio.create_task_group() as tg:
             for out in texts:
                 tg.start_soon(one, engine, out)
         stats = engine.statistics().admission
     assert stats.admitted == 3
     assert stats.refused == 0
+    assert stats.models["tiny.en"].calibrated  # sized for this machine before the first
     for out in texts:
         assert word_error_rate(SENTENCES, " ".join(out)) <= 0.3
 

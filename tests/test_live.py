@@ -473,12 +473,22 @@ def test_partials_stop_at_the_first_unconfirmed_word_the_model_was_unsure_of() -
                  hypothesis(*said))  # committed: nothing yet, all three tentative
     unsure = hypothesis(*said, ("shall", 4.3, 4.6), ("beseech", 4.6, 5.0))
     unsure.words[3] = Word(4.3, 4.6, " shall", 0.4)
-    shown = stage._apply(_Plan(round(5.2 * 16_000), eof=False, partial=True, silent=False),
+    stage._processed = round(5.0 * 16_000)
+    shown = stage._apply(_Plan(round(5.0 * 16_000), eof=False, partial=True, silent=False),
                          unsure)
     partial = next(s for s in shown if not s.is_final)
-    # "when forty winters" agreed; "shall" (p 0.4) and what follows it are not shown yet.
+    # "when forty winters" agreed; "shall" (p 0.4, at the audio's edge) and what follows
+    # it are not shown yet.
     assert partial.text == "when forty winters"
     assert partial.metadata["committed_words"] == 3
+    # Further from the edge the same unsure word is shown: it is rarely changed there.
+    stage = live_stage(holdback=0.3)
+    stage._apply(_Plan(round(4.5 * 16_000), eof=False, partial=False, silent=False),
+                 hypothesis(*said))
+    stage._processed = round(6.0 * 16_000)
+    shown = stage._apply(_Plan(round(6.0 * 16_000), eof=False, partial=True, silent=False),
+                         unsure)
+    assert next(s for s in shown if not s.is_final).text.endswith("shall beseech")
 
 
 def test_a_window_takes_only_the_context_that_fits_its_encoder_size() -> None:

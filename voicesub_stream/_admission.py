@@ -11,10 +11,14 @@ accepts a degraded service is admitted at finals only and a longer step, which c
 when a full one no longer fits.
 
 The update cost is measured per model from the live updates that ran at the economical pace
-or above; until there are some (a cold engine, or one never loaded enough to slow its
-streams down) it comes from a prior per model size, measured on two cores of a 2026 laptop
-CPU. File work is not admitted here: it runs at batch priority on what live streams leave,
-and the scheduler keeps the model calls admitted live streams need free of it.
+or above. Until there are some (a cold engine, or one never loaded enough to slow its
+streams down) it is calibrated: before a model's first live stream is admitted, the engine
+times one encoder pass on this machine and counts an update as a measured multiple of it
+(:data:`UPDATE_PER_ENCODE`), so a burst of streams at a cold start is sized for the machine
+it runs on, not for the one a fixed figure was taken on. Without calibration (model calls in
+worker processes) a prior per model size stands in. File work is not admitted here: it runs
+at batch priority on what live streams leave, and the scheduler keeps the model calls
+admitted live streams need free of it.
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ PRIOR_UPDATE_SECONDS = {"tiny": 0.13, "base": 0.3, "small": 0.9, "medium": 2.6, 
 """Core-seconds of one live update at the economical pace, one CPU thread, int8, by model
 size; the unmeasured fallback. A GPU call is counted as ``GPU_SPEEDUP`` times cheaper."""
 GPU_SPEEDUP = 20.0
+UPDATE_PER_ENCODE = {"tiny": 3.5, "base": 2.7}
+"""One live update (a 9 s window of speech: encoder, beam-2 decoder, word alignment) over one
+encoder pass on the 10 s input, single-thread, int8: tiny.en 0.27 s / 0.077 s, base
+0.62 s / 0.226 s on two cores. Larger models spend more of an update in the encoder; they
+take base's ratio, which counts them at least as dear as they are."""
 RETRY_AFTER = 5.0
 """Seconds a refused client is told to wait: live streams come and go over tens of seconds."""
 _SIZE = re.compile("|".join(PRIOR_UPDATE_SECONDS))
@@ -63,10 +72,13 @@ class ModelCost:
     update_seconds: float
     """Core-seconds of one live update at the economical pace."""
     measured: bool
-    """Whether ``update_seconds`` comes from this engine's updates or from the prior."""
+    """Whether ``update_seconds`` comes from this engine's updates (else the calibration, or
+    the prior)."""
     streams: float
     """Full live streams of this model alone the capacity holds: the estimate admission
     works from."""
+    calibrated: bool = False
+    """Whether the estimate before any measurement came from timing this machine's encoder."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +140,7 @@ class Admission:
         self.device = device
         self._costs: dict[str, float] = {}
         self._observed: dict[str, int] = {}
+        self._calibrated: set[str] = set()
         self._tickets: list[Ticket] = []
         self._step = paces(LiveOptions())[ECONOMICAL].step
         self.admitted = self.refused = self.degraded = 0
@@ -171,6 +184,21 @@ class Admission:
             + ("" if live.accept_degraded else " or accept a degraded stream (finals only)"),
             retry_after=RETRY_AFTER)
 
+    def needs_calibration(self, model: str) -> bool:
+        return model not in self._calibrated and model not in self._observed
+
+    def calibrate(self, model: str, encoder_seconds: float) -> None:
+        """Count ``model``'s updates from one encoder pass timed on this machine (wall
+        seconds on a call's threads), until updates are measured."""
+        size = _SIZE.search(model.lower())
+        ratio = UPDATE_PER_ENCODE.get(size.group(0) if size else "base", UPDATE_PER_ENCODE["base"])
+        cost = encoder_seconds * ratio * self.threads_per_call
+        self._calibrated.add(model)
+        if model not in self._observed:
+            self._costs[model] = cost
+            logger.info("live update of %s counted at %.3f core-s (encoder pass %.3f s)",
+                        model, cost, encoder_seconds)
+
     def observe(self, model: str, model_seconds: float) -> None:
         """Fold one update's model time into ``model``'s cost: a plain mean of the first
         updates (the prior counts as one), then a running average that follows the load."""
@@ -201,7 +229,8 @@ class Admission:
             degraded_streams=sum(t.degraded for t in self._tickets),
             load=round(self.load(), 3), capacity=round(self.capacity, 3),
             models={m: ModelCost(round(c, 4), m in self._observed,
-                                 round(self.capacity * self._step / c, 2))
+                                 round(self.capacity * self._step / c, 2),
+                                 calibrated=m in self._calibrated)
                     for m, c in self._costs.items()},
             admitted=self.admitted, refused=self.refused, degraded=self.degraded)
 

@@ -33,6 +33,7 @@ from .models import (
     ModelKey,
     ModelRegistry,
     cuda_device_count,
+    encoder_seconds,
     execution_plan,
     load_vad,
 )
@@ -137,6 +138,7 @@ class Engine:
         self._pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
         self._pools: dict[ModelKey, ProcessPool] = {}
         self._pool_lock = anyio.Lock()
+        self._calibration_lock = anyio.Lock()
         self._services = Services(
             registry=self.registry, scheduler=self.scheduler, translators=self.translators,
             cache=self.cache, batcher=self.batcher,
@@ -263,7 +265,9 @@ class Engine:
             raise StreamClosedError("Engine is closed")
         ticket = None
         if options.live is not None:
-            model = self.registry.key_for(options.model).name
+            key = self.registry.key_for(options.model)
+            await self._calibrate(key)
+            model = key.name
             adaptive = options.live.resolved_policy(realtime=source.realtime) == "adaptive"
             ticket = self.admission.admit(model, options.live, adaptive=adaptive)
         pipeline = Pipeline(self._services, source, options, send, ticket=ticket)
@@ -271,6 +275,19 @@ class Engine:
         self._pipelines.add(pipeline)
         self._tg.start_soon(pipeline.run, name="voicesub stream")
         return pipeline
+
+    async def _calibrate(self, key: ModelKey) -> None:
+        """Time the model's encoder once before its first live stream is admitted (loading
+        the model, which that stream needs anyway): streams arriving meanwhile wait for it,
+        then are admitted or refused at once."""
+        if self.settings.scheduling().process_pool or not self.admission.needs_calibration(
+                key.name):
+            return
+        async with self._calibration_lock:
+            if self.admission.needs_calibration(key.name):
+                loaded = await anyio.to_thread.run_sync(self.registry.get, key)
+                seconds = await anyio.to_thread.run_sync(encoder_seconds, loaded)
+                self.admission.calibrate(key.name, seconds)
 
     async def _pooled_runner(self, key: ModelKey, options: TranscribeOptions) -> Runner:
         """A runner on the worker processes for ``key`` (USE_PROCESS_POOL), started on first

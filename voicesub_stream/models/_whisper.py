@@ -346,6 +346,18 @@ def fitting_window(seconds: float) -> float:
     return (encoder_frames(math.ceil(seconds * 100)) - ENCODER_MARGIN) / 100
 
 
+def encoder_seconds(model: LoadedModel) -> float:
+    """Wall seconds of one encoder pass over the 10 s input on ``model``'s own threads: what a
+    cold engine knows of the machine's speed before any live update has run (the second of
+    two passes; the first warms the caches)."""
+    whisper = model.whisper
+    features = np.zeros((1, whisper.model.n_mels, MIN_FRAMES), np.float32)
+    whisper.encode(features)
+    started = time.perf_counter()
+    whisper.encode(features)
+    return time.perf_counter() - started
+
+
 def looks_looped(parts: list[dict[str, Any]], duration: float) -> bool:
     """Repetition loops show as too many tokens for the audio or highly compressible text."""
     from faster_whisper.transcribe import get_compression_ratio
