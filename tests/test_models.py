@@ -16,6 +16,7 @@ from voicesub_stream.models._resolve import bundled_base
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 pytestmark = pytest.mark.speech
 
@@ -146,3 +147,45 @@ def test_execution_plan_sizes_calls_from_the_cores(monkeypatch: pytest.MonkeyPat
     assert execution_plan(auto, "cuda").concurrent_calls == 1
     with pytest.raises(ConfigError):
         Settings.load(cpu_threads="many")
+
+
+@pytest.mark.speech
+def test_a_window_may_write_no_more_tokens_than_its_audio_can_hold(
+    settings: Any, espeak_audio: Any,
+) -> None:
+    """A repetition loop ("f-f-f-f...") used to run to Whisper's 448-token limit, seconds of
+    decoding for one window; the cap ends it one token past what counts as a loop."""
+    from voicesub_stream import TranscribeOptions
+    from voicesub_stream._types import SpeechWindow
+    from voicesub_stream.models import ModelRegistry, WhisperBatch, WhisperRunner
+    from voicesub_stream.models._whisper import looks_looped, token_budget
+
+    registry = ModelRegistry(settings.models())
+    model = registry.get(registry.key_for("tiny.en"))
+    ct2 = model.whisper.model
+    asked: list[int] = []
+
+    class Spy:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(ct2, name)
+
+        def generate(self, *args: Any, **kwargs: Any) -> Any:
+            asked.append(kwargs["max_length"])
+            return ct2.generate(*args, **kwargs)
+
+    audio = espeak_audio[: 16_000 * 3]
+    runner = WhisperRunner(model, TranscribeOptions(language="en"))
+    batch = WhisperBatch(model, TranscribeOptions(language="en"), prompt_limit=8)
+    batch.add(runner, SpeechWindow(0, audio, ((0, len(audio)),)), "It was a bright cold day")
+    model.whisper.model = Spy()
+    try:
+        (result,) = batch.run()
+    finally:
+        model.whisper.model = ct2
+    assert result.words  # the cap leaves speech whole
+    # The prompt: start-of-previous, 8 tokens, then start-of-transcript, "en", notimestamps
+    # (tiny.en has no language and task tokens).
+    assert asked[0] <= 8 + 4 + token_budget(3.0)
+    assert not looks_looped([{"tokens": [0] * (token_budget(3.0) - 1), "text": ""}], 3.0)
+    assert looks_looped([{"tokens": [0] * token_budget(3.0), "text": ""}], 3.0)
+    registry.clear()
