@@ -295,7 +295,7 @@ class LiveOptions:
     finals only and a longer step instead, when that fits.
 
     The model is prompted with the last ``prompt_tokens`` tokens of final text whose audio
-    has left the buffer (0: never). Without a prompt Whisper tends to skip a window's opening
+    is not in the window (0: never). Without a prompt Whisper tends to skip a window's opening
     words up to the next sentence start; one prompt length for every stream past its first
     sentences lets windows of concurrent streams share a model call.
     """
