@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Iterator
     from pathlib import Path
 
     from voicesub_stream import AudioChunk, Segment
@@ -74,3 +75,22 @@ async def drive_live_stage(stage: LiveTranscriber, audio: np.ndarray, *, speed: 
         tg.start_soon(stage.run, recv_a, send_s)
     async with recv_s:
         return [s async for s in recv_s]
+
+
+@contextlib.contextmanager
+def live_update_cost(seconds: float) -> Iterator[None]:
+    """Count every model's live updates at ``seconds`` core-seconds until some are measured
+    (prior and calibration alike): tests of admission fill an engine with one stream, tests
+    of other things keep admission out of their way whatever the machine's speed."""
+    from unittest import mock
+
+    import voicesub_stream._admission as module
+
+    def calibrate(self: module.Admission, model: str, encoder_seconds: float) -> None:
+        self._calibrated.add(model)
+        self._costs.setdefault(model, seconds)
+
+    prior = dict.fromkeys(module.PRIOR_UPDATE_SECONDS, seconds)
+    with mock.patch.dict(module.PRIOR_UPDATE_SECONDS, prior), \
+            mock.patch.object(module.Admission, "calibrate", calibrate):
+        yield
