@@ -280,8 +280,8 @@ class Engine:
         """Time the model's encoder once before its first live stream is admitted (loading
         the model, which that stream needs anyway): streams arriving meanwhile wait for it,
         then are admitted or refused at once."""
-        if self.settings.scheduling().process_pool or not self.admission.needs_calibration(
-                key.name):
+        if (not self.admission.needs_calibration(key.name)
+                or self.settings.scheduling().process_pool):
             return
         async with self._calibration_lock:
             if self.admission.needs_calibration(key.name):
