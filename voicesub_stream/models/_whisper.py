@@ -248,7 +248,7 @@ class WhisperBatch:
             if language not in tokenizers:
                 tokenizers[language] = self._tokenizer(language)
             item.tokens = self._prompt_tokens(tokenizers[language], item.prompt)
-            frames = self._encoder_frames(item.features.shape[-1])
+            frames = encoder_frames(item.features.shape[-1])
             groups.setdefault((language, frames, len(item.tokens)), []).append(item)
         for (language, frames, _), items in groups.items():
             self._forward(tokenizers[language], items, frames, language)
@@ -281,14 +281,6 @@ class WhisperBatch:
             return tuple(tokens[-limit:])
         size = 1 << (len(tokens).bit_length() - 1)
         return tuple(tokens[-size:]) if size >= 4 else ()
-
-    def _encoder_frames(self, frames: int) -> int:
-        """Encoder input length for a window of ``frames`` mel frames.
-
-        One of a few fixed sizes, chosen from the window alone, so a window's text never
-        depends on which other windows shared its batch.
-        """
-        return encoder_frames(frames)
 
     def _forward(self, tokenizer: Any, items: list[_Item], frames: int,
                  language: str | None) -> None:
@@ -337,8 +329,10 @@ class WhisperBatch:
 
 
 def encoder_frames(frames: int) -> int:
-    """The encoder input size for a window of ``frames`` mel frames (never past Whisper's
-    30 s input: a 30 s window is encoded at exactly that)."""
+    """The encoder input size for a window of ``frames`` mel frames: one of a few fixed sizes,
+    chosen from the window alone, so a window's text never depends on which other windows
+    shared its batch (never past Whisper's 30 s input: a 30 s window is encoded at exactly
+    that)."""
     for size in (MIN_FRAMES, SHORT_FRAMES):
         if frames + ENCODER_MARGIN <= size:
             return size
