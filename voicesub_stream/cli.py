@@ -4,16 +4,25 @@ commands live beside the benchmarks they run, in ``voicesub_stream.bench._cli``)
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from contextlib import AsyncExitStack
-from pathlib import Path  # noqa: TC003 - typer reads the annotations at run time
-from typing import Annotated, Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import anyio
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from . import __version__
@@ -25,25 +34,94 @@ from .bench._cli import bench_app
 from .errors import VoicesubError
 from .subtitles import FORMATS, awrite_subtitles, format_for_path, render_subtitles
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from ._stream import SegmentStream
+
+Device = Literal["auto", "cpu", "cuda"]
+VERBOSE = "Log what the engine does (model loads, windows, alerts) to stderr."
+WINDOW_SECONDS = 30.0
+"""The most audio one model window holds: the progress bar runs ahead of the segments by
+no more than this."""
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Speech to subtitles with faster-whisper, streamed.")
 app.add_typer(bench_app, name="bench")
 err = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"voicesub {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Speech to subtitles with faster-whisper, streamed."""
+
+
+def _formats(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    formats = [f.strip().lower() for f in value.split(",") if f.strip()]
+    if not formats or (bad := [f for f in formats if f not in FORMATS]):
+        raise typer.BadParameter(f"{', '.join(bad) or value!r} is not a subtitle format here; "
+                                 f"choose from {', '.join(FORMATS)} (several with commas)")
+    return list(dict.fromkeys(formats))
+
+
+def _outputs(output: Path | None, output_dir: Path | None, formats: list[str] | None,
+             audio: str) -> list[tuple[Path | None, str]]:
+    """Where each requested format goes, checked before any work is done: a run that can
+    only fail at the end must not transcribe the whole file first."""
+    if output is not None and output_dir is not None:
+        raise typer.BadParameter("give -o/--output or --output-dir, not both")
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        stem = Path(audio.rstrip("/").rsplit("/", 1)[-1].split("?")[0]).stem or "subtitles"
+        output = output_dir / f"{stem}.{(formats or ['srt'])[0]}"
+    if output is None:
+        if formats is not None and len(formats) > 1:
+            raise typer.BadParameter("several formats need -o/--output or --output-dir")
+        return [(None, (formats or ["srt"])[0])]
+    if formats is None:
+        try:
+            formats = [format_for_path(output)]
+        except VoicesubError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    paths = ([(output, formats[0])] if len(formats) == 1
+             else [(output.with_suffix(f".{f}"), f) for f in formats])
+    for path, _ in paths:
+        folder = path.parent
+        if not folder.is_dir():
+            raise typer.BadParameter(f"cannot write {path}: no directory {folder}")
+        if not os.access(folder, os.W_OK) or path.is_dir():
+            raise typer.BadParameter(f"cannot write {path}")
+    return [(path, fmt) for path, fmt in paths]
+
+
 @app.command()
 def transcribe(
     audio: Annotated[str, typer.Argument(help="Audio/video file or URL.")],
-    output: Annotated[Path | None, typer.Option("-o", "--output",
-                                                help="Subtitle file; stdout if omitted.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", "-f",
-                                            help=f"One of {', '.join(FORMATS)}.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Subtitle file, its format from the suffix; stdout if "
+        "omitted.")] = None,
+    output_dir: Annotated[Path | None, typer.Option(
+        help="Write AUDIO's subtitles into this directory (created if missing).")] = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", "-f", help=f"{', '.join(FORMATS)}; several with commas (srt,vtt,json), "
+        "each beside -o with its own suffix.")] = None,
     model: Annotated[str | None, typer.Option(help="tiny.en, base, any faster-whisper "
                                               "name, or a model directory.")] = None,
     language: Annotated[str | None, typer.Option(help="Spoken language; detected if "
                                                  "omitted.")] = None,
     task: Annotated[Task, typer.Option(help="transcribe, or translate to English.")] = "transcribe",
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    device: Annotated[Device | None, typer.Option(help="Where the model runs.")] = None,
     compute_type: Annotated[str | None, typer.Option(help="e.g. int8, float16.")] = None,
     batch_size: Annotated[int, typer.Option(help="Windows per model call.")] = 8,
     beam_size: Annotated[int | None, typer.Option(
@@ -54,60 +132,112 @@ def transcribe(
                                             "that has the pair.")] = "auto",
     bilingual: Annotated[bool, typer.Option(help="Original and translation in each "
                                             "cue.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="No progress bar and no summary.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE)] = False,
 ) -> None:
-    """Transcribe AUDIO to subtitles (SRT, WebVTT, JSON or text)."""
+    """Transcribe AUDIO to subtitles (SRT, WebVTT, ASS/SSA, TTML, JSON or text).
+
+    Exits 1, after writing what was transcribed, when the audio could not be decoded to its
+    end or a requested translation could not be made.
+    """
     _logging(verbose)
-    fmt = fmt or (format_for_path(output) if output else "srt")
+    outputs = _outputs(output, output_dir, _formats(fmt), audio)
     overrides: dict[str, Any] = {k: v for k, v in
                                  {"device": device, "compute_type": compute_type}.items() if v}
     try:
-        if fmt not in FORMATS:
-            raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
         settings = Settings.load(**overrides)
         options = TranscribeOptions(model=model, language=language, task=task,
                                     batch_size=batch_size, beam_size=beam_size,
                                     translate_to=translate_to, translator=translator)
-        anyio.run(_transcribe, audio, output, fmt, settings, options, bilingual)
+        problems = anyio.run(_transcribe, audio, outputs, settings, options, bilingual, quiet)
     except VoicesubError as exc:
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
+        _fail(exc)
+    for problem in problems:
+        err.print(f"[red]error:[/red] {escape(problem)}")
+    if problems:
+        raise typer.Exit(1)
 
 
-async def _transcribe(audio: str, output: Path | None, fmt: str, settings: Settings,
-                      options: TranscribeOptions, bilingual: bool) -> None:
+def _fail(exc: VoicesubError) -> NoReturn:
+    err.print(f"[red]error:[/red] {type(exc).__name__}: {escape(str(exc))}")
+    raise typer.Exit(1) from None
+
+
+async def _transcribe(audio: str, outputs: list[tuple[Path | None, str]], settings: Settings,
+                      options: TranscribeOptions, bilingual: bool, quiet: bool) -> list[str]:
+    """Transcribe and write every output; the problems to report (exit 1), if any."""
     started = time.perf_counter()
     segments = []
-    progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                        TextColumn("{task.completed:>7.1f} s"),
-                        TimeElapsedColumn(), console=err, transient=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                        TextColumn("{task.completed:>6.0f} s of audio"),
+                        TimeRemainingColumn(), console=err, transient=True, disable=quiet)
     async with Engine(settings) as engine:
         stream = engine.transcribe_stream(audio, options=options)
         with progress:
             bar = progress.add_task("loading model", total=None)
-            async with stream:
-                async for seg in stream:
-                    segments.append(seg)
-                    progress.update(bar, description="transcribing", completed=seg.end,
-                                    total=stream.source.duration)
+            done, failure = _Done(), None
+            async with stream, anyio.create_task_group() as tg:
+                tg.start_soon(_follow, stream, done, progress, bar)
+                try:
+                    async for seg in stream:
+                        segments.append(seg)
+                        done.seconds, done.at = max(done.seconds, seg.end), time.perf_counter()
+                except VoicesubError as exc:  # raised as itself, not in the group's wrapper
+                    failure = exc
+                tg.cancel_scope.cancel()
         stats = stream.statistics()
     wall = time.perf_counter() - started
-    if output is None:
-        sys.stdout.write(render_subtitles(segments, fmt, bilingual=bilingual))
-    else:
-        await awrite_subtitles(segments, output, fmt, bilingual=bilingual)
-    failed = sum("translation_error" in s.metadata for s in segments)
+    if failure is None or segments:  # what was transcribed before a failure is kept
+        for path, fmt in outputs:
+            if path is None:
+                sys.stdout.write(render_subtitles(segments, fmt, bilingual=bilingual))
+            else:
+                await awrite_subtitles(segments, path, fmt, bilingual=bilingual)
+    if failure is not None:
+        raise failure
+    problems = []
+    announced, decoded = stream.source.duration, stats.audio_seconds
+    if announced and decoded < announced - max(1.0, 0.02 * announced):
+        problems.append(f"decoded {decoded:.1f} s of the {announced:.1f} s the file announces "
+                        "(truncated or damaged?); the subtitles cover what was decoded")
+    failed = [s for s in segments if "translation_error" in s.metadata]
     if failed:
-        reason = next(s.metadata["translation_error"] for s in segments
-                      if "translation_error" in s.metadata)
-        err.print(f"[yellow]warning:[/yellow] {failed} segment(s) left untranslated: {reason}")
-    duration = stream.source.duration or stats.audio_seconds
-    rtf = wall / duration if duration else float("nan")
-    err.print(
-        f"{len(segments)} segments, {duration:.1f} s audio in {wall:.1f} s wall "
-        f"(RTF {rtf:.3f}, {1 / rtf if rtf else 0:.1f}x real time), "
-        f"language {stats.language}" + (f" -> {output}" if output else "")
-    )
+        problems.append(f"{len(failed)} of {len(segments)} segment(s) left untranslated: "
+                        f"{failed[0].metadata['translation_error']}")
+    if not quiet:
+        rtf = wall / decoded if decoded else float("nan")
+        written = ", ".join(str(p) for p, _ in outputs if p is not None)
+        err.print(escape(
+            f"{len(segments)} segments, {decoded:.1f} s audio in {wall:.1f} s wall "
+            f"(RTF {rtf:.3f}, {1 / rtf if rtf else 0:.1f}x real time), "
+            f"language {stats.language}" + (f" -> {written}" if written else "")))
+    return problems
+
+
+@dataclass
+class _Done:
+    """How far the transcription has got: the end of the last segment, and when."""
+
+    seconds: float = 0.0
+    at: float = 0.0
+
+
+async def _follow(stream: SegmentStream, done: _Done, progress: Progress, bar: TaskID) -> None:
+    """Move the bar with the audio transcribed so far, and between segments at the pace
+    measured so far (never more than one window ahead): results come a window, up to 30 s of
+    audio, at a time, so the bar would jump."""
+    started = time.perf_counter()
+    while True:
+        await anyio.sleep(0.2)
+        if not done.seconds:
+            continue
+        rate = done.seconds / max(done.at - started, 1e-3)
+        shown = min(done.seconds + rate * (time.perf_counter() - done.at),
+                    done.seconds + WINDOW_SECONDS)
+        total = stream.source.duration
+        progress.update(bar, description="transcribing", total=total,
+                        completed=min(shown, total) if total else shown)
 
 
 @app.command()
@@ -126,7 +256,7 @@ def live(
                                                 help="Also write finals to .srt/.vtt.")] = None,
     translate_to: Annotated[str | None, typer.Option(
         help="Translate the finals into this language (e.g. pt).")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE)] = False,
 ) -> None:
     """Live captions in the terminal: finals as they settle, the current partial dimmed."""
     _logging(verbose)
@@ -137,8 +267,7 @@ def live(
         anyio.run(_live, audio, mic, device, speed, model, language, live_options, output,
                   translate_to)
     except VoicesubError as exc:
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
+        _fail(exc)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
@@ -180,7 +309,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     model: Annotated[str | None, typer.Option(help="Default model for every session.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE)] = False,
 ) -> None:
     """Serve the ASGI app (WebSocket live captions, OpenAI-style HTTP API) with uvicorn.
 
@@ -191,16 +320,15 @@ def serve(
 
         from .server import create_app
     except ImportError as exc:
-        raise typer.BadParameter(
+        raise typer.BadParameter(escape(
             f"the server needs the 'server' extra: pip install 'voicesub-stream[server]' ({exc})"
-        ) from exc
+        )) from exc
     _logging(verbose)
     overrides = {"model": model} if model else {}
     try:
         app = create_app(engine_settings=Settings.load(**overrides))
     except VoicesubError as exc:
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
+        _fail(exc)
     uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning")
 
 

@@ -5,7 +5,8 @@ as one call through the engine's scheduler; the words that come back are cut int
 subtitle-sized cues (``subtitles._cues``). As many calls run at once as the scheduler admits
 (on CPU, single-thread calls side by side do more work than one call over every core), and
 their segments go out in window order. With a translator that works from the audio
-(Whisper's translate task) the same windows are decoded again as English and that English is
+(Whisper's translate task, asked for, or what ``auto`` falls back to for speech no text translator
+takes into English) the same windows are decoded again as English and that English is
 spread over the window's cues.
 """
 
@@ -23,6 +24,8 @@ from ..subtitles._cues import cue_text, split_cues, spread
 from ._base import Stage, receive_waiting, take_waiting
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -83,7 +86,8 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
     """Stage: :class:`SpeechWindow` in, final :class:`Segment` out."""
 
     def __init__(self, runner: Runner, scheduler: Scheduler, *, priority: str | int = "batch",
-                 first_index: int = 0, translate_audio: bool = False) -> None:
+                 first_index: int = 0,
+                 translate_audio: Callable[[str | None], bool] | None = None) -> None:
         self.runner = runner
         self.scheduler = scheduler
         self.priority = priority
@@ -183,7 +187,7 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
 
     def _call(self, batch: list[SpeechWindow]) -> tuple[list[WindowText], list[str | None]]:
         results = self.runner.transcribe(batch)
-        if not self.translate_audio:
+        if self.translate_audio is None or not self.translate_audio(self.runner.language):
             return results, [None] * len(batch)
         return results, list(self.runner.translate(results))
 

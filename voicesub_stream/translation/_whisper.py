@@ -27,6 +27,9 @@ class WhisperTranslator(Translator):
     def supports(self, source: str, target: str) -> bool:
         return base_language(target) == "en"
 
+    def reaches(self, target: str) -> bool:
+        return base_language(target) == "en"
+
     def validate(self, target: str) -> None:
         if base_language(target) != "en":
             raise ConfigError("Whisper's translate task translates into English only; use "
