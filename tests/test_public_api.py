@@ -40,3 +40,26 @@ def test_error_tree_is_drawn_in_the_module_docstring() -> None:
     assert errors.__doc__ is not None
     for name in errors.__all__:
         assert name in errors.__doc__, name
+
+
+def test_a_misspelt_option_is_named_with_the_closest_one() -> None:
+    with pytest.raises(errors.ConfigError, match="unknown option 'modle'; did you mean 'model'"):
+        voicesub_stream.transcribe_stream("talk.mp3", modle="tiny.en")
+    with pytest.raises(errors.ConfigError, match="unknown option 'colour'; the options are"):
+        voicesub_stream.TranscribeOptions().with_changes(colour="blue")
+
+
+@pytest.mark.speech
+def test_transcribe_returns_the_segments_in_a_script_and_inside_an_event_loop(
+        espeak_audio: object, settings: voicesub_stream.Settings) -> None:
+    import anyio
+
+    segments = voicesub_stream.transcribe(espeak_audio, settings=settings)
+    assert len(segments) >= 2
+    assert all(isinstance(s, voicesub_stream.Segment) and s.is_final for s in segments)
+    assert "journey" in " ".join(s.text for s in segments).lower()
+
+    async def notebook_cell() -> list[voicesub_stream.Segment]:
+        return voicesub_stream.transcribe(espeak_audio, settings=settings)  # a loop runs
+
+    assert [s.text for s in anyio.run(notebook_cell)] == [s.text for s in segments]

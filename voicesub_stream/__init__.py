@@ -7,6 +7,7 @@ from ._config import VadOptions as VadOptions
 from ._engine import Engine as Engine
 from ._engine import EngineStatistics as EngineStatistics
 from ._engine import default_engine as default_engine
+from ._engine import transcribe as transcribe
 from ._engine import transcribe_stream as transcribe_stream
 from ._pipeline import StreamStatistics as StreamStatistics
 from ._stream import SegmentStream as SegmentStream
@@ -38,5 +39,6 @@ __all__ = (
     "microphone",
     "open_source",
     "paced",
+    "transcribe",
     "transcribe_stream",
 )

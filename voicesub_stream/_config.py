@@ -9,8 +9,9 @@ compared, hashed, pickled into a worker process and used in cache keys.
 
 from __future__ import annotations
 
+import difflib
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -420,4 +421,16 @@ class TranscribeOptions:
         return 2 if self.live is not None or language == "en" else 5
 
     def with_changes(self, **changes: Any) -> TranscribeOptions:
+        """A copy with ``changes`` applied.
+
+        :raises ConfigError: a name that is not an option (naming the closest one), or an
+            invalid value
+        """
+        names = [f.name for f in fields(self)]
+        for name in changes:
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else \
+                    f"; the options are {', '.join(names)}"
+                raise ConfigError(f"unknown option {name!r}{hint}")
         return replace(self, **changes)

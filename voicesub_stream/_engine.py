@@ -8,8 +8,11 @@ through the same path, on a default engine that each event loop starts on first 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
 import logging
+import sys
 import weakref
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -333,6 +336,52 @@ def transcribe_stream(
                                         channels=channels, **changes)
     return SegmentStream(open_source(source, sample_rate=sample_rate, channels=channels),
                          _options(options, changes), _launch_on_default)
+
+
+def transcribe(
+    source: AudioInput | AudioSource,
+    *,
+    options: TranscribeOptions | None = None,
+    sample_rate: int | None = None,
+    channels: int = 1,
+    settings: Settings | None = None,
+    **changes: Any,
+) -> list[Segment]:
+    """Transcribe ``source`` whole and return its segments (live streams: the finals), for
+    scripts and notebooks: ``segments = transcribe("talk.mp3", model="tiny.en")``.
+
+    It blocks until the transcription ends, on an engine of its own that it closes after.
+    Called where an event loop already runs (a notebook cell), it runs in a thread of its
+    own; from async code use :func:`transcribe_stream`, which never blocks the loop.
+
+    :raises ConfigError: an option has an invalid value
+    """
+    opts = _options(options, changes)
+
+    async def run() -> list[Segment]:
+        async with Engine(settings) as engine, engine.transcribe_stream(
+                source, options=opts, sample_rate=sample_rate, channels=channels) as stream:
+            return [seg async for seg in stream if seg.is_final]
+
+    if not _in_event_loop():
+        return anyio.run(run)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="voicesub") as pool:
+        return pool.submit(anyio.run, run).result()
+
+
+def _in_event_loop() -> bool:
+    """Whether this thread runs an asyncio or trio event loop (a notebook's, say)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        trio = sys.modules.get("trio")
+        if trio is None:
+            return False
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            return False
+    return True
 
 
 async def _launch_on_default(source: AudioSource, options: TranscribeOptions,
