@@ -17,7 +17,7 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 
 ## Set up with the bundled models and transcribe the example clip to SRT.
 demo: $(VENV)/.installed-bundled
-	$(BIN)/voicesub transcribe examples/audio/welcome.flac -o welcome.srt
+	$(BIN)/voicesub transcribe voicesub_stream/data/welcome.flac -o welcome.srt
 	cat welcome.srt
 
 ## Install what the tests need, then lint, type-check and run every test.

@@ -5,7 +5,7 @@ it, and your own routes can use the same engine directly.
 
     pip install 'voicesub-stream[server,bundled]' fastapi
     uvicorn examples.fastapi_app:app --port 8000
-    curl -F file=@examples/audio/welcome.flac -F response_format=srt \\
+    curl -F file=@voicesub_stream/data/welcome.flac -F response_format=srt \\
         http://127.0.0.1:8000/asr/v1/audio/transcriptions
 """
 

@@ -3,7 +3,7 @@
 One Engine owns the models and every stream's tasks; its scheduler admits as many model calls
 at once as the machine runs well, while decoding and VAD of the other files go on beside them.
 
-    python examples/many_files.py examples/audio/*.flac
+    python examples/many_files.py talk1.mp3 talk2.flac
 """
 
 from __future__ import annotations

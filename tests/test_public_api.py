@@ -63,3 +63,13 @@ def test_transcribe_returns_the_segments_in_a_script_and_inside_an_event_loop(
         return voicesub_stream.transcribe(espeak_audio, settings=settings)  # a loop runs
 
     assert [s.text for s in anyio.run(notebook_cell)] == [s.text for s in segments]
+
+
+def test_the_keyword_options_are_spelled_out_as_the_options_fields() -> None:
+    import dataclasses
+    import typing
+
+    from voicesub_stream._config import OptionChanges
+
+    fields = {f.name for f in dataclasses.fields(voicesub_stream.TranscribeOptions)}
+    assert set(typing.get_type_hints(OptionChanges)) == fields

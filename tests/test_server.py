@@ -453,6 +453,34 @@ async def test_a_bad_language_is_a_400_naming_the_field(server: str, wav_bytes: 
                               data={"language": "klingon"})
     assert bad.status_code == 400
     assert "language must be one of" in bad.json()["error"]["message"]
+    assert bad.json()["error"]["param"] == "language"
+
+
+async def test_openai_clients_list_the_models_and_are_not_retried_on_a_client_error(
+        server: str, wav_bytes: bytes) -> None:
+    import openai
+
+    requests: list[httpx.Request] = []
+
+    async def record(request: httpx.Request) -> None:
+        requests.append(request)
+
+    client = openai.AsyncOpenAI(
+        base_url=f"http://{server}/v1", api_key="unused",
+        http_client=httpx.AsyncClient(event_hooks={"request": [record]}))
+    models = [m.id async for m in client.models.list()]
+    assert models[0] == "tiny.en"  # the server's default first
+    assert {"base", "whisper-1"} <= set(models)
+    assert (await client.models.retrieve("base")).id == "base"
+    with pytest.raises(openai.NotFoundError):
+        await client.models.retrieve("large-v3")
+    requests.clear()
+    with pytest.raises(openai.BadRequestError) as raised:
+        await client.audio.transcriptions.create(model="whisper-1", language="klingon",
+                                                 file=("clip.wav", wav_bytes))
+    assert "language must be one of" in raised.value.message
+    assert len(requests) == 1  # a 400 is the client's mistake: no retries
+    await client.close()
 
 
 async def test_translation_endpoint_and_bad_upload(server: str) -> None:
@@ -486,7 +514,8 @@ def test_serve_command_starts_a_server() -> None:
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "voicesub_stream.cli", "serve", "--port",
-                             str(port), "--model", "tiny.en"])
+                             str(port), "--model", "tiny.en", "--allow-origin",
+                             "https://app.example"], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -498,18 +527,49 @@ def test_serve_command_starts_a_server() -> None:
                 assert time.monotonic() < deadline, "voicesub serve did not come up"
                 time.sleep(0.1)
         assert health["status"] == "ok"
+        cors = httpx.options(f"http://127.0.0.1:{port}/v1/audio/transcriptions", headers={
+            "origin": "https://app.example", "access-control-request-method": "POST"})
+        assert cors.headers["access-control-allow-origin"] == "https://app.example"
     finally:
         proc.terminate()
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert proc.wait(timeout=30) in (0, -15)
+    assert proc.stderr is not None
+    with proc.stderr:
+        assert f"serving on http://127.0.0.1:{port}" in proc.stderr.read()
 
 
 async def test_metrics_endpoint_serves_prometheus_text(server: str) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     async with httpx.AsyncClient(timeout=30) as http:
+        assert (await http.get(f"http://{server}/v1/models")).status_code == 200
         response = await http.get(f"http://{server}/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    names = {f.name for f in text_string_to_metric_families(response.text)}
-    assert {"voicesub_scheduler_queued", "voicesub_models_loaded", "voicesub_streams"} <= names
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    assert {"voicesub_scheduler_queued", "voicesub_models_loaded", "voicesub_streams"} <= set(
+        families)
+    # the library's own collectors: process CPU as a counter, memory, the platform
+    assert families["process_cpu_seconds"].type == "counter"
+    assert families["process_resident_memory_bytes"].samples[0].value > 0
+    assert "python_info" in families
+
+    def value(family: str, suffix: str, **labels: str) -> float:
+        return sum(s.value for s in families[family].samples
+                   if s.name == family + suffix and labels.items() <= s.labels.items())
+
+    # the server's own counters (earlier tests in this module used the same server)
+    assert value("voicesub_requests", "_total", endpoint="/v1/models", status="200") >= 1
+    assert value("voicesub_sessions", "_total", kind="websocket") >= 1
+    assert value("voicesub_sessions", "_total", kind="http") >= 1
+    assert value("voicesub_audio_seconds", "_total", kind="websocket") > 5
+    assert value("voicesub_errors", "_total") >= 1  # the bad uploads above
+    # latencies users watch, as histograms with buckets
+    latency = families["voicesub_latency_seconds"]
+    assert latency.type == "histogram"
+    assert value("voicesub_latency_seconds", "_count", kind="final") >= 1
+    assert value("voicesub_latency_seconds", "_count", kind="model_call") >= 1
+    assert value("voicesub_latency_seconds", "_bucket", kind="model_call", le="+Inf") == value(
+        "voicesub_latency_seconds", "_count", kind="model_call")
+    assert families["voicesub_function_seconds"].type == "histogram"

@@ -13,7 +13,7 @@ import difflib
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypedDict, get_args
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -274,7 +274,7 @@ class LiveOptions:
     Words ending in the newest ``holdback`` seconds are never committed (a word cut by the
     buffer's edge is easily misheard twice the same way), and committed words are finalised
     once they span ``max_final`` seconds even without a sentence end, so they never wait
-    long. Defaults measured with ``voicesub bench live`` (README, Live mode).
+    long. Defaults measured with ``voicesub bench live`` (docs/live-mode.md).
 
     ``policy`` says what happens when the model cannot keep up:
 
@@ -290,8 +290,8 @@ class LiveOptions:
       iterators: sockets, microphones, :func:`~voicesub_stream.sources.paced`), ``block``
       for files, bytes and arrays, which are read as fast as they decode.
 
-    A live stream is admitted only while the engine has room for it (README, Serving under
-    load); otherwise :class:`~voicesub_stream.errors.OverloadedError` is raised at its start.
+    A live stream is admitted only while the engine has room for it (docs/server.md, Serving
+    under load); otherwise :class:`~voicesub_stream.errors.OverloadedError` is raised at its start.
     With ``accept_degraded`` a stream that no longer fits at full service is admitted at
     finals only and a longer step instead, when that fits.
 
@@ -332,6 +332,28 @@ class LiveOptions:
         if self.policy != "auto":
             return self.policy
         return "adaptive" if realtime else "block"
+
+
+class OptionChanges(TypedDict, total=False):
+    """The :class:`TranscribeOptions` fields as keyword arguments (``transcribe_stream(path,
+    model="tiny.en", language="en")``), spelled out so editors and type checkers know them;
+    ``live=True`` stands for ``LiveOptions()``."""
+
+    model: str | None
+    language: str | None
+    task: Task
+    beam_size: int | None
+    batch_size: int
+    word_timestamps: bool
+    initial_prompt: str | None
+    vad: VadOptions
+    priority: Priority | int | None
+    live: LiveOptions | bool | None
+    max_cue_chars: int
+    max_cue_duration: float
+    translate_to: str | None
+    translator: str
+    translate_partials: bool
 
 
 WHISPER_LANGUAGES = frozenset((

@@ -54,7 +54,9 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
     from anyio.streams.memory import MemoryObjectSendStream
+    from typing_extensions import Unpack
 
+    from ._config import OptionChanges
     from ._types import Segment
     from .cache import CacheStatistics
     from .models import RegistryStatistics, Runner
@@ -206,7 +208,7 @@ class Engine:
         options: TranscribeOptions | None = None,
         sample_rate: int | None = None,
         channels: int = 1,
-        **changes: Any,
+        **changes: Unpack[OptionChanges],
     ) -> SegmentStream:
         """Start transcribing ``source``; iterate the result for segments.
 
@@ -313,7 +315,7 @@ def transcribe_stream(
     sample_rate: int | None = None,
     channels: int = 1,
     engine: Engine | None = None,
-    **changes: Any,
+    **changes: Unpack[OptionChanges],
 ) -> SegmentStream:
     """Transcribe ``source`` into subtitle segments as the audio arrives.
 
@@ -345,7 +347,7 @@ def transcribe(
     sample_rate: int | None = None,
     channels: int = 1,
     settings: Settings | None = None,
-    **changes: Any,
+    **changes: Unpack[OptionChanges],
 ) -> list[Segment]:
     """Transcribe ``source`` whole and return its segments (live streams: the finals), for
     scripts and notebooks: ``segments = transcribe("talk.mp3", model="tiny.en")``.
@@ -391,11 +393,12 @@ async def _launch_on_default(source: AudioSource, options: TranscribeOptions,
     return await engine._launch(source, options, send)
 
 
-def _options(options: TranscribeOptions | None, changes: dict[str, Any]) -> TranscribeOptions:
-    live = changes.get("live")
-    if isinstance(live, bool):  # live=True is the common spelling of LiveOptions()
-        changes = {**changes, "live": LiveOptions() if live else None}
-    return (options or TranscribeOptions()).with_changes(**changes)
+def _options(options: TranscribeOptions | None,
+             changes: Mapping[str, object]) -> TranscribeOptions:
+    fields = dict(changes)
+    if isinstance(fields.get("live"), bool):  # live=True is the common spelling of LiveOptions()
+        fields["live"] = LiveOptions() if fields["live"] else None
+    return (options or TranscribeOptions()).with_changes(**fields)
 
 
 # -- the default engine of each event loop ----------------------------------------------------

