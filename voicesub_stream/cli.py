@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
+from urllib.parse import urlsplit
 
 import anyio
 import typer
@@ -35,6 +36,8 @@ from .errors import VoicesubError
 from .subtitles import FORMATS, awrite_subtitles, format_for_path, render_subtitles
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.progress import TaskID
 
     from ._stream import SegmentStream
@@ -76,14 +79,14 @@ def _formats(value: str | None) -> list[str] | None:
 
 
 def _outputs(output: Path | None, output_dir: Path | None, formats: list[str] | None,
-             audio: str) -> list[tuple[Path | None, str]]:
+             audio: str) -> Sequence[tuple[Path | None, str]]:
     """Where each requested format goes, checked before any work is done: a run that can
     only fail at the end must not transcribe the whole file first."""
     if output is not None and output_dir is not None:
         raise typer.BadParameter("give -o/--output or --output-dir, not both")
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
-        stem = Path(audio.rstrip("/").rsplit("/", 1)[-1].split("?")[0]).stem or "subtitles"
+        stem = Path(urlsplit(audio).path).stem or "subtitles"  # a path, or a URL's
         output = output_dir / f"{stem}.{(formats or ['srt'])[0]}"
     if output is None:
         if formats is not None and len(formats) > 1:
@@ -102,7 +105,7 @@ def _outputs(output: Path | None, output_dir: Path | None, formats: list[str] | 
             raise typer.BadParameter(f"cannot write {path}: no directory {folder}")
         if not os.access(folder, os.W_OK) or path.is_dir():
             raise typer.BadParameter(f"cannot write {path}")
-    return [(path, fmt) for path, fmt in paths]
+    return paths
 
 
 @app.command()
@@ -164,7 +167,7 @@ def _fail(exc: VoicesubError) -> NoReturn:
     raise typer.Exit(1) from None
 
 
-async def _transcribe(audio: str, outputs: list[tuple[Path | None, str]], settings: Settings,
+async def _transcribe(audio: str, outputs: Sequence[tuple[Path | None, str]], settings: Settings,
                       options: TranscribeOptions, bilingual: bool, quiet: bool) -> list[str]:
     """Transcribe and write every output; the problems to report (exit 1), if any."""
     started = time.perf_counter()

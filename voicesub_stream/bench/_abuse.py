@@ -27,6 +27,8 @@ import anyio.lowlevel
 import anyio.to_thread
 import numpy as np
 
+from ._clips import SHARED
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -523,7 +525,7 @@ def _spoken() -> np.ndarray:
     from ..sources import read_audio
     from ..testing import speak
 
-    clip = Path("../shared/data/speech/whisper-jfk/jfk.flac")
+    clip = SHARED / "whisper-jfk" / "jfk.flac"
     if clip.is_file():
         return read_audio(clip)
     with tempfile.TemporaryDirectory() as directory:

@@ -31,7 +31,7 @@ class WhisperTranslator(Translator):
         return base_language(target) == "en"
 
     def validate(self, target: str) -> None:
-        if base_language(target) != "en":
+        if not self.reaches(target):
             raise ConfigError("Whisper's translate task translates into English only; use "
                               f"another translator for {target!r}")
 
