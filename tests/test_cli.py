@@ -53,9 +53,14 @@ def test_cli_refuses_unwritable_output_before_any_work(espeak_wav: Path,
         result = voicesub("transcribe", str(espeak_wav), *args)
         assert result.returncode == 2, (args, result.stderr)
     result = voicesub("transcribe", str(espeak_wav), "--output-dir",
-                      str(tmp_path / "new" / "dir"), "-f", "vtt", "--model", "tiny.en", "-q")
+                      str(tmp_path / "new" / "dir"), "-f", "vtt", "--model", "tiny.en", "-q",
+                      "--max-line-width", "20", "--max-lines", "3")
     assert result.returncode == 0, result.stderr
-    assert pysubs2.load(str(tmp_path / "new" / "dir" / f"{espeak_wav.stem}.vtt"))
+    cues = pysubs2.load(str(tmp_path / "new" / "dir" / f"{espeak_wav.stem}.vtt"))
+    lines = [line for cue in cues for line in cue.plaintext.splitlines()]
+    assert lines
+    assert all(len(line) <= 20 for line in lines), lines
+    assert all(len(cue.plaintext.splitlines()) <= 3 for cue in cues)
     assert result.stderr == ""  # --quiet: no bar, no summary
 
 

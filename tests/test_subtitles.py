@@ -9,6 +9,7 @@ import pytest
 from voicesub_stream import Segment, Word
 from voicesub_stream.errors import ConfigError
 from voicesub_stream.subtitles import (
+    CueLayout,
     awrite_subtitles,
     render_subtitles,
     wrap_lines,
@@ -61,6 +62,25 @@ def test_long_cues_wrap_into_two_balanced_lines() -> None:
     assert wrap_lines("short") == ["short"]
 
 
+def test_cue_layout_sets_line_width_line_count_and_reading_speed() -> None:
+    text = SEGMENTS[0].text
+    lines = wrap_lines(text, 24, 3)
+    assert len(lines) == 3
+    assert all(len(line) <= 24 for line in lines)
+    assert " ".join(lines) == text
+    assert len(wrap_lines(text, 24, 1)) == 1  # one line: however long
+    # 61 characters in 1.75 s read at 31 a second; at 17 a second the cue stays up into the
+    # gap, up to the next cue's start, and no further.
+    fast = [Segment(0, 0.5, 2.25, text), Segment(1, 3.0, 4.0, "Next."),
+            Segment(2, 4.1, 4.2, "Last cue, alone at the end.")]
+    subs = pysubs2.SSAFile.from_string(render_subtitles(
+        fast, "srt", layout=CueLayout(max_line=24, max_lines=3, max_cps=17)))
+    assert [(e.start, e.end) for e in subs] == [(500, 3000), (3000, 4000), (4100, 5688)]
+    assert subs[0].plaintext.splitlines() == lines
+    with pytest.raises(ConfigError):
+        CueLayout(max_cps=0)
+
+
 async def test_sync_and_async_writers_write_the_same_file(tmp_path: Path) -> None:
     write_subtitles(SEGMENTS, tmp_path / "a.vtt")
     await awrite_subtitles(SEGMENTS, tmp_path / "b.vtt")
@@ -94,3 +114,18 @@ def test_a_long_sentence_becomes_balanced_cues_at_its_pauses() -> None:
     assert sum(len(c) for c in cues) == 20
     assert all(len("".join(w.text for w in c).strip()) <= 40 for c in cues)
     assert min(len(c) for c in cues) >= 4  # no orphaned last word
+
+
+def test_a_cue_too_long_for_its_lines_is_cut_at_a_word_by_the_word_times() -> None:
+    texts = ["A", "journey", "of", "a", "thousand", "miles,", "begins", "with", "a", "step."]
+    words = tuple(Word(i * 0.5, i * 0.5 + 0.4, f" {t}", 0.9) for i, t in enumerate(texts))
+    cue = Segment(0, 0.0, 4.9, "A journey of a thousand miles, begins with a step.", words)
+    subs = pysubs2.SSAFile.from_string(render_subtitles(
+        [cue], "srt", layout=CueLayout(max_line=20, max_lines=1)))
+    assert all(len(e.plaintext) <= 20 for e in subs)
+    assert " ".join(e.plaintext for e in subs) == cue.text
+    assert subs[0].start == 0
+    assert subs[-1].end == 4900
+    starts = [e.start for e in subs]
+    assert starts == sorted(starts)
+    assert any(e.plaintext.endswith("miles,") for e in subs)  # cut at the clause end

@@ -33,7 +33,13 @@ from ._config import BackpressurePolicy, LiveOptions, Settings, Task, Transcribe
 from ._engine import Engine, transcribe_stream
 from .bench._cli import bench_app
 from .errors import VoicesubError
-from .subtitles import FORMATS, awrite_subtitles, format_for_path, render_subtitles
+from .subtitles import (
+    FORMATS,
+    CueLayout,
+    awrite_subtitles,
+    format_for_path,
+    render_subtitles,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -135,6 +141,12 @@ def transcribe(
                                             "that has the pair.")] = "auto",
     bilingual: Annotated[bool, typer.Option(help="Original and translation in each "
                                             "cue.")] = False,
+    max_line_width: Annotated[int, typer.Option(help="Characters per subtitle line.")] = 42,
+    max_lines: Annotated[int, typer.Option(help="Lines per cue (cues are cut to fit "
+                                           "them).")] = 2,
+    max_cps: Annotated[float | None, typer.Option(
+        help="Reading speed: a cue with more characters a second stays up longer, into "
+             "the gap before the next (e.g. 17).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                         help="No progress bar and no summary.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE)] = False,
@@ -149,11 +161,14 @@ def transcribe(
     overrides: dict[str, Any] = {k: v for k, v in
                                  {"device": device, "compute_type": compute_type}.items() if v}
     try:
+        layout = CueLayout(max_line_width, max_lines, max_cps)
         settings = Settings.load(**overrides)
         options = TranscribeOptions(model=model, language=language, task=task,
                                     batch_size=batch_size, beam_size=beam_size,
-                                    translate_to=translate_to, translator=translator)
-        problems = anyio.run(_transcribe, audio, outputs, settings, options, bilingual, quiet)
+                                    translate_to=translate_to, translator=translator,
+                                    max_cue_chars=layout.max_chars)
+        problems = anyio.run(_transcribe, audio, outputs, settings, options, bilingual, layout,
+                             quiet)
     except VoicesubError as exc:
         _fail(exc)
     for problem in problems:
@@ -168,7 +183,8 @@ def _fail(exc: VoicesubError) -> NoReturn:
 
 
 async def _transcribe(audio: str, outputs: Sequence[tuple[Path | None, str]], settings: Settings,
-                      options: TranscribeOptions, bilingual: bool, quiet: bool) -> list[str]:
+                      options: TranscribeOptions, bilingual: bool, layout: CueLayout,
+                      quiet: bool) -> list[str]:
     """Transcribe and write every output; the problems to report (exit 1), if any."""
     started = time.perf_counter()
     segments = []
@@ -194,9 +210,10 @@ async def _transcribe(audio: str, outputs: Sequence[tuple[Path | None, str]], se
     if failure is None or segments:  # what was transcribed before a failure is kept
         for path, fmt in outputs:
             if path is None:
-                sys.stdout.write(render_subtitles(segments, fmt, bilingual=bilingual))
+                sys.stdout.write(render_subtitles(segments, fmt, bilingual=bilingual,
+                                                  layout=layout))
             else:
-                await awrite_subtitles(segments, path, fmt, bilingual=bilingual)
+                await awrite_subtitles(segments, path, fmt, bilingual=bilingual, layout=layout)
     if failure is not None:
         raise failure
     problems = []

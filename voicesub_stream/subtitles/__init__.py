@@ -1,8 +1,9 @@
-"""Subtitle writers: SRT, WebVTT, JSON and plain text from segments (formats via pysubs2)."""
+"""Subtitle writers: SRT, WebVTT, ASS/SSA, TTML, JSON and plain text from segments (pysubs2)."""
 
 from ._live import HlsSubtitleWriter, LiveSubtitleWriter
 from ._writers import (
     FORMATS,
+    CueLayout,
     SubtitleFormat,
     awrite_subtitles,
     format_for_path,
@@ -13,6 +14,7 @@ from ._writers import (
 
 __all__ = (
     "FORMATS",
+    "CueLayout",
     "HlsSubtitleWriter",
     "LiveSubtitleWriter",
     "SubtitleFormat",
