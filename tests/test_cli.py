@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -96,6 +97,13 @@ def test_cli_version_and_module_entry_point() -> None:
                                 timeout=60)
         assert result.returncode == 0, result.stderr
         assert __version__ in result.stdout
+    wide = {**os.environ, "COLUMNS": "200"}  # help on one line per option
+    shown = subprocess.run([sys.executable, "-m", "voicesub_stream", "--help"],
+                           capture_output=True, text=True, timeout=60, env=wide).stdout
+    assert "--install-completion" in shown  # typer's shell completion
+    options = subprocess.run([sys.executable, "-m", "voicesub_stream", "transcribe", "--help"],
+                             capture_output=True, text=True, timeout=60, env=wide).stdout
+    assert "Log what the engine does" in options  # -v says what it does
 
 
 def test_cli_prints_text_to_stdout(espeak_wav: Path) -> None:
