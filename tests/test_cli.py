@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -41,18 +40,24 @@ def test_cli_writes_every_format_asked_for_with_the_same_cues(espeak_wav: Path,
 
 def test_cli_refuses_unwritable_output_before_any_work(espeak_wav: Path,
                                                        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from voicesub_stream.cli import app
+
+    runner = CliRunner()
     cases = {
         str(tmp_path / "missing" / "x.srt"): "no directory",
         str(tmp_path / "x.smi"): "cannot tell a subtitle format",
     }
     for path, message in cases.items():
-        result = voicesub("transcribe", str(espeak_wav), "-o", path, "--model", "tiny.en")
-        assert result.returncode == 2, result.stderr
-        assert message in result.stderr
-        assert "RTF" not in result.stderr  # refused before transcribing
+        refused = runner.invoke(app, ["transcribe", str(espeak_wav), "-o", path,
+                                      "--model", "tiny.en"], env={"COLUMNS": "200"})
+        assert refused.exit_code == 2, refused.output
+        assert message in refused.output
+        assert "RTF" not in refused.output  # refused before transcribing
     for args in (["--format", "srt,docx"], ["--task", "summarise"], ["--device", "tpu"]):
-        result = voicesub("transcribe", str(espeak_wav), *args)
-        assert result.returncode == 2, (args, result.stderr)
+        refused = runner.invoke(app, ["transcribe", str(espeak_wav), *args])
+        assert refused.exit_code == 2, (args, refused.output)
     result = voicesub("transcribe", str(espeak_wav), "--output-dir",
                       str(tmp_path / "new" / "dir"), "-f", "vtt", "--model", "tiny.en", "-q",
                       "--max-line-width", "20", "--max-lines", "3")
@@ -90,19 +95,19 @@ def test_cli_reports_a_short_decode_and_keeps_what_it_decoded(speech_dir: Path,
 
 
 def test_cli_version_and_module_entry_point() -> None:
-    from voicesub_stream import __version__
+    from typer.testing import CliRunner
 
-    for args in (["-m", "voicesub_stream", "--version"], ["-m", "voicesub_stream.cli", "version"]):
-        result = subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                                timeout=60)
-        assert result.returncode == 0, result.stderr
-        assert __version__ in result.stdout
-    wide = {**os.environ, "COLUMNS": "200"}  # help on one line per option
-    shown = subprocess.run([sys.executable, "-m", "voicesub_stream", "--help"],
-                           capture_output=True, text=True, timeout=60, env=wide).stdout
-    assert "--install-completion" in shown  # typer's shell completion
-    options = subprocess.run([sys.executable, "-m", "voicesub_stream", "transcribe", "--help"],
-                             capture_output=True, text=True, timeout=60, env=wide).stdout
+    from voicesub_stream import __version__
+    from voicesub_stream.cli import app
+
+    result = subprocess.run([sys.executable, "-m", "voicesub_stream", "--version"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert __version__ in result.stdout
+    runner, wide = CliRunner(), {"COLUMNS": "200"}  # help on one line per option
+    assert __version__ in runner.invoke(app, ["version"]).output
+    assert "--install-completion" in runner.invoke(app, ["--help"], env=wide).output
+    options = runner.invoke(app, ["transcribe", "--help"], env=wide).output
     assert "Log what the engine does" in options  # -v says what it does
 
 
