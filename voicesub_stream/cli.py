@@ -51,8 +51,8 @@ if TYPE_CHECKING:
 Device = Literal["auto", "cpu", "cuda"]
 VERBOSE = "Log what the engine does (model loads, windows, alerts) to stderr."
 WINDOW_SECONDS = 30.0
-"""The most audio one model window holds: the progress bar runs ahead of the segments by
-no more than this."""
+"""The most audio one model window holds: the progress bar runs ahead of the segments by no
+more than this for each model call that may run at once."""
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Speech to subtitles with faster-whisper, streamed.")
@@ -197,7 +197,8 @@ async def _transcribe(audio: str, outputs: Sequence[tuple[Path | None, str]], se
             bar = progress.add_task("loading model", total=None)
             done, failure = _Done(), None
             async with stream, anyio.create_task_group() as tg:
-                tg.start_soon(_follow, stream, done, progress, bar)
+                ahead = WINDOW_SECONDS * engine.statistics().execution.concurrent_calls
+                tg.start_soon(_follow, stream, done, progress, bar, ahead)
                 try:
                     async for seg in stream:
                         segments.append(seg)
@@ -243,10 +244,11 @@ class _Done:
     at: float = 0.0
 
 
-async def _follow(stream: SegmentStream, done: _Done, progress: Progress, bar: TaskID) -> None:
+async def _follow(stream: SegmentStream, done: _Done, progress: Progress, bar: TaskID,
+                  ahead: float) -> None:
     """Move the bar with the audio transcribed so far, and between segments at the pace
-    measured so far (never more than one window ahead): results come a window, up to 30 s of
-    audio, at a time, so the bar would jump."""
+    measured so far, never more than ``ahead`` seconds past them (the windows in flight):
+    results come a window, up to 30 s of audio, at a time, so the bar would jump."""
     started = time.perf_counter()
     while True:
         await anyio.sleep(0.2)
@@ -254,7 +256,7 @@ async def _follow(stream: SegmentStream, done: _Done, progress: Progress, bar: T
             continue
         rate = done.seconds / max(done.at - started, 1e-3)
         shown = min(done.seconds + rate * (time.perf_counter() - done.at),
-                    done.seconds + WINDOW_SECONDS)
+                    done.seconds + ahead)
         total = stream.source.duration
         progress.update(bar, description="transcribing", total=total,
                         completed=min(shown, total) if total else shown)
