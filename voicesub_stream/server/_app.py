@@ -403,8 +403,7 @@ async def _model(request: Request) -> Response:
         return _error(401, "missing or wrong bearer token", "authentication_error")
     name = request.path_params["model"]
     if name not in (*state.served_models(), *OPENAI_MODEL_ALIASES):
-        return _error(404, f"model {name[:64]!r} is not served here", param="model",
-                      kind="invalid_request_error")
+        return _error(404, f"model {name[:64]!r} is not served here", param="model")
     return JSONResponse(_model_card(name))
 
 

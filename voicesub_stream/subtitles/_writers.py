@@ -125,6 +125,14 @@ class CueLayout:
         """Characters one cue may hold (what cues are cut to)."""
         return self.max_line * self.max_lines
 
+    def wrap(self, text: str) -> list[str]:
+        """``text`` in this layout's lines (:func:`wrap_lines`)."""
+        return wrap_lines(text, self.max_line, self.max_lines)
+
+    def fits(self, text: str) -> bool:
+        """Whether ``text`` wraps into this layout's lines with none too wide."""
+        return max(map(_width, self.wrap(text))) <= self.max_line
+
 
 def render_subtitles(segments: Iterable[Segment], fmt: str, *, bilingual: bool = False,
                      layout: CueLayout = CueLayout()) -> str:
@@ -154,8 +162,7 @@ def _fitted(segment: Segment, layout: CueLayout) -> list[Segment]:
     it, until every part fits. A segment without word times, or with a translation (whose
     words have no times), is drawn as it is."""
     words = segment.words
-    if (segment.translation is not None or len(words) < 2 or max(map(_width, wrap_lines(
-            segment.text, layout.max_line, layout.max_lines))) <= layout.max_line):
+    if segment.translation is not None or len(words) < 2 or layout.fits(segment.text):
         return [segment]
     middle = len(segment.text) / 2
     ends = list(itertools.accumulate(len(w.text) for w in words))[:-1]
@@ -186,13 +193,10 @@ def cue_event(segment: Segment, fmt: str, *, bilingual: bool = False,
               layout: CueLayout = CueLayout(), end: float | None = None) -> pysubs2.SSAEvent:
     """The cue for ``segment``: its translation if it has one (below the original when
     ``bilingual``), wrapped and escaped."""
-    def wrap(text: str) -> list[str]:
-        return wrap_lines(text, layout.max_line, layout.max_lines)
-
     if bilingual and segment.translation is not None:
-        lines = wrap(segment.text) + wrap(segment.translation)
+        lines = layout.wrap(segment.text) + layout.wrap(segment.translation)
     else:
-        lines = wrap(_cue_text(segment, False))
+        lines = layout.wrap(_cue_text(segment, False))
     return pysubs2.SSAEvent(
         start=round(segment.start * 1000),
         end=round((segment.end if end is None else end) * 1000),
