@@ -539,11 +539,16 @@ def test_serve_command_starts_a_server() -> None:
         assert f"serving on http://127.0.0.1:{port}" in proc.stderr.read()
 
 
-async def test_metrics_endpoint_serves_prometheus_text(server: str) -> None:
+async def test_metrics_endpoint_serves_prometheus_text(server: str, pcm: bytes) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
+    # What the counters below count, whatever other tests ran before this one.
+    assert any(e["type"] == "final" for e in await caption(server, pcm, {"partials": False}))
     async with httpx.AsyncClient(timeout=30) as http:
         assert (await http.get(f"http://{server}/v1/models")).status_code == 200
+        bad = await http.post(f"http://{server}/v1/audio/transcriptions",
+                              files={"file": ("notes.txt", b"not audio at all")})
+        assert bad.status_code == 400
         response = await http.get(f"http://{server}/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -559,12 +564,12 @@ async def test_metrics_endpoint_serves_prometheus_text(server: str) -> None:
         return sum(s.value for s in families[family].samples
                    if s.name == family + suffix and labels.items() <= s.labels.items())
 
-    # the server's own counters (earlier tests in this module used the same server)
+    # the server's own counters
     assert value("voicesub_requests", "_total", endpoint="/v1/models", status="200") >= 1
     assert value("voicesub_sessions", "_total", kind="websocket") >= 1
     assert value("voicesub_sessions", "_total", kind="http") >= 1
     assert value("voicesub_audio_seconds", "_total", kind="websocket") > 5
-    assert value("voicesub_errors", "_total") >= 1  # the bad uploads above
+    assert value("voicesub_errors", "_total") >= 1  # the bad upload above
     # latencies users watch, as histograms with buckets
     latency = families["voicesub_latency_seconds"]
     assert latency.type == "histogram"
