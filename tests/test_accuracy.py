@@ -130,16 +130,25 @@ def test_the_beam_is_wider_where_it_pays() -> None:
 async def test_pooled_spanish_error_with_base_is_near_the_peers(settings: Settings,
                                                                 speech_dir: Path) -> None:
     """Every shared Spanish clip, pooled: faster-whisper's batched pipeline gets 10.1 %, its
-    sequential mode 11.4 %, and so does this engine within a margin for new audio."""
+    sequential mode 11.4 %, and so does this engine within a margin for new audio. The
+    subtitles of each clip keep every profile (as ``test_profiles`` checks the other
+    languages)."""
+    import pysubs2
+
     from voicesub_stream._text import error_counts
     from voicesub_stream.bench._wer import corpus
+    from voicesub_stream.subtitles import PROFILES, check_subtitles, render_subtitles
 
     errors = units = 0
     async with Engine(settings) as engine:
         for clip in corpus(speech_dir / "manifest.json", {"es"}):
-            text = text_of(await transcribe(engine, clip["path"], model="base"))
-            e, u = error_counts(clip["reference"], text, "es")
+            segments = await transcribe(engine, clip["path"], model="base")
+            e, u = error_counts(clip["reference"], text_of(segments), "es")
             errors, units = errors + e, units + u
+            for name, profile in PROFILES.items():
+                cues = list(pysubs2.SSAFile.from_string(
+                    render_subtitles(segments, "srt", profile=profile)))
+                assert check_subtitles(cues, profile, "es") == [], (clip["file"], name)
     assert units > 250
     assert errors / units <= 0.16
 

@@ -9,8 +9,10 @@ import pytest
 from voicesub_stream import Segment, Word
 from voicesub_stream.errors import ConfigError
 from voicesub_stream.subtitles import (
-    CueLayout,
+    PROFILES,
+    SubtitleProfile,
     awrite_subtitles,
+    check_subtitles,
     render_subtitles,
     wrap_lines,
     write_subtitles,
@@ -33,9 +35,12 @@ SEGMENTS = [
 def test_subtitles_parse_back_with_the_same_cues(fmt: str, angle: str) -> None:
     subs = pysubs2.SSAFile.from_string(render_subtitles(SEGMENTS, fmt))
     assert len(subs) == len(SEGMENTS)
+    assert check_subtitles(list(subs), PROFILES["netflix"]) == []
     for event, seg in zip(subs, SEGMENTS, strict=True):
-        assert event.start == round(seg.start * 1000)
-        assert event.end == round(seg.end * 1000)
+        # Timed to be read: up early and longer where the text needs it, never off its
+        # speech by more than the profile's 1.5 s.
+        assert abs(event.start - seg.start * 1000) <= 1500
+        assert event.end >= min(seg.end * 1000, subs[-1].start)
         # Spoken "<angle>" must not turn into a markup tag that players hide.
         expected = seg.text.replace("<angle>", angle)
         if fmt == "vtt":
@@ -62,23 +67,25 @@ def test_long_cues_wrap_into_two_balanced_lines() -> None:
     assert wrap_lines("short") == ["short"]
 
 
-def test_cue_layout_sets_line_width_line_count_and_reading_speed() -> None:
+def test_a_custom_profile_sets_line_width_line_count_and_reading_speed() -> None:
     text = SEGMENTS[0].text
-    lines = wrap_lines(text, 24, 3)
-    assert len(lines) == 3
+    lines = wrap_lines(text, 24, 3, "en")
+    assert lines == ["Hello there,", "and welcome to the show", "about streaming speech."]
     assert all(len(line) <= 24 for line in lines)
     assert " ".join(lines) == text
     assert len(wrap_lines(text, 24, 1)) == 1  # one line: however long
-    # 61 characters in 1.75 s read at 31 a second; at 17 a second the cue stays up into the
-    # gap, up to the next cue's start, and no further.
-    fast = [Segment(0, 0.5, 2.25, text), Segment(1, 3.0, 4.0, "Next."),
-            Segment(2, 4.1, 4.2, "Last cue, alone at the end.")]
-    subs = pysubs2.SSAFile.from_string(render_subtitles(
-        fast, "srt", layout=CueLayout(max_line=24, max_lines=3, max_cps=17)))
-    assert [(e.start, e.end) for e in subs] == [(500, 3000), (3000, 4000), (4100, 5688)]
+    # 60 characters in 1.75 s read at 34 a second; at 17 a second the cue needs 3.5 s: it
+    # comes up early, into the gap before it, and stays up until just before the next cue.
+    fast = [Segment(0, 1.5, 3.25, text), Segment(1, 4.0, 5.0, "Next."),
+            Segment(2, 6.1, 6.2, "Last cue, alone at the end.")]
+    profile = PROFILES["netflix"].with_changes(max_line=24, max_lines=3, max_cps=17.0)
+    assert profile.name == "custom"
+    subs = pysubs2.SSAFile.from_string(render_subtitles(fast, "srt", profile=profile))
+    assert [(e.start, e.end) for e in subs] == [(387, 3916), (4000, 5000), (6100, 7688)]
     assert subs[0].plaintext.splitlines() == lines
+    assert check_subtitles(list(subs), profile) == []
     with pytest.raises(ConfigError):
-        CueLayout(max_cps=0)
+        SubtitleProfile(max_cps=0)
 
 
 async def test_sync_and_async_writers_write_the_same_file(tmp_path: Path) -> None:
@@ -121,7 +128,7 @@ def test_a_cue_too_long_for_its_lines_is_cut_at_a_word_by_the_word_times() -> No
     words = tuple(Word(i * 0.5, i * 0.5 + 0.4, f" {t}", 0.9) for i, t in enumerate(texts))
     cue = Segment(0, 0.0, 4.9, "A journey of a thousand miles, begins with a step.", words)
     subs = pysubs2.SSAFile.from_string(render_subtitles(
-        [cue], "srt", layout=CueLayout(max_line=20, max_lines=1)))
+        [cue], "srt", profile=SubtitleProfile(max_line=20, max_lines=1)))
     assert all(len(e.plaintext) <= 20 for e in subs)
     assert " ".join(e.plaintext for e in subs) == cue.text
     assert subs[0].start == 0

@@ -1,4 +1,4 @@
-"""The ``voicesub`` command: transcribe, live, serve, report, version (and ``bench``, whose
+"""The ``voicesub`` command: transcribe, live, serve, check, report, version (and ``bench``, whose
 commands live beside the benchmarks they run, in ``voicesub_stream.bench._cli``)."""
 
 from __future__ import annotations
@@ -35,9 +35,12 @@ from .bench._cli import bench_app
 from .errors import VoicesubError
 from .subtitles import (
     FORMATS,
-    CueLayout,
+    SubtitleProfile,
     awrite_subtitles,
+    check_subtitles,
     format_for_path,
+    get_profile,
+    load_cues,
     render_subtitles,
 )
 
@@ -49,6 +52,9 @@ if TYPE_CHECKING:
     from ._stream import SegmentStream
 
 Device = Literal["auto", "cpu", "cuda"]
+Profile = Literal["netflix", "netflix-children", "bbc"]
+PROFILE_HELP = ("Subtitle rules: netflix (42 characters a line, 20 a second), "
+                "netflix-children (17 a second) or bbc (37 a line, 180 words a minute).")
 VERBOSE = "Log what the engine does (model loads, windows, alerts) to stderr."
 WINDOW_SECONDS = 30.0
 """The most audio one model window holds: the progress bar runs ahead of the segments by no
@@ -141,12 +147,14 @@ def transcribe(
                                             "that has the pair.")] = "auto",
     bilingual: Annotated[bool, typer.Option(help="Original and translation in each "
                                             "cue.")] = False,
-    max_line_width: Annotated[int, typer.Option(help="Characters per subtitle line.")] = 42,
-    max_lines: Annotated[int, typer.Option(help="Lines per cue (cues are cut to fit "
-                                           "them).")] = 2,
+    profile: Annotated[Profile, typer.Option(help=PROFILE_HELP)] = "netflix",
+    max_line_width: Annotated[int | None, typer.Option(
+        help="Characters per subtitle line (the profile's if omitted).")] = None,
+    max_lines: Annotated[int | None, typer.Option(help="Lines per cue (cues are cut to fit "
+                                                  "them).")] = None,
     max_cps: Annotated[float | None, typer.Option(
         help="Reading speed: a cue with more characters a second stays up longer, into "
-             "the gap before the next (e.g. 17).")] = None,
+             "the gaps around it.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                         help="No progress bar and no summary.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE)] = False,
@@ -161,13 +169,13 @@ def transcribe(
     overrides: dict[str, Any] = {k: v for k, v in
                                  {"device": device, "compute_type": compute_type}.items() if v}
     try:
-        layout = CueLayout(max_line_width, max_lines, max_cps)
+        rules = _profile(profile, max_line_width, max_lines, max_cps)
         settings = Settings.load(**overrides)
         options = TranscribeOptions(model=model, language=language, task=task,
                                     batch_size=batch_size, beam_size=beam_size,
                                     translate_to=translate_to, translator=translator,
-                                    max_cue_chars=layout.max_chars)
-        problems = anyio.run(_transcribe, audio, outputs, settings, options, bilingual, layout,
+                                    max_cue_chars=rules.max_chars)
+        problems = anyio.run(_transcribe, audio, outputs, settings, options, bilingual, rules,
                              quiet)
     except VoicesubError as exc:
         _fail(exc)
@@ -177,13 +185,23 @@ def transcribe(
         raise typer.Exit(1)
 
 
+def _profile(name: str, max_line: int | None, max_lines: int | None,
+             max_cps: float | None) -> SubtitleProfile:
+    """The named profile, ``custom`` where a flag changes one of its rules."""
+    changes: dict[str, Any] = {k: v for k, v in {"max_line": max_line, "max_lines": max_lines,
+                                 "max_cps": max_cps}.items() if v is not None}
+    if max_cps is not None:
+        changes["max_wpm"] = None  # a reading speed given in characters replaces words
+    return get_profile(name).with_changes(**changes)
+
+
 def _fail(exc: VoicesubError) -> NoReturn:
     err.print(f"[red]error:[/red] {type(exc).__name__}: {escape(str(exc))}")
     raise typer.Exit(1) from None
 
 
 async def _transcribe(audio: str, outputs: Sequence[tuple[Path | None, str]], settings: Settings,
-                      options: TranscribeOptions, bilingual: bool, layout: CueLayout,
+                      options: TranscribeOptions, bilingual: bool, rules: SubtitleProfile,
                       quiet: bool) -> list[str]:
     """Transcribe and write every output; the problems to report (exit 1), if any."""
     started = time.perf_counter()
@@ -212,9 +230,10 @@ async def _transcribe(audio: str, outputs: Sequence[tuple[Path | None, str]], se
         for path, fmt in outputs:
             if path is None:
                 sys.stdout.write(render_subtitles(segments, fmt, bilingual=bilingual,
-                                                  layout=layout))
+                                                  profile=rules, language=options.translate_to))
             else:
-                await awrite_subtitles(segments, path, fmt, bilingual=bilingual, layout=layout)
+                await awrite_subtitles(segments, path, fmt, bilingual=bilingual, profile=rules,
+                                       language=options.translate_to)
     if failure is not None:
         raise failure
     problems = []
@@ -278,6 +297,7 @@ def live(
                                                 help="Also write finals to .srt/.vtt.")] = None,
     translate_to: Annotated[str | None, typer.Option(
         help="Translate the finals into this language (e.g. pt).")] = None,
+    profile: Annotated[Profile, typer.Option(help=PROFILE_HELP)] = "netflix",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE)] = False,
 ) -> None:
     """Live captions in the terminal: finals as they settle, the current partial dimmed."""
@@ -287,7 +307,7 @@ def live(
     try:
         live_options = LiveOptions(policy=policy)
         anyio.run(_live, audio, mic, device, speed, model, language, live_options, output,
-                  translate_to)
+                  translate_to, get_profile(profile))
     except VoicesubError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -296,7 +316,8 @@ def live(
 
 async def _live(audio: str | None, mic: bool, device: str | None, speed: float,
                 model: str | None, language: str | None, live_options: LiveOptions,
-                output: Path | None, translate_to: str | None) -> None:
+                output: Path | None, translate_to: str | None,
+                rules: SubtitleProfile) -> None:
     from rich.live import Live
 
     from .display import LiveCaptionView
@@ -313,7 +334,7 @@ async def _live(audio: str | None, mic: bool, device: str | None, speed: float,
         source = paced(audio or "", speed=speed)
     view = LiveCaptionView(source if isinstance(source, PacedSource) else None)
     async with AsyncExitStack() as stack:
-        writer = (await stack.enter_async_context(LiveSubtitleWriter(output))
+        writer = (await stack.enter_async_context(LiveSubtitleWriter(output, profile=rules))
                   if output else None)
         stream = await stack.enter_async_context(
             transcribe_stream(source, model=model, language=language, live=live_options,
@@ -405,6 +426,28 @@ def report(
 
         plot_samples(samples, plot)
         Console().print(f"written {plot}")
+
+
+@app.command()
+def check(
+    subtitles: Annotated[Path, typer.Argument(help="An .srt or .vtt file.")],
+    profile: Annotated[Profile, typer.Option(help=PROFILE_HELP)] = "netflix",
+    language: Annotated[str | None, typer.Option(
+        help="The subtitles' language; guessed from the text if omitted.")] = None,
+) -> None:
+    """List each cue of SUBTITLES that breaks the profile's rules; exit 1 if any does."""
+    try:
+        cues = load_cues(_existing(subtitles))
+        violations = check_subtitles(cues, get_profile(profile), language)
+    except VoicesubError as exc:
+        _fail(exc)
+    for violation in violations:
+        print(violation)
+    cued = {v.cue for v in violations}
+    err.print(f"{subtitles.name}: {len(cues)} cues, {len(violations)} violation(s) of "
+              f"{profile} in {len(cued)} cue(s)")
+    if violations:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -37,6 +37,7 @@ def corpus(manifest: Path, languages: set[str] | None = None) -> list[dict[str, 
     root = manifest.parent
     entries = json.loads(manifest.read_text(encoding="utf-8"))["entries"]
     return [{"file": e["file"], "path": root / e["file"], "language": e["language"],
+             "duration": e.get("duration_s"),
              "reference": (root / e["reference_file"]).read_text(encoding="utf-8")}
             for e in entries if languages is None or e["language"] in languages]
 

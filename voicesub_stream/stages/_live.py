@@ -581,7 +581,8 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             self._final_words = (self._final_words + words)[-80:]
         out = []
         for cue in split_cues(words, max_chars=self.options.max_cue_chars,
-                              max_duration=self.options.max_cue_duration):
+                              max_duration=self.options.max_cue_duration,
+                              language=self.runner.language):
             text = cue_text(cue)
             if not text:
                 continue

@@ -206,7 +206,8 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
         else:
             groups = [(cue[0].start, cue[-1].end, cue_text(cue), tuple(cue))
                       for cue in split_cues(result.words, max_chars=opts.max_cue_chars,
-                                            max_duration=opts.max_cue_duration)]
+                                            max_duration=opts.max_cue_duration,
+                                            language=self.runner.language)]
         groups = [g for g in groups if g[2]]
         translations: list[str | None] = [None] * len(groups)
         if english:  # spread the window's English over its cues

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .._types import Word
 
-__all__ = ("CLAUSE_END", "SENTENCE_END", "cue_text", "ends_clause", "ends_sentence",
-           "split_cues", "spread")
+__all__ = ("CLAUSE_END", "SENTENCE_END", "best_break", "breaks_phrase", "cue_text", "ends_clause",
+           "ends_sentence", "guess_language", "split_cues", "spread")
 
 SENTENCE_END = re.compile(r"[.!?。！？…]['\")\]]*$")
 CLAUSE_END = re.compile(r"[,;:、，；：]$")
@@ -28,12 +28,67 @@ def ends_clause(text: str) -> bool:
     return CLAUSE_END.search(text.strip()) is not None
 
 
+_FUNCTION_WORDS = {
+    "en": "a an the to of in on at by for from with into onto upon about over under after "
+          "before between through during without within and or but nor so my your our their "
+          "its",
+    "es": "el la los las un una unos unas de del a al en con por para sin sobre entre y e o "
+          "u ni pero mi tu su mis tus sus",
+    "fr": "le la les l' un une des du de d' à au aux en dans sur sous par pour avec sans "
+          "entre et ou mais ni mon ma mes ton ta tes son sa ses notre nos votre vos leur "
+          "leurs",
+    "de": "der die das den dem des ein eine einen einem einer eines zu zum zur von vom mit "
+          "bei aus im an am auf für über unter nach vor und oder aber sondern mein dein "
+          "unser euer",
+    "pt": "o a os as um uma uns umas de do da dos das em no na nos nas por pelo pela para "
+          "com sem e ou mas meu minha seu sua",
+    "it": "il lo la i gli le un uno una di del della a al alla da in nel con su per tra "
+          "fra e o ma",
+}
+FUNCTION_WORDS = {lang: frozenset(words.split()) for lang, words in _FUNCTION_WORDS.items()}
+"""Articles, prepositions, conjunctions and possessives per language: a line or a cue
+never ends on one, because the word belongs with what follows it."""
+
+
+def _bare(word: str) -> str:
+    return word.strip().strip("\"“”‘’«»()[]").lower()
+
+
+def breaks_phrase(left: str, right: str, language: str | None) -> str | None:
+    """Why text may not break between the words ``left`` and ``right``, or None when it may.
+
+    A break may not follow a function word of ``language`` (a line ending "the", "of",
+    "and"), and may not fall inside a name (two capitalised words with no punctuation
+    between them; not checked in German, which capitalises every noun).
+    """
+    words = FUNCTION_WORDS.get(base(language) or "")
+    if words is not None and _bare(left) in words:
+        return f"ends on {left.strip()!r}"
+    if (base(language) != "de" and left.strip()[-1:].isalpha() and left.strip()[:1].isupper()
+            and right.strip()[:1].isupper() and "I" not in (left.strip(), right.strip())):
+        return f"splits the name {left.strip()} {right.strip()}"
+    return None
+
+
+def guess_language(text: str) -> str | None:
+    """The language whose function words ``text`` uses most (for text of unknown origin)."""
+    tokens = [_bare(t) for t in text.split()]
+    counts = {lang: sum(t in words for t in tokens) for lang, words in FUNCTION_WORDS.items()}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] >= max(3, len(tokens) // 20) else None
+
+
+def base(language: str | None) -> str | None:
+    return language.split("-")[0].lower() if language else None
+
+
 def cue_text(words: list[Word]) -> str:
     return "".join(w.text for w in words).strip()
 
 
 def split_cues(
-    words: list[Word], *, max_chars: int, max_duration: float, max_gap: float = 1.0
+    words: list[Word], *, max_chars: int, max_duration: float, max_gap: float = 1.0,
+    language: str | None = None,
 ) -> list[list[Word]]:
     """Cut a window's words into subtitle cues.
 
@@ -41,7 +96,8 @@ def split_cues(
     one cue (``max_chars`` / ``max_duration``) is halved recursively where the speaker paused
     longest, a clause end (comma, semicolon) counting as a long pause and lopsided halves
     counting against a break, so a long sentence becomes balanced cues, not a full cue and an
-    orphaned last word. A very short sentence joins the cue before it when both fit together.
+    orphaned last word; a cut after a function word or inside a name counts against it too
+    (:func:`breaks_phrase`). A very short sentence joins the cue before it when both fit together.
     """
     def fits(cue: list[Word]) -> bool:
         return (len(cue_text(cue)) <= max_chars
@@ -50,7 +106,7 @@ def split_cues(
     def split(cue: list[Word]) -> list[list[Word]]:
         if len(cue) < 2 or fits(cue):
             return [cue]
-        cut = _best_break(cue)
+        cut = best_break(cue, language)
         return split(cue[:cut]) + split(cue[cut:])
 
     cues: list[list[Word]] = []
@@ -82,15 +138,17 @@ def _phrases(words: list[Word], max_gap: float) -> list[list[Word]]:
     return phrases
 
 
-def _best_break(words: list[Word]) -> int:
-    """Index at which to cut ``words`` in two: a long pause near the middle."""
+def best_break(words: list[Word], language: str | None = None) -> int:
+    """Index at which to cut ``words`` in two: a long pause or a clause end near the middle,
+    not after a function word or inside a name."""
     total = len(cue_text(words))
 
     def score(i: int) -> float:
         clause = 0.5 if ends_clause(words[i - 1].text) else 0.0
         pause = min(words[i].start - words[i - 1].end, 1.0)
         imbalance = abs(2 * len(cue_text(words[:i])) - total) / max(total, 1)
-        return clause + pause - imbalance
+        phrase = 1.0 if breaks_phrase(words[i - 1].text, words[i].text, language) else 0.0
+        return clause + pause - imbalance - phrase
 
     return max(range(1, len(words)), key=score)
 

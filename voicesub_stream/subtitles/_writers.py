@@ -11,7 +11,6 @@ import dataclasses
 import itertools
 import json
 import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -19,7 +18,15 @@ import aiofiles
 import pysubs2
 
 from ..errors import ConfigError
-from ._cues import cue_text, ends_clause, ends_sentence
+from ._cues import (
+    best_break,
+    breaks_phrase,
+    cue_text,
+    ends_clause,
+    ends_sentence,
+    guess_language,
+)
+from ._profile import PROFILES, CueTimer, SubtitleProfile
 
 if TYPE_CHECKING:
     import os
@@ -35,27 +42,48 @@ MAX_LINE = 42
 """Characters per subtitle line: the common broadcast and streaming-service limit."""
 
 
-def wrap_lines(text: str, max_line: int = MAX_LINE, max_lines: int = 2) -> list[str]:
+def wrap_lines(text: str, max_line: int = MAX_LINE, max_lines: int = 2,
+               language: str | None = None) -> list[str]:
     """Break a cue into as few lines as fit ``max_line``, at most ``max_lines`` of them, with
     the longest line as short as it can be (so the lines come out of similar width).
 
     Width counts East Asian wide characters twice, as they are drawn. Text with spaces
-    breaks at spaces; text written without them (Chinese, Japanese) between characters,
-    never before closing punctuation. Text that fits no way is broken as evenly as it can be.
+    breaks at spaces, never after a function word of ``language`` or inside a name
+    (:func:`breaks_phrase`) unless no other break fits, and after a comma or a full stop
+    when that fits too. Text written without spaces (Chinese, Japanese) breaks between
+    characters, never before closing punctuation. Text that fits no way is broken as evenly
+    as it can be.
     """
+    return _wrap(text, max_line, max_lines, language)[0]
+
+
+def _wrap(text: str, max_line: int, max_lines: int,
+          language: str | None) -> tuple[list[str], bool]:
+    """:func:`wrap_lines`, and whether its lines fit without breaking a phrase."""
     text = " ".join(text.split())
-    if _width(text) <= max_line or max_lines < 2:
-        return [text]
+    if text_width(text) <= max_line or max_lines < 2:
+        return [text], text_width(text) <= max_line
     if " " in text:
-        breaks = [i for i, c in enumerate(text) if c == " "]
+        spaces = [i for i, c in enumerate(text) if c == " "]
+        words = text.split(" ")
+        good = [i for n, i in enumerate(spaces)
+                if not breaks_phrase(words[n], words[n + 1], language)]
+        clauses = [i for i in good if ends_clause(text[:i]) or ends_sentence(text[:i])]
+        choices = [clauses, good, spaces]
     else:
-        breaks = [i for i in range(1, len(text)) if text[i] not in _NO_LINE_START]
-    best: list[str] = [text]
-    for count in range(2, min(max_lines, len(breaks) + 1) + 1):
-        best = _even_lines(text, breaks, count)
-        if max(map(_width, best)) <= max_line:
-            break
-    return best
+        choices = [[i for i in range(1, len(text)) if text[i] not in _NO_LINE_START]]
+    for count in range(2, max_lines + 1):
+        for breaks in choices:
+            if len(breaks) + 1 < count:
+                continue
+            lines = _even_lines(text, breaks, count)
+            if max(map(text_width, lines)) <= max_line and (
+                    breaks is not choices[0] or len(choices) == 1
+                    or 3 * min(map(text_width, lines)) >= max(map(text_width, lines))):
+                # fits, and a clause break leaves no stub of a line
+                return lines, breaks is not choices[-1] or len(choices) == 1
+    every = choices[-1]
+    return (_even_lines(text, every, min(max_lines, len(every) + 1)) if every else [text]), False
 
 
 def _even_lines(text: str, breaks: list[int], count: int) -> list[str]:
@@ -63,7 +91,7 @@ def _even_lines(text: str, breaks: list[int], count: int) -> list[str]:
     cuts = [0, *breaks, len(text)]
 
     def width(a: int, b: int) -> int:
-        return _width(text[cuts[a]:cuts[b]].strip())
+        return text_width(text[cuts[a]:cuts[b]].strip())
 
     # longest[k][j]: the shortest possible longest line of text[:cuts[j]] in k lines
     inf = float("inf")
@@ -87,7 +115,7 @@ def _even_lines(text: str, breaks: list[int], count: int) -> list[str]:
 _NO_LINE_START = set("、。，．・：；？！）」』】〕〉》”’ー…,.!?:;)")
 
 
-def _width(text: str) -> int:
+def text_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
@@ -104,40 +132,15 @@ def format_for_path(path: str | os.PathLike[str]) -> str:
     return SUFFIXES[suffix]
 
 
-@dataclass(frozen=True, slots=True)
-class CueLayout:
-    """How cues are drawn: ``max_line`` characters a line, ``max_lines`` lines, and with
-    ``max_cps`` a cue read faster than that many characters a second stays up longer, into
-    the gap before the next cue (never over it: the speech sets the pace)."""
-
-    max_line: int = MAX_LINE
-    max_lines: int = 2
-    max_cps: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_line < 10 or self.max_lines < 1:
-            raise ConfigError("subtitle lines need at least 10 characters, and cues a line")
-        if self.max_cps is not None and self.max_cps <= 0:
-            raise ConfigError(f"max_cps must be positive, got {self.max_cps}")
-
-    @property
-    def max_chars(self) -> int:
-        """Characters one cue may hold (what cues are cut to)."""
-        return self.max_line * self.max_lines
-
-    def wrap(self, text: str) -> list[str]:
-        """``text`` in this layout's lines (:func:`wrap_lines`)."""
-        return wrap_lines(text, self.max_line, self.max_lines)
-
-    def fits(self, text: str) -> bool:
-        """Whether ``text`` wraps into this layout's lines with none too wide."""
-        return max(map(_width, self.wrap(text))) <= self.max_line
-
-
 def render_subtitles(segments: Iterable[Segment], fmt: str, *, bilingual: bool = False,
-                     layout: CueLayout = CueLayout()) -> str:
+                     profile: SubtitleProfile = PROFILES["netflix"],
+                     language: str | None = None) -> str:
     """The whole subtitle document as a string: each cue shows the segment's translation
     when it has one, or with ``bilingual`` the original above the translation.
+
+    Cues keep ``profile``'s rules: too long a cue is cut at its best break (:func:`fitted`),
+    lines are wrapped at phrase boundaries and cues timed to be read (:class:`CueTimer`).
+    ``language`` is that of the translations, when they are shown.
 
     :raises ConfigError: unknown format
     """
@@ -148,60 +151,69 @@ def render_subtitles(segments: Iterable[Segment], fmt: str, *, bilingual: bool =
         return json.dumps([s.to_dict() for s in segments], ensure_ascii=False, indent=2) + "\n"
     if fmt == "txt":
         return "".join(f"{_cue_text(s, bilingual)}\n" for s in segments)
-    segments = [cue for seg in segments for cue in _fitted(seg, layout)]
+    if any(s.language is None for s in segments):  # unknown: the words tell which it is
+        guess = guess_language(" ".join(s.text for s in segments))
+        segments = [s if s.language else dataclasses.replace(s, language=guess)
+                    for s in segments]
+    cues = [cue for seg in segments for cue in fitted(seg, profile, language)]
+    timed = CueTimer(profile).times((cue, _cue_text(cue, bilingual)) for cue in cues)
     subs = pysubs2.SSAFile()
-    ends = _reading_ends(segments, layout.max_cps, bilingual)
-    subs.extend(cue_event(seg, fmt, bilingual=bilingual, layout=layout, end=end)
-                for seg, end in zip(segments, ends, strict=True))
+    subs.extend(cue_event(cue, fmt, bilingual=bilingual, profile=profile, language=language)
+                for cue in timed)
     return str(subs.to_string(fmt))
 
 
-def _fitted(segment: Segment, layout: CueLayout) -> list[Segment]:
-    """``segment`` as cues that fit the layout's lines: one that does not is cut in two at a
-    word, by its word times, at the clause end nearest its middle or else the word nearest
-    it, until every part fits. A segment without word times, or with a translation (whose
-    words have no times), is drawn as it is."""
-    words = segment.words
-    if segment.translation is not None or len(words) < 2 or layout.fits(segment.text):
+def shown_language(segment: Segment, language: str | None) -> str | None:
+    """The language a cue for ``segment`` is written in."""
+    return language if segment.translation is not None else segment.language
+
+
+def fits(text: str, profile: SubtitleProfile, language: str | None = None) -> bool:
+    """Whether ``text`` wraps into the lines ``profile`` allows for ``language``, with no
+    line ending inside a phrase."""
+    profile = profile.for_language(language)
+    return _wrap(text, profile.max_line, profile.max_lines, language)[1]
+
+
+def fitted(segment: Segment, profile: SubtitleProfile,
+           language: str | None = None) -> list[Segment]:
+    """``segment`` as cues that fit ``profile``'s lines and longest duration: one that does
+    not is cut in two at a word, by its word times, where the speaker paused near the middle
+    and not inside a phrase (the rule :func:`split_cues` cuts by), until every part fits.
+    A segment without word times, or with a translation (whose words have no times), is
+    drawn as it is."""
+    words = list(segment.words)
+    if segment.translation is not None or len(words) < 2:
         return [segment]
-    middle = len(segment.text) / 2
-    ends = list(itertools.accumulate(len(w.text) for w in words))[:-1]
-    clauses = [i for i, w in enumerate(words[:-1]) if ends_clause(w.text) or ends_sentence(w.text)]
-    cut = 1 + min(clauses or range(len(words) - 1), key=lambda i: abs(ends[i] - middle))
+    lang = shown_language(segment, language)
+    too_long = (profile.max_duration is not None
+                and words[-1].end - words[0].start > profile.max_duration)
+    if not too_long and fits(segment.text, profile, lang):
+        return [segment]
+    cut = best_break(words, lang)
     first, rest = words[:cut], words[cut:]
-    head = dataclasses.replace(segment, end=first[-1].end, text=cue_text(list(first)),
-                               words=first)
+    head = dataclasses.replace(segment, end=first[-1].end, text=cue_text(first),
+                               words=tuple(first))
     tail = dataclasses.replace(segment, start=max(segment.start, rest[0].start),
-                               text=cue_text(list(rest)), words=rest)
-    return _fitted(head, layout) + _fitted(tail, layout)
-
-
-def _reading_ends(segments: list[Segment], max_cps: float | None,
-                  bilingual: bool) -> list[float]:
-    """Each cue's end, held longer where ``max_cps`` asks, up to the next cue's start."""
-    ends = [s.end for s in segments]
-    if max_cps is None:
-        return ends
-    for i, seg in enumerate(segments):
-        needed = seg.start + len(_cue_text(seg, bilingual)) / max_cps
-        limit = segments[i + 1].start if i + 1 < len(segments) else needed
-        ends[i] = max(seg.end, min(needed, limit))
-    return ends
+                               text=cue_text(rest), words=tuple(rest))
+    return fitted(head, profile, language) + fitted(tail, profile, language)
 
 
 def cue_event(segment: Segment, fmt: str, *, bilingual: bool = False,
-              layout: CueLayout = CueLayout(), end: float | None = None) -> pysubs2.SSAEvent:
+              profile: SubtitleProfile = PROFILES["netflix"],
+              language: str | None = None) -> pysubs2.SSAEvent:
     """The cue for ``segment``: its translation if it has one (below the original when
-    ``bilingual``), wrapped and escaped."""
+    ``bilingual``), wrapped to ``profile`` and escaped."""
+    def wrap(text: str, lang: str | None) -> list[str]:
+        p = profile.for_language(lang)
+        return wrap_lines(text, p.max_line, p.max_lines, lang)
+
     if bilingual and segment.translation is not None:
-        lines = layout.wrap(segment.text) + layout.wrap(segment.translation)
+        lines = wrap(segment.text, segment.language) + wrap(segment.translation, language)
     else:
-        lines = layout.wrap(_cue_text(segment, False))
-    return pysubs2.SSAEvent(
-        start=round(segment.start * 1000),
-        end=round((segment.end if end is None else end) * 1000),
-        text=r"\N".join(_escape(line, fmt) for line in lines),
-    )
+        lines = wrap(_cue_text(segment, False), shown_language(segment, language))
+    return pysubs2.SSAEvent(start=round(segment.start * 1000), end=round(segment.end * 1000),
+                            text=r"\N".join(_escape(line, fmt) for line in lines))
 
 
 def _cue_text(segment: Segment, bilingual: bool) -> str:
@@ -229,18 +241,21 @@ def _escape(text: str, fmt: str) -> str:
 
 def write_subtitles(segments: Iterable[Segment], path: str | os.PathLike[str],
                     fmt: str | None = None, *, bilingual: bool = False,
-                    layout: CueLayout = CueLayout()) -> None:
+                    profile: SubtitleProfile = PROFILES["netflix"],
+                    language: str | None = None) -> None:
     """Write ``segments`` to ``path``; the format follows the suffix unless given."""
     Path(path).write_text(render_subtitles(segments, fmt or format_for_path(path),
-                                           bilingual=bilingual, layout=layout),
+                                           bilingual=bilingual, profile=profile,
+                                           language=language),
                           encoding="utf-8")
 
 
 async def awrite_subtitles(segments: Iterable[Segment], path: str | os.PathLike[str],
                            fmt: str | None = None, *, bilingual: bool = False,
-                           layout: CueLayout = CueLayout()) -> None:
+                           profile: SubtitleProfile = PROFILES["netflix"],
+                           language: str | None = None) -> None:
     """:func:`write_subtitles` without blocking the event loop (aiofiles)."""
     text = render_subtitles(segments, fmt or format_for_path(path), bilingual=bilingual,
-                            layout=layout)
+                            profile=profile, language=language)
     async with aiofiles.open(path, "w", encoding="utf-8") as fh:
         await fh.write(text)
