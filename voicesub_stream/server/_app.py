@@ -46,6 +46,7 @@ from .._config import BackpressurePolicy, LiveOptions, Settings, language_code
 from .._engine import Engine
 from ..errors import ConfigError, ModelError, OverloadedError, SourceError, VoicesubError
 from ..subtitles import render_subtitles
+from . import _pages as pages
 from ._metrics import render_metrics
 
 if TYPE_CHECKING:
@@ -307,6 +308,7 @@ def create_app(engine: Engine | None = None, *, settings: ServerSettings | None 
             Route("/v1/audio/transcriptions", _transcriptions, methods=["POST"]),
             Route("/v1/audio/translations", _translations, methods=["POST"]),
             WebSocketRoute("/v1/stream", _stream),
+            *pages.routes(),
         ],
         lifespan=lifespan,
         middleware=[Middleware(_CountRequests, counters=state.counters), *(
@@ -709,9 +711,10 @@ async def _audio(request: Request, task: str) -> Response:
         except ModelError as exc:
             return _error(400, str(exc), "invalid_model", param="model")
         engine = _engine(state)
-        if fmt == "stream":
+        if fmt.startswith("stream"):
             release = False  # the event stream releases the slot when it ends
-            return StreamingResponse(_sse(engine, data, options, state),
+            return StreamingResponse(_sse(engine, data, options, state,
+                                          segments=fmt.endswith("segments")),
                                      media_type="text/event-stream")
         try:
             async with (_cancelled_on_disconnect(body) as gone,
@@ -802,7 +805,8 @@ async def _read_upload(request: Request, settings: ServerSettings,
     if fmt not in ("json", "text", "srt", "vtt", "verbose_json"):
         return _error(400, f"unsupported response_format {fmt!r}", param="response_format")
     if str(form.get("stream") or "").lower() in ("true", "1"):
-        fmt = "stream"
+        # OpenAI streams text only; with verbose_json each delta also carries its segment.
+        fmt = "stream+segments" if fmt == "verbose_json" else "stream"
     try:
         language = language_code(str(form.get("language") or "") or None)
     except ConfigError as exc:
@@ -846,15 +850,17 @@ def _format(segments: list[Segment], fmt: str, task: str, duration: float | None
     return JSONResponse(body)
 
 
-async def _sse(engine: Engine, data: bytes, options: dict[str, Any],
-               state: _State) -> AsyncIterator[str]:
+async def _sse(engine: Engine, data: bytes, options: dict[str, Any], state: _State, *,
+               segments: bool = False) -> AsyncIterator[str]:
     try:
         texts = []
         async with engine.transcribe_stream(data, **options) as stream:
             async for seg in stream:
                 texts.append(seg.text)
-                delta = {"type": "transcript.text.delta",
-                         "delta": (" " if len(texts) > 1 else "") + seg.text}
+                delta: dict[str, Any] = {"type": "transcript.text.delta",
+                                         "delta": (" " if len(texts) > 1 else "") + seg.text}
+                if segments:
+                    delta["segment"] = seg.to_dict()
                 yield f"data: {json.dumps(delta)}\n\n"
         done = {"type": "transcript.text.done", "text": " ".join(texts)}
         yield f"data: {json.dumps(done)}\n\n"
