@@ -120,6 +120,7 @@ async def test_caption_page_captions_the_microphone(browser: Browser, server: st
     subs = pysubs2.load(str(await (await download.value).path()), format_="srt")
     assert " ".join(e.plaintext.replace("\n", " ") for e in subs) == " ".join(finals)
     assert page.errors == []  # type: ignore[attr-defined]
+    await page.close()
 
 
 async def test_caption_page_shows_a_files_cues_as_they_arrive(
@@ -132,6 +133,7 @@ async def test_caption_page_shows_a_files_cues_as_they_arrive(
     finals = await page.locator("#captions p.final .text").all_text_contents()
     assert word_error_rate(reference, " ".join(finals)) <= 0.25
     assert page.errors == []  # type: ignore[attr-defined]
+    await page.close()
 
 
 async def test_caption_page_asks_for_the_token_and_explains_refusals(
@@ -154,3 +156,44 @@ async def test_caption_page_asks_for_the_token_and_explains_refusals(
             await page.click("#start")
             await wait_for_status(page, "at capacity")
         assert page.errors == []  # type: ignore[attr-defined]
+        await page.close()
+
+
+async def test_dashboard_draws_the_monitor_as_streams_run(
+        browser: Browser, server: str, spoken: tuple[Path, str, float]) -> None:
+    import anyio
+    import numpy as np
+    import websockets
+    from faster_whisper import decode_audio
+
+    page = await new_page(browser)
+    await page.goto(f"{server}/dashboard")
+    await wait_for_status(page, "Updated")
+
+    async def points() -> int:
+        value = await page.locator("#card-cpu polyline").get_attribute("points") or ""
+        return len(value.split())
+
+    before = await points()
+    pcm = (np.clip(decode_audio(str(spoken[0])), -1, 1) * 32767).astype("<i2").tobytes()
+    seen_stream = seen_timings = False
+    async with websockets.connect(server.replace("http", "ws") + "/v1/stream") as ws:
+        await ws.send(json.dumps({"sample_rate": 16000}))
+        assert json.loads(await ws.recv())["type"] == "admitted"
+        for offset in range(0, len(pcm), 16_000):  # half a second, every half second
+            await ws.send(pcm[offset:offset + 16_000])
+            await anyio.sleep(0.5)
+            rows = await page.locator("#streams tbody tr").all_text_contents()
+            seen_stream = seen_stream or any("live" in row for row in rows)
+        seen_timings = await page.locator("#timings tbody tr").count() > 0
+        await page.screenshot(path=screenshot_path("dashboard.png"), full_page=True)
+        await ws.send(json.dumps({"type": "stop"}))
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await ws.recv()
+    assert seen_stream, "the live stream never showed in the streams table"
+    assert seen_timings
+    assert await points() > before  # the charts move with each sample
+    assert (await page.locator("#card-memory .value").text_content() or "").endswith("MB")
+    assert page.errors == []  # type: ignore[attr-defined]
+    await page.close()  # its event stream ends with it

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from ._config import OptionChanges
+    from ._pipeline import StreamStatistics
     from ._types import Segment
     from .cache import CacheStatistics
     from .models import RegistryStatistics, Runner
@@ -258,6 +259,10 @@ class Engine:
             for name, n in pipeline.backlog().items():
                 queues[name] = queues.get(name, 0) + n
         return EngineActivity(streams, self.scheduler.running, self.scheduler.queued, queues)
+
+    def running_streams(self) -> list[StreamStatistics]:
+        """The figures of every stream running now (a dashboard's list of live streams)."""
+        return [p.statistics() for p in list(self._pipelines) if not p.done.is_set()]
 
     async def _launch(self, source: AudioSource, options: TranscribeOptions,
                       send: MemoryObjectSendStream[Segment]) -> Pipeline:

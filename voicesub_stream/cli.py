@@ -60,6 +60,9 @@ WINDOW_SECONDS = 30.0
 """The most audio one model window holds: the progress bar runs ahead of the segments by no
 more than this for each model call that may run at once."""
 
+SHUTDOWN_GRACE = 30
+"""Seconds a request in flight may run on once the server is told to stop."""
+
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Speech to subtitles with faster-whisper, streamed.")
 app.add_typer(bench_app, name="bench")
@@ -383,7 +386,10 @@ def serve(
     err.print(escape(f"voicesub {__version__} serving on http://{shown}:{port} "
                      f"(model {settings.model}; OpenAI base URL http://{shown}:{port}/v1, "
                      f"WebSocket ws://{shown}:{port}/v1/stream). Ctrl-C stops it."))
-    uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning")
+    # Open event streams (a dashboard) never end by themselves: on shutdown, requests still
+    # running get this long, then are cut (a dashboard reconnects to the next server).
+    uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning",
+                timeout_graceful_shutdown=SHUTDOWN_GRACE)
 
 
 @app.command()

@@ -52,6 +52,7 @@ class Monitor:
         self._engine_stats = engine_stats or dict
         self._probe_factory = probe
         self._subscribers: list[MemoryObjectSendStream[Alert]] = []
+        self._sample_subscribers: list[MemoryObjectSendStream[Sample]] = []
         self.alerts.add_hook(self._publish)
 
     @property
@@ -69,6 +70,15 @@ class Monitor:
         misses the newer ones (logged), so a slow reader never holds up sampling."""
         send, receive = anyio.create_memory_object_stream[Any](buffer)
         self._subscribers.append(send)
+        return receive
+
+    def subscribe_samples(self, buffer: int = 8) -> MemoryObjectReceiveStream[Sample]:
+        """A receive stream of every sample as it is taken (what a live dashboard draws).
+
+        Like :meth:`subscribe`: it ends when the monitor stops, and a subscriber ``buffer``
+        samples behind misses the newer ones."""
+        send, receive = anyio.create_memory_object_stream[Sample](buffer)
+        self._sample_subscribers.append(send)
         return receive
 
     async def run(self) -> None:
@@ -92,8 +102,9 @@ class Monitor:
                     await out.flush()
         finally:
             self.running = False
-            for send in self._subscribers:
-                send.close()
+            for subscribers in (self._subscribers, self._sample_subscribers):
+                for send in subscribers:
+                    send.close()
             if out is not None:
                 with anyio.CancelScope(shield=True):
                     await out.aclose()
@@ -116,13 +127,19 @@ class Monitor:
         self.samples_taken += 1
         self.alerts.evaluate(sample)
         self.memory.check(sample)
+        _send_all(self._sample_subscribers, sample, "a sample", logging.DEBUG)
 
     def _publish(self, alert: Alert) -> None:
-        for send in list(self._subscribers):
-            try:
-                send.send_nowait(alert)
-            except anyio.WouldBlock:
-                logger.warning("an alert subscriber is full; dropped %s", alert.rule)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                send.close()  # the subscriber went away
-                self._subscribers.remove(send)
+        _send_all(self._subscribers, alert, alert.rule, logging.WARNING)
+
+
+def _send_all(subscribers: list[MemoryObjectSendStream[Any]], item: object, what: str,
+              level: int) -> None:
+    for send in list(subscribers):
+        try:
+            send.send_nowait(item)
+        except anyio.WouldBlock:
+            logger.log(level, "a monitor subscriber is full; dropped %s", what)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            send.close()  # the subscriber went away
+            subscribers.remove(send)

@@ -9,11 +9,20 @@ no data and are open, so a browser can load them and then ask for the token.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+import anyio
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -23,10 +32,19 @@ from ..errors import ConfigError
 from ..subtitles import PROFILES, get_profile, render_subtitles
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from starlette.requests import Request
 
+    from .._engine import Engine
+    from ..monitoring import Monitor, Sample
+    from ..monitoring._sampler import SampleHistory
     from ._app import _State
 
+HISTORY = 300
+"""Samples a dashboard gets when it connects, so its charts start full (5 min at 1 s)."""
+REPORT_EVERY = 5
+"""Samples between two sends of the report's recommendations (they change slowly)."""
 STATIC = files("voicesub_stream.server") / "static"
 COMMON_LANGUAGES = ("en", "es", "fr", "de", "pt", "it", "nl", "pl", "ru", "uk", "tr", "ar",
                     "hi", "zh", "ja", "ko", "vi", "id", "sv", "el")
@@ -42,6 +60,7 @@ def routes() -> list[Route | Mount]:
               name="static"),
         Route("/v1/languages", _languages, methods=["GET"]),
         Route("/v1/subtitles", _subtitles, methods=["POST"]),
+        Route("/v1/dashboard/events", _dashboard_events, methods=["GET"]),
     ]
 
 
@@ -127,3 +146,96 @@ async def _subtitles(request: Request) -> Response:
 def _bad(message: str, param: str | None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": "invalid_request_error",
                                    "param": param, "code": None}}, status_code=400)
+
+
+async def _dashboard_events(request: Request) -> Response:
+    """Server-sent events for the dashboard, fed by the engine's monitor as it samples.
+
+    ``hello`` first (the last :data:`HISTORY` samples and recent alerts), then one
+    ``sample`` event per sample with the engine's state at that moment, and an ``alert``
+    event whenever an alert fires or clears. The token may come as ``?token=``, since a
+    browser's EventSource cannot send headers.
+    """
+    state = _state(request)
+    if not state.authorized(request.headers, request.query_params):
+        return _unauthorized()
+    engine = state.engine
+    monitor = engine.monitor if engine is not None else None
+    if engine is None or monitor is None:
+        return JSONResponse({"error": {"message": "this engine runs without its monitor "
+                                       "(VOICESUB_ENABLE_PERFORMANCE_MONITORING=false)",
+                                       "type": "server_error", "param": None, "code": None}},
+                            status_code=503)
+    return StreamingResponse(_events(engine, monitor), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})
+
+
+async def _events(engine: Engine, monitor: Monitor) -> AsyncIterator[str]:
+    samples, alerts = monitor.subscribe_samples(), monitor.subscribe()
+    with samples, alerts:
+        yield _event("hello", {
+            "interval": monitor.interval,
+            "samples": _history(monitor.history),
+            "alerts": [dataclasses.asdict(a) for a in monitor.alerts.history[-20:]],
+            "firing": monitor.alerts.firing,
+        })
+        n = 0
+        async for sample in samples:
+            while True:  # alerts are evaluated before their sample is sent
+                try:
+                    alert = alerts.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+                yield _event("alert", dataclasses.asdict(alert))
+            yield _event("sample", _snapshot(engine, monitor, sample,
+                                             report=n % REPORT_EVERY == 0))
+            n += 1
+
+
+def _event(kind: str, data: dict[str, Any]) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+CHARTED = ("time", "process_cpu", "system_cpu", "rss", "memory_percent", "disk_read_rate",
+           "disk_write_rate", "net_sent_rate", "net_recv_rate", "loop_lag",
+           "gpu_memory_percent")
+"""What the dashboard's charts draw from each sample."""
+
+
+def _point(sample: Sample) -> dict[str, Any]:
+    return {name: getattr(sample, name) for name in CHARTED}
+
+
+def _history(history: SampleHistory) -> list[dict[str, Any]]:
+    columns = [history.column(name)[-HISTORY:].tolist() for name in CHARTED]
+    return [{name: None if math.isnan(v) else v for name, v in zip(CHARTED, row, strict=True)}
+            for row in zip(*columns, strict=True)]
+
+
+def _snapshot(engine: Engine, monitor: Monitor, sample: Sample, *,
+              report: bool) -> dict[str, Any]:
+    stats = engine.statistics()
+    timings = {name: {"count": t.count, "p50": t.p50, "p95": t.p95}
+               for name, t in sorted(monitor.timings.snapshot().items()) if t.count}
+    streams = [{"language": s.language, "audio_seconds": s.audio_seconds,
+                "live": s.live is not None,
+                "final_p50": s.live.final_latency_p50 if s.live else None,
+                "final_p95": s.live.final_latency_p95 if s.live else None,
+                "pace": s.live.pace if s.live else None,
+                "degraded": s.live.degraded if s.live else False}
+               for s in engine.running_streams()]
+    body: dict[str, Any] = {
+        "point": _point(sample),
+        "scheduler": dataclasses.asdict(stats.scheduler),
+        "cache": {"hit_ratio": stats.cache.hit_ratio if stats.cache else None,
+                  "hits": stats.cache.hits if stats.cache else 0,
+                  "misses": stats.cache.misses if stats.cache else 0},
+        "admission": dataclasses.asdict(stats.admission),
+        "models": [m.name for m in stats.models.loaded] if stats.models else [],
+        "timings": timings,
+        "streams": streams,
+        "firing": monitor.alerts.firing,
+    }
+    if report:
+        body["recommendations"] = engine.performance_report()["recommendations"]
+    return body

@@ -30,6 +30,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
+from .._stats import percentiles
 from .._timing import timed, timings
 from .._types import SAMPLE_RATE, AudioChunk, Segment, Word
 from ..models import fitting_window, speech_timestamps
@@ -183,6 +184,10 @@ class LiveStatistics:
     """Windows read again with less context because their hypothesis stopped early."""
     cut_short: int = 0
     """Hypotheses that still stopped early and were set aside for the next update's."""
+    final_latency_p50: float | None = None
+    final_latency_p95: float | None = None
+    """This stream's final latency (over its last 256 finals): from the arrival of a final's
+    last word to the final."""
 
 
 @dataclass
@@ -239,6 +244,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         self.dropped: list[tuple[float, float]] = []
         """Stream times (start, end) of the audio the policy dropped unread, in order."""
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque()
+        self._latencies: collections.deque[float] = collections.deque(maxlen=256)
         """(samples received, when) after each read: what final latency is measured from."""
 
     def statistics(self) -> LiveStatistics:
@@ -249,7 +255,10 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             c.dropped_repeats, round(c.dropped_seconds, 3), c.behind_events,
             round(c.max_backlog, 3), policy=self.policy, pace=self._pacer.pace.level,
             pace_changes=self._pacer.changes, degraded=bool(self.ticket and self.ticket.degraded),
-            retried=c.retried, cut_short=c.cut_short)
+            retried=c.retried, cut_short=c.cut_short,
+            **dict(zip(("final_latency_p50", "final_latency_p95"),
+                       (None if v is None else round(v, 3)
+                        for v in percentiles(self._latencies, 0.5, 0.95)), strict=True)))
 
     async def run(self, receive: MemoryObjectReceiveStream[AudioChunk],
                   send: MemoryObjectSendStream[Segment]) -> None:
@@ -639,7 +648,9 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         while len(arrivals) > 1 and arrivals[0][0] < sample:
             arrivals.popleft()
         if arrivals:
-            timings.observe("live.final_latency", anyio.current_time() - arrivals[0][1])
+            latency = anyio.current_time() - arrivals[0][1]
+            timings.observe("live.final_latency", latency)
+            self._latencies.append(latency)
 
     def _trim_after_final(self) -> None:
         # Keep some already-final audio: the model hears the words before the next ones,
