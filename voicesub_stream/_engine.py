@@ -260,6 +260,17 @@ class Engine:
                 queues[name] = queues.get(name, 0) + n
         return EngineActivity(streams, self.scheduler.running, self.scheduler.queued, queues)
 
+    async def can_admit_live(self, model: str | None = None,
+                             live: LiveOptions | None = None) -> None:
+        """Check that one more live stream of ``model`` would be admitted now (a session that
+        opens a stream per utterance asks before it starts); nothing is reserved.
+
+        :raises OverloadedError: the engine's live streams fill its capacity
+        """
+        key = self.registry.key_for(model)
+        await self._calibrate(key)
+        self.admission.admit(key.name, live or LiveOptions()).release()
+
     def running_streams(self) -> list[StreamStatistics]:
         """The figures of every stream running now (a dashboard's list of live streams)."""
         return [p.statistics() for p in list(self._pipelines) if not p.done.is_set()]

@@ -48,6 +48,7 @@ from ..errors import ConfigError, ModelError, OverloadedError, SourceError, Voic
 from ..subtitles import render_subtitles
 from . import _pages as pages
 from ._metrics import render_metrics
+from ._realtime import realtime
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, MutableMapping
@@ -308,6 +309,7 @@ def create_app(engine: Engine | None = None, *, settings: ServerSettings | None 
             Route("/v1/audio/transcriptions", _transcriptions, methods=["POST"]),
             Route("/v1/audio/translations", _translations, methods=["POST"]),
             WebSocketRoute("/v1/stream", _stream),
+            WebSocketRoute("/v1/realtime", realtime),
             *pages.routes(),
         ],
         lifespan=lifespan,
@@ -321,8 +323,9 @@ def create_app(engine: Engine | None = None, *, settings: ServerSettings | None 
     return app
 
 
-ENDPOINTS = ("/healthz", "/metrics", "/v1/status", "/v1/models", "/v1/audio/transcriptions",
-             "/v1/audio/translations")
+ENDPOINTS = ("/", "/dashboard", "/healthz", "/metrics", "/v1/status", "/v1/models",
+             "/v1/audio/transcriptions", "/v1/audio/translations", "/v1/languages",
+             "/v1/subtitles", "/v1/dashboard/events")
 
 
 class _CountRequests:
