@@ -383,9 +383,11 @@ def serve(
     except VoicesubError as exc:
         _fail(exc)
     shown = f"[{host}]" if ":" in host else host
-    err.print(escape(f"voicesub {__version__} serving on http://{shown}:{port} "
-                     f"(model {settings.model}; OpenAI base URL http://{shown}:{port}/v1, "
-                     f"WebSocket ws://{shown}:{port}/v1/stream). Ctrl-C stops it."))
+    base = f"http://{shown}:{port}"
+    err.print(escape(f"voicesub {__version__} serving on {base} (model {settings.model}; "
+                     f"OpenAI base URL {base}/v1, WebSocket ws://{shown}:{port}/v1/stream). "
+                     "Ctrl-C stops it."))
+    err.print(escape(f"Live captions: {base}/   Dashboard: {base}/dashboard"))
     # Open event streams (a dashboard) never end by themselves: on shutdown, requests still
     # running get this long, then are cut (a dashboard reconnects to the next server).
     uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning",

@@ -10,6 +10,7 @@ from typing import Annotated
 import anyio
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .._cli_util import existing_file, save_json, setup_logging
@@ -60,6 +61,38 @@ def bench_file_cmd(
     Console().print(table)
     for key, value in report["comparison"].items():
         Console().print(f"{key}: {value:+.3f}" if "wer" in key else f"{key}: {value:.2f}x")
+    Console().print(f"written {output}")
+
+
+@bench_app.command("subtitles")
+def bench_subtitles_cmd(
+    manifest: Annotated[Path | None, typer.Option(
+        help="Corpus manifest; default ../shared/data/speech's, else sentences spoken by "
+             "espeak-ng.")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-subtitles.json"),
+) -> None:
+    """Our subtitles for every clip, checked against every profile: violations by rule."""
+    from ..subtitles import PROFILES
+    from ._subtitles import bench_subtitles
+
+    setup_logging(False)
+    with tempfile.TemporaryDirectory() as spoken:
+        report = bench_subtitles(existing_file(manifest or corpus_manifest(Path(spoken))))
+    save_json(report, output)
+    table = Table(title=f"subtitle rules · {len(report['clips'])} clips, {report['cues']} "
+                        f"cues, {report['model']}")
+    table.add_column("profile")
+    table.add_column("violations", justify="right")
+    table.add_column("by rule")
+    for name in PROFILES:
+        counts = report["violations"][name]
+        table.add_row(name, str(sum(counts.values())),
+                      ", ".join(f"{rule} {n}" for rule, n in counts.items()) or "-")
+    Console().print(table)
+    for clip in report["clips"]:
+        for name, found in clip["violations"].items():
+            for violation in found:
+                Console().print(escape(f"{clip['file']} ({name}): {violation}"))
     Console().print(f"written {output}")
 
 

@@ -20,6 +20,7 @@ from ._whisper import (
     encoder_seconds,
     fitting_window,
     load_vad,
+    speech_probabilities,
     speech_timestamps,
 )
 
@@ -42,5 +43,6 @@ __all__ = (
     "gpu_info",
     "load_vad",
     "resolve_model",
+    "speech_probabilities",
     "speech_timestamps",
 )

@@ -82,6 +82,17 @@ def load_vad() -> None:
     get_vad_model()
 
 
+def speech_probabilities(audio: npt.NDArray[np.float32],
+                         context: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Silero's speech probability for each 512-sample chunk of 16 kHz ``audio`` (a whole
+    number of chunks), ``context`` being the 512 samples before it: chunk by chunk as
+    audio arrives, each read with the one before it, as Silero reads a file."""
+    from faster_whisper.vad import get_vad_model
+
+    probs = get_vad_model()(np.concatenate([context, audio]))
+    return np.asarray(probs, np.float32).reshape(-1)[1:]
+
+
 def speech_timestamps(audio: npt.NDArray[np.float32], *, threshold: float,
                       min_silence_ms: int, speech_pad_ms: int, min_speech_ms: int = 0,
                       max_speech_s: float = float("inf")) -> list[tuple[int, int]]:

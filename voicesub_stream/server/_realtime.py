@@ -34,6 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .._config import LiveOptions, language_code
 from .._types import SAMPLE_RATE
 from ..errors import ConfigError, ModelError, OverloadedError, VoicesubError
+from ..models import speech_probabilities
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, MutableMapping
@@ -137,9 +138,6 @@ class _TurnDetector:
     ``silence_duration_ms`` under it (Silero's own hysteresis, 0.15 below the threshold)."""
 
     def __init__(self, threshold: float, prefix_ms: int, silence_ms: int) -> None:
-        from faster_whisper.vad import get_vad_model
-
-        self._model = get_vad_model()
         self.threshold, self.prefix_ms, self.silence_ms = threshold, prefix_ms, silence_ms
         self._pending = np.zeros(0, np.float32)
         self._context = np.zeros(CHUNK, np.float32)
@@ -154,8 +152,7 @@ class _TurnDetector:
         if not whole:
             return []
         chunks, self._pending = self._pending[:whole], self._pending[whole:]
-        # Each chunk is read with the one before it as context, as Silero reads a file.
-        probs = self._model(np.concatenate([self._context, chunks]))[1:].reshape(-1)
+        probs = speech_probabilities(chunks, self._context)
         self._context = chunks[-CHUNK:]
         events = []
         for prob in probs:
