@@ -161,6 +161,14 @@ def test_bench_wer_pools_a_manifest(espeak_wav: Path, tmp_path: Path) -> None:
     for rate in report["pooled"].values():
         assert 0 <= rate <= 0.5
     assert report["clips"][0]["results"]["voicesub"]["language"] == "en"
+    manifest.write_text(json.dumps({"entries": [
+        {"file": "clip.wav", "language": "en", "reference_file": "clip.txt"}]}))
+    result = voicesub("bench", "subtitles", "--manifest", str(manifest), "--model", "tiny.en",
+                      "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["cues"] >= 2
+    assert report["violations"] == {"netflix": {}, "netflix-children": {}, "bbc": {}}
 
 
 def test_bench_cache_compares_with_redis_benchmark(tmp_path: Path) -> None:

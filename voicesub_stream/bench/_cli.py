@@ -69,15 +69,20 @@ def bench_subtitles_cmd(
     manifest: Annotated[Path | None, typer.Option(
         help="Corpus manifest; default ../shared/data/speech's, else sentences spoken by "
              "espeak-ng.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model; the engine's default if "
+                                              "omitted.")] = None,
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-subtitles.json"),
 ) -> None:
     """Our subtitles for every clip, checked against every profile: violations by rule."""
+    from .._config import Settings
     from ..subtitles import PROFILES
     from ._subtitles import bench_subtitles
 
     setup_logging(False)
+    settings = Settings.load(**({"model": model} if model else {}))
     with tempfile.TemporaryDirectory() as spoken:
-        report = bench_subtitles(existing_file(manifest or corpus_manifest(Path(spoken))))
+        report = bench_subtitles(existing_file(manifest or corpus_manifest(Path(spoken))),
+                                 settings)
     save_json(report, output)
     table = Table(title=f"subtitle rules · {len(report['clips'])} clips, {report['cues']} "
                         f"cues, {report['model']}")
