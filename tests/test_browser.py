@@ -15,12 +15,10 @@ import pysubs2
 import pytest
 import pytest_asyncio
 
-from voicesub_stream import Settings
 from voicesub_stream._text import word_error_rate
-from voicesub_stream.server import ServerSettings, create_app
-from voicesub_stream.testing import uvicorn_serving
 
 from .helpers import encode
+from .test_server import running_server
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -36,15 +34,29 @@ CLIP = "whisper-cpp/jfk.wav"
 
 @contextlib.contextmanager
 def serving(**limits: Any) -> Iterator[str]:
-    app = create_app(settings=ServerSettings.load(**limits),
-                     engine_settings=Settings.load(model="tiny.en", device="cpu", offline=True))
-    with uvicorn_serving(app, lifespan="on") as port:
-        yield f"http://127.0.0.1:{port}"
+    with running_server(**limits) as address:
+        yield f"http://{address}"
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
+    """The server, its model loaded and timed for live streams before a page speaks to it
+    (a browser's fake microphone plays in real time, loading or not)."""
+    import asyncio
+
+    import websockets
+
+    async def warm(url: str) -> None:
+        async with websockets.connect(url.replace("http", "ws") + "/v1/stream") as ws:
+            await ws.send(json.dumps({"sample_rate": 16000}))
+            await ws.recv()  # admitted: the model is loaded and calibrated
+            await ws.send(json.dumps({"type": "stop"}))
+            with contextlib.suppress(websockets.ConnectionClosed):
+                while True:
+                    await ws.recv()
+
     with serving() as url:
+        asyncio.run(warm(url))
         yield url
 
 
@@ -112,6 +124,8 @@ async def test_caption_page_captions_the_microphone(browser: Browser, server: st
     finals = await page.locator("#captions p.final .text").all_text_contents()
     assert finals
     assert await page.locator("#captions p.partial").count() == 1
+    heard = float((await page.locator("#heard").text_content() or "0 s").split()[0])
+    assert heard >= seconds - 0.5, "the browser sent less audio than the clip holds"
     assert word_error_rate(reference, " ".join(finals)) <= 0.35
     assert (await page.locator("#detected").text_content()) == "en"
     assert (await page.locator("#latency").text_content() or "").endswith(" s")

@@ -270,6 +270,18 @@ class _State:
         own = (headers.get("host") or "").rsplit(":", 1)[0].strip("[]")
         return host in ("localhost", "127.0.0.1", "::1") or (bool(own) and host == own)
 
+    async def accept(self, ws: WebSocket) -> bool:
+        """Accept a WebSocket from a client with the token and an allowed origin; close any
+        other with 1008 before accepting it (the client sees a 403)."""
+        if not self.authorized(ws.headers, ws.query_params):
+            await ws.close(code=1008, reason="unauthorized")
+            return False
+        if not self.origin_allowed(ws.headers):
+            await ws.close(code=1008, reason="origin not allowed")
+            return False
+        await ws.accept()
+        return True
+
     def authorized(self, headers: Any, query: Any = None) -> bool:
         token = self.settings.api_token
         if not token:
@@ -427,13 +439,8 @@ async def _metrics(request: Request) -> Response:
 
 async def _stream(ws: WebSocket) -> None:
     state = _state(ws)
-    if not state.authorized(ws.headers, ws.query_params):
-        await ws.close(code=1008, reason="unauthorized")
+    if not await state.accept(ws):
         return
-    if not state.origin_allowed(ws.headers):
-        await ws.close(code=1008, reason="origin not allowed")
-        return
-    await ws.accept()
     if not state.sessions.try_acquire():
         await ws.close(code=1013, reason="too many sessions, try again later")
         return

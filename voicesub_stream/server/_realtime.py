@@ -486,13 +486,8 @@ and not applied: Whisper is trained on noisy speech)."""
 async def realtime(ws: WebSocket) -> None:
     """``WS /v1/realtime?intent=transcription``."""
     state: _State = ws.app.state.voicesub
-    if not state.authorized(ws.headers, ws.query_params):
-        await ws.close(code=1008, reason="unauthorized")
+    if not await state.accept(ws):
         return
-    if not state.origin_allowed(ws.headers):
-        await ws.close(code=1008, reason="origin not allowed")
-        return
-    await ws.accept()
     if ws.query_params.get("intent") != "transcription":
         await _refuse(ws, 1008, "this server serves transcription sessions only: connect with "
                       "?intent=transcription", "intent")

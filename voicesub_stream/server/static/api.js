@@ -13,8 +13,24 @@ export function headers(extra = {}) {
   return t ? { ...extra, Authorization: `Bearer ${t}` } : extra;
 }
 
-// Resolves once a token is entered in the page's token form (shown only when asked).
-export function askToken(form) {
+// The form that asks for the token, at the top of the page, made when first needed.
+function tokenForm() {
+  let form = document.getElementById("token-form");
+  if (!form) {
+    form = document.createElement("form");
+    form.id = "token-form";
+    form.className = "panel";
+    form.innerHTML = `<label>This server needs an access token
+      <input id="token" type="password" autocomplete="current-password" required></label>
+      <button>Use token</button>`;
+    document.querySelector("main").prepend(form);
+  }
+  return form;
+}
+
+// Resolves once a token is entered.
+export function askToken() {
+  const form = tokenForm();
   form.hidden = false;
   const input = form.querySelector("input");
   input.focus();
@@ -28,12 +44,12 @@ export function askToken(form) {
   });
 }
 
-// fetch() with the token; on 401 asks for one (once per call) and tries again.
-export async function api(path, options = {}, form = document.getElementById("token-form")) {
+// fetch() with the token; on 401 asks for one and tries again.
+export async function api(path, options = {}) {
   for (;;) {
     const response = await fetch(path, { ...options, headers: headers(options.headers) });
-    if (response.status !== 401 || !form) return response;
-    await askToken(form);
+    if (response.status !== 401) return response;
+    await askToken();
   }
 }
 

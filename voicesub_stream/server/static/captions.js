@@ -7,6 +7,7 @@ const captions = $("captions");
 const partial = captions.querySelector(".partial");
 const finals = []; // segments, as the server sent them
 let session = null; // the live session running, if any
+const MAX_WAITING = 100; // 10 s of audio kept while the server admits the stream
 
 // Close codes the server uses, as a person would want to read them.
 const CLOSE_REASONS = {
@@ -50,6 +51,7 @@ function clearCaptions() {
   finals.length = 0;
   $("count").textContent = "0";
   $("latency").textContent = "–";
+  $("heard").textContent = "0 s";
 }
 
 function settings() {
@@ -87,11 +89,15 @@ async function startMicrophone() {
   node.connect(context.destination); // silent, but keeps the browser running the worklet
   const socket = new WebSocket(socketUrl("v1/stream"));
   socket.binaryType = "arraybuffer";
-  session = { socket, context, media, node, sent: 0, admitted: false };
+  session = { socket, context, media, node, sent: 0, admitted: false, waiting: [] };
   node.port.onmessage = ({ data }) => {
-    if (!session?.admitted || socket.readyState !== WebSocket.OPEN) return;
-    socket.send(data);
-    session.sent += data.byteLength / 2 / 16000; // seconds of audio sent so far
+    if (!session || session.stopping) return;
+    if (!session.admitted) { // spoken while the server admits the stream: sent once it has
+      session.waiting.push(data);
+      if (session.waiting.length > MAX_WAITING) session.waiting.shift();
+      return;
+    }
+    send(data);
   };
   socket.onopen = () => {
     socket.send(JSON.stringify({ sample_rate: 16000, partials: true, ...settings() }));
@@ -109,9 +115,17 @@ async function startMicrophone() {
   $("stop").disabled = false;
 }
 
+function send(frame) {
+  if (session.socket.readyState !== WebSocket.OPEN) return;
+  session.socket.send(frame);
+  session.sent += frame.byteLength / 2 / 16000; // seconds of audio sent so far
+  $("heard").textContent = `${session.sent.toFixed(1)} s`;
+}
+
 function onEvent(event) {
   if (event.type === "admitted") {
     session.admitted = true;
+    session.waiting.splice(0).forEach(send);
     status(event.degraded ? "Listening (finals only: the server is busy)." : "Listening.", "live");
   } else if (event.type === "partial") {
     partial.textContent = event.text;
@@ -135,7 +149,7 @@ function endSession() {
 function stopMicrophone() {
   if (!session) return;
   status("Finishing the last words…");
-  session.admitted = false; // no more audio; the finals for what was sent still come
+  session.stopping = true; // no more audio; the finals for what was sent still come
   session.socket.send(JSON.stringify({ type: "stop" }));
 }
 
