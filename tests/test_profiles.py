@@ -70,6 +70,7 @@ def test_function_words_and_names_are_not_broken_after() -> None:
     assert breaks_phrase("house,", "and", "en") is None
     assert breaks_phrase("Haus", "Berlin", "de") is None  # German capitalises every noun
     assert breaks_phrase("I", "Went", "en") is None
+    assert breaks_phrase("Paris", "I'm", "en") is None
 
 
 def test_profiles_and_custom_changes() -> None:

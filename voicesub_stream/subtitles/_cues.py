@@ -61,13 +61,18 @@ def breaks_phrase(left: str, right: str, language: str | None) -> str | None:
     "and"), and may not fall inside a name (two capitalised words with no punctuation
     between them; not checked in German, which capitalises every noun).
     """
+    left, right = left.strip(), right.strip()
     words = FUNCTION_WORDS.get(base(language) or "")
     if words is not None and _bare(left) in words:
-        return f"ends on {left.strip()!r}"
-    if (base(language) != "de" and left.strip()[-1:].isalpha() and left.strip()[:1].isupper()
-            and right.strip()[:1].isupper() and "I" not in (left.strip(), right.strip())):
-        return f"splits the name {left.strip()} {right.strip()}"
+        return f"ends on {left!r}"
+    if (base(language) != "de" and left[-1:].isalpha() and left[:1].isupper()
+            and right[:1].isupper() and not any(map(_PRONOUN_I.fullmatch, (left, right)))):
+        return f"splits the name {left} {right}"
     return None
+
+
+_PRONOUN_I = re.compile(r"I(['’]\w+)?")
+"""English "I", "I'm", "I'll": capitalised, and no part of a name."""
 
 
 def guess_language(text: str) -> str | None:
