@@ -23,7 +23,7 @@ import json
 import logging
 import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -176,11 +176,9 @@ class _Item:
     """One turn: its audio goes to a transcription, its text out as deltas."""
 
     id: str
-    start_ms: int
     send: Any  # the audio channel into its live stream (None: a committed buffer)
     previous: str | None
     sent: str = ""  # the text already sent as deltas
-    done: anyio.Event = field(default_factory=anyio.Event)
 
 
 class RealtimeSession:
@@ -286,7 +284,7 @@ class RealtimeSession:
 
     async def _start_turn(self, start_ms: int) -> None:
         send, receive = anyio.create_memory_object_stream[Any](256)
-        item = _Item(_id("item"), start_ms, send, self.last_item)
+        item = _Item(_id("item"), send, self.last_item)
         self.item = item
         # The turn begins with the audio since its start, prefix padding included.
         behind = self.received - round(start_ms * SAMPLE_RATE / 1000)
@@ -326,7 +324,7 @@ class RealtimeSession:
             raise _ClientError("buffer too small: at least 100 ms of audio must be appended "
                                "before a commit", None, "input_audio_buffer_commit_empty")
         self.buffer = []
-        item = _Item(_id("item"), self.received * 1000 // SAMPLE_RATE, None, self.last_item)
+        item = _Item(_id("item"), None, self.last_item)
         self.received += len(audio)
         await self._committed(item)
         self.tg.start_soon(self._transcribe_buffer, item, audio)
@@ -374,8 +372,6 @@ class RealtimeSession:
                                 exc, OverloadedError | ConfigError) else "invalid_request_error",
                                 "code": type(exc).__name__, "message": str(exc), "param": None})
             return
-        finally:
-            item.done.set()
         transcript = " ".join(finals)
         await self.emit("conversation.item.input_audio_transcription.completed",
                         item_id=item.id, content_index=0, transcript=transcript,
