@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := espeak-ng libportaudio2 redis-server chromium
+APT_PACKAGES := espeak-ng libportaudio2 redis-server memcached chromium
 
 .PHONY: demo test lint typecheck unit bench system-deps clean
 

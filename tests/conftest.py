@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import getpass
 import http.server
 import inspect
+import os
 import shutil
 import socket
 import subprocess
@@ -102,30 +104,32 @@ def espeak_url(espeak_wav: Path) -> Iterator[str]:
         thread.join()
 
 
-class RedisServer:
-    """A real redis-server on a free loopback port, which a test may stop and start again."""
+class LoopbackServer:
+    """A real server program on a free loopback port, which a test may stop and start
+    again."""
+
+    program = ""
 
     def __init__(self, directory: Path) -> None:
         self.port = free_port()
         self.directory = directory
-        self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
+    def command(self, exe: str) -> list[str]:
+        raise NotImplementedError
+
     def start(self) -> None:
-        exe = shutil.which("redis-server")
+        exe = shutil.which(self.program)
         if exe is None:
-            pytest.fail("redis-server is missing: the README's test command installs it")
-        self.process = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory),
-             "--enable-debug-command", "local"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pytest.fail(f"{self.program} is missing: the README's test command installs it")
+        self.process = subprocess.Popen(self.command(exe), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
-            assert time.monotonic() < deadline, "redis-server did not start"
+            assert time.monotonic() < deadline, f"{self.program} did not start"
             time.sleep(0.02)
 
     def stop(self) -> None:
@@ -135,9 +139,45 @@ class RedisServer:
             self.process = None
 
 
+class RedisServer(LoopbackServer):
+    program = "redis-server"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self, exe: str) -> list[str]:
+        return [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(self.directory),
+                "--enable-debug-command", "local"]
+
+
+class MemcachedServer(LoopbackServer):
+    program = "memcached"
+
+    @property
+    def url(self) -> str:
+        return f"memcached://127.0.0.1:{self.port}"
+
+    def command(self, exe: str) -> list[str]:
+        # -u: memcached refuses to run as root without being told which user to be.
+        return [exe, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "64",
+                "-u", "root" if os.geteuid() == 0 else getpass.getuser()]
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def memcached_server(tmp_path: Path) -> Iterator[MemcachedServer]:
+    server = MemcachedServer(tmp_path)
     server.start()
     try:
         yield server

@@ -78,12 +78,15 @@ class Settings(BaseSettings):
                             validation_alias=AliasChoices("VOICESUB_CACHE_DIR", "CACHE_DIR",
                                                           "cache_dir"))
     offline: bool = False
-    cache_type: Literal["memory", "file", "redis", "tiered", "none"] = Field(
+    cache_type: Literal["memory", "file", "redis", "tiered", "aiocache", "none"] = Field(
         default="memory",
         validation_alias=AliasChoices("VOICESUB_CACHE_TYPE", "CACHE_TYPE", "cache_type"))
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("VOICESUB_REDIS_URL", "REDIS_URL",
                                                     "redis_url"))
+    cache_url: str | None = Field(
+        default=None, validation_alias=_env("cache_url"),
+        description="With cache_type 'aiocache': the aiocache URL, e.g. memcached://host:11211")
     cache_ttl: float | None = Field(
         default=7 * 24 * 3600.0, gt=0,
         validation_alias=AliasChoices("VOICESUB_CACHE_TTL", "CACHE_TTL", "cache_ttl"))
@@ -163,7 +166,7 @@ class Settings(BaseSettings):
 
     def cache(self) -> CacheConfig:
         return CacheConfig(kind=self.cache_type, directory=self.cache_dir / "cache",
-                           redis_url=self.redis_url, ttl=self.cache_ttl,
+                           redis_url=self.redis_url, url=self.cache_url, ttl=self.cache_ttl,
                            max_size=self.cache_max_size)
 
     def translation(self) -> TranslationConfig:
@@ -208,9 +211,11 @@ class ModelConfig:
 class CacheConfig:
     """Which result cache an engine keeps (``kind="none"``: none)."""
 
-    kind: Literal["memory", "file", "redis", "tiered", "none"] = "memory"
+    kind: Literal["memory", "file", "redis", "tiered", "aiocache", "none"] = "memory"
     directory: Path = field(default_factory=lambda: default_cache_dir() / "cache")
     redis_url: str | None = None
+    url: str | None = None
+    """The aiocache URL for ``kind="aiocache"``."""
     ttl: float | None = 7 * 24 * 3600.0
     max_size: int = 10_000
 
