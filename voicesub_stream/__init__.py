@@ -6,6 +6,7 @@ from ._config import TranscribeOptions as TranscribeOptions
 from ._config import VadOptions as VadOptions
 from ._engine import Engine as Engine
 from ._engine import EngineStatistics as EngineStatistics
+from ._engine import FileResult as FileResult
 from ._engine import default_engine as default_engine
 from ._engine import transcribe as transcribe
 from ._engine import transcribe_stream as transcribe_stream
@@ -26,6 +27,7 @@ __all__ = (
     "AudioSource",
     "Engine",
     "EngineStatistics",
+    "FileResult",
     "LiveOptions",
     "PacedSource",
     "Segment",

@@ -29,7 +29,7 @@ from ._pipeline import Pipeline, Services
 from ._stats import counter
 from ._stream import SegmentStream
 from .cache import Cache, make_cache
-from .errors import StreamClosedError
+from .errors import StreamClosedError, VoicesubError
 from .executors import ProcessPool, ProcessRunner
 from .models import (
     ExecutionPlan,
@@ -48,7 +48,7 @@ from .stages import StreamBatcher
 from .translation import Translators
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
     from types import TracebackType
     from typing import Self
 
@@ -69,6 +69,21 @@ __all__ = ("Engine", "EngineActivity", "EngineStatistics", "default_engine",
            "transcribe_stream")
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """One file of :meth:`Engine.transcribe_many`: its segments and, if it failed, why (the
+    segments are then those of the audio before the failure)."""
+
+    source: AudioInput
+    segments: list[Segment]
+    error: VoicesubError | None = None
+    statistics: StreamStatistics | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +240,65 @@ class Engine:
         self._check(opts)
         return SegmentStream(open_source(source, sample_rate=sample_rate, channels=channels),
                              opts, self._launch)
+
+    async def transcribe_many(
+        self,
+        sources: Iterable[AudioInput],
+        *,
+        options: TranscribeOptions | None = None,
+        concurrency: int | None = None,
+        **changes: Unpack[OptionChanges],
+    ) -> AsyncIterator[FileResult]:
+        """Transcribe many files (a media library), yielding each one's result as it ends.
+
+        ``concurrency`` files run at once (default: as many as model calls may run at once,
+        so each file's windows keep a call busy). Files run at batch priority unless the
+        options say otherwise, so live streams on this engine keep their latency. A file
+        that fails gives a result with its ``error`` and the segments it got before the
+        failure; the others go on. Leaving the loop cancels the files still running: at once
+        inside ``contextlib.aclosing(engine.transcribe_many(...))``, else when the generator
+        is collected.
+
+        :raises ConfigError: an option has an invalid value (before any file starts)
+        """
+        if self._tg is None:
+            raise StreamClosedError("Engine is not running: use 'async with Engine() as engine'")
+        opts = _options(options, changes)
+        self._check(opts)
+        width = concurrency or self.execution.concurrent_calls
+        send, receive = anyio.create_memory_object_stream[FileResult](width)
+        scope = anyio.CancelScope()
+
+        async def one(source: AudioInput, slots: anyio.Semaphore) -> None:
+            segments: list[Segment] = []
+            error, statistics = None, None
+            try:
+                stream = self.transcribe_stream(source, options=opts)
+                async with stream:
+                    async for segment in stream:
+                        segments.append(segment)
+                statistics = stream.statistics()
+            except VoicesubError as exc:
+                error = exc
+            finally:
+                slots.release()
+            await send.send(FileResult(source, segments, error, statistics))
+
+        async def run_all() -> None:
+            with scope:
+                async with send, anyio.create_task_group() as tg:
+                    slots = anyio.Semaphore(width)
+                    for source in sources:
+                        await slots.acquire()
+                        tg.start_soon(one, source, slots)
+
+        self._tg.start_soon(run_all, name="voicesub transcribe_many")
+        try:
+            async with receive:
+                async for result in receive:
+                    yield result
+        finally:
+            scope.cancel()
 
     def _check(self, options: TranscribeOptions) -> None:
         """Refuse, before anything runs, options this engine cannot serve.

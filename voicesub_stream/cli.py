@@ -3,6 +3,7 @@ commands live beside the benchmarks they run, in ``voicesub_stream.bench._cli``)
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -31,6 +32,7 @@ from ._cli_util import existing_file as _existing
 from ._cli_util import setup_logging as _logging
 from ._config import BackpressurePolicy, LiveOptions, Settings, Task, TranscribeOptions
 from ._engine import Engine, transcribe_stream
+from ._library import Job, Summary, find_media, plan_jobs, run_library, short_decode
 from .bench._cli import bench_app
 from .errors import VoicesubError
 from .subtitles import (
@@ -125,12 +127,18 @@ def _outputs(output: Path | None, output_dir: Path | None, formats: list[str] | 
 
 @app.command()
 def transcribe(
-    audio: Annotated[str, typer.Argument(help="Audio/video file or URL.")],
+    audio: Annotated[list[str], typer.Argument(
+        help="Audio/video files or URLs, or directories (searched recursively; needs "
+             "--output-dir).")],
     output: Annotated[Path | None, typer.Option(
         "-o", "--output", help="Subtitle file, its format from the suffix; stdout if "
         "omitted.")] = None,
     output_dir: Annotated[Path | None, typer.Option(
-        help="Write AUDIO's subtitles into this directory (created if missing).")] = None,
+        help="Write AUDIO's subtitles into this directory (created if missing), a "
+             "directory's layout kept.")] = None,
+    force: Annotated[bool, typer.Option(
+        help="With several files: transcribe those whose subtitles are up to date too.")]
+    = False,
     fmt: Annotated[str | None, typer.Option(
         "--format", "-f", help=f"{', '.join(FORMATS)}; several with commas (srt,vtt,json), "
         "each beside -o with its own suffix.")] = None,
@@ -168,7 +176,13 @@ def transcribe(
     end or a requested translation could not be made.
     """
     _logging(verbose)
-    outputs = _outputs(output, output_dir, _formats(fmt), audio)
+    formats = _formats(fmt)
+    found, missing = find_media(audio)
+    library = len(audio) > 1 or any(root is not None for _, root in found)
+    if library and missing:
+        raise typer.BadParameter(f"no such file or directory: {', '.join(missing)}")
+    jobs = _library_jobs(found, output, output_dir, formats, force) if library else None
+    outputs = _outputs(output, output_dir, formats, audio[0]) if jobs is None else []
     overrides: dict[str, Any] = {k: v for k, v in
                                  {"device": device, "compute_type": compute_type}.items() if v}
     try:
@@ -178,13 +192,48 @@ def transcribe(
                                     batch_size=batch_size, beam_size=beam_size,
                                     translate_to=translate_to, translator=translator,
                                     max_cue_chars=rules.max_chars)
-        problems = anyio.run(_transcribe, audio, outputs, settings, options, bilingual, rules,
-                             quiet)
+        if jobs is not None:
+            summary = anyio.run(functools.partial(
+                run_library, jobs, settings, options, bilingual=bilingual, profile=rules,
+                console=err, quiet=quiet))
+            _report_library(summary, quiet)
+            return
+        problems = anyio.run(_transcribe, audio[0], outputs, settings, options, bilingual,
+                             rules, quiet)
     except VoicesubError as exc:
         _fail(exc)
     for problem in problems:
         err.print(f"[red]error:[/red] {escape(problem)}")
     if problems:
+        raise typer.Exit(1)
+
+
+def _library_jobs(found: list[tuple[Path, Path | None]], output: Path | None,
+                  output_dir: Path | None, formats: list[str] | None, force: bool) -> list[Job]:
+    """The library's jobs, checked before any work: outputs in one directory, none twice."""
+    if output is not None or output_dir is None:
+        raise typer.BadParameter("several files or a directory need --output-dir (and no -o)")
+    if not found:
+        raise typer.BadParameter("no audio or video files found")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(output_dir, os.W_OK):
+        raise typer.BadParameter(f"cannot write into {output_dir}")
+    try:
+        return plan_jobs(found, output_dir, formats or ["srt"], force=force)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _report_library(summary: Summary, quiet: bool) -> None:
+    """The run's summary; exit 1 when any file failed."""
+    if not quiet:
+        err.print(escape(
+            f"{summary.done} written, {summary.skipped} skipped (up to date), "
+            f"{len(summary.failed)} failed; {summary.audio_seconds / 3600:.2f} h of audio in "
+            f"{summary.wall_seconds:.1f} s"))
+    for source, reason in summary.failed:
+        err.print(f"[red]failed:[/red] {escape(str(source))}: {escape(reason)}")
+    if summary.failed:
         raise typer.Exit(1)
 
 
@@ -240,10 +289,9 @@ async def _transcribe(audio: str, outputs: Sequence[tuple[Path | None, str]], se
     if failure is not None:
         raise failure
     problems = []
-    announced, decoded = stream.source.duration, stats.audio_seconds
-    if announced and decoded < announced - max(1.0, 0.02 * announced):
-        problems.append(f"decoded {decoded:.1f} s of the {announced:.1f} s the file announces "
-                        "(truncated or damaged?); the subtitles cover what was decoded")
+    decoded = stats.audio_seconds
+    if short := short_decode(stream.source.duration, decoded):
+        problems.append(short)
     failed = [s for s in segments if "translation_error" in s.metadata]
     if failed:
         problems.append(f"{len(failed)} of {len(segments)} segment(s) left untranslated: "
