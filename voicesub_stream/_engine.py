@@ -80,6 +80,7 @@ class FileResult:
     segments: list[Segment]
     error: VoicesubError | None = None
     statistics: StreamStatistics | None = None
+    """How far it got, failed or not (``None`` if it never started)."""
 
     @property
     def ok(self) -> bool:
@@ -271,17 +272,17 @@ class Engine:
 
         async def one(source: AudioInput, slots: anyio.Semaphore) -> None:
             segments: list[Segment] = []
-            error, statistics = None, None
+            error, stream = None, None
             try:
                 stream = self.transcribe_stream(source, options=opts)
                 async with stream:
                     async for segment in stream:
                         segments.append(segment)
-                statistics = stream.statistics()
             except VoicesubError as exc:
                 error = exc
             finally:
                 slots.release()
+            statistics = stream.statistics() if stream is not None else None
             await send.send(FileResult(source, segments, error, statistics))
 
         async def run_all() -> None:

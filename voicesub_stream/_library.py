@@ -149,7 +149,8 @@ async def run_library(jobs: list[Job], settings: Settings, options: TranscribeOp
             async for result in engine.transcribe_many([j.source for j in todo],
                                                        options=options):
                 job = by_source[Path(str(result.source))]
-                seconds = result.statistics.audio_seconds if result.statistics else 0.0
+                stats = result.statistics
+                seconds = stats.audio_seconds if stats else 0.0
                 summary.audio_seconds += seconds
                 if result.segments or result.ok:  # what was transcribed before a failure
                     for path, fmt in job.outputs:
@@ -157,8 +158,7 @@ async def run_library(jobs: list[Job], settings: Settings, options: TranscribeOp
                         await awrite_subtitles(result.segments, path, fmt,
                                                bilingual=bilingual, profile=profile,
                                                language=options.translate_to)
-                stats = result.statistics
-                short = stats and short_decode(stats.duration, stats.audio_seconds)
+                short = stats and short_decode(stats.duration, seconds)
                 if result.ok and not short:
                     summary.done += 1
                     status = "[green]written[/green]"
