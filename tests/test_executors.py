@@ -145,7 +145,7 @@ def test_a_job_that_cannot_be_sent_fails_and_its_worker_serves_the_next(
     pool: ProcessPool, espeak_audio: np.ndarray
 ) -> None:
     from voicesub_stream.errors import TranscriptionError
-    from voicesub_stream.executors import _Job
+    from voicesub_stream.executors._processes import _Job
 
     unpicklable = _Job(TranscribeOptions(), "en", [window(espeak_audio)],
                        [threading.Lock()], None)  # type: ignore[list-item]

@@ -23,6 +23,7 @@ from .errors import ConfigError
 Task = Literal["transcribe", "translate"]
 BackpressurePolicy = Literal["auto", "adaptive", "block", "drop-oldest", "skip-partials"]
 Priority = Literal["live", "interactive", "batch"]
+Executor = Literal["threads", "processes", "ray"]
 
 
 def default_cache_dir() -> Path:
@@ -70,10 +71,18 @@ class Settings(BaseSettings):
     batch_window: float = Field(default=0.02, ge=0.0, le=1.0)
     """Seconds a live window waits for other streams' windows (only while others are live)."""
     stream_batch_size: int = Field(default=8, ge=1)
+    executor: Executor = "threads"
+    """Where model calls run: this process's threads, worker processes (a model crash
+    isolated from the server), or the actors of a Ray cluster (more than one machine)."""
     use_process_pool: bool = Field(
         default=False,
         validation_alias=AliasChoices("VOICESUB_USE_PROCESS_POOL", "USE_PROCESS_POOL",
                                       "use_process_pool"))
+    """The older spelling of ``executor="processes"``."""
+    ray_address: str = "auto"
+    """With ``executor="ray"``: the cluster to join (``ray://host:10001``, ``host:6379``);
+    ``auto`` joins the one running here (``RAY_ADDRESS``, or ``ray start``'s) or starts a
+    local one."""
     cache_dir: Path = Field(default_factory=default_cache_dir,
                             validation_alias=AliasChoices("VOICESUB_CACHE_DIR", "CACHE_DIR",
                                                           "cache_dir"))
@@ -186,8 +195,13 @@ class Settings(BaseSettings):
             ct2_device="cuda" if self.device == "cuda" else "cpu")
 
     def scheduling(self) -> SchedulerConfig:
+        executor = self.executor
+        if self.use_process_pool and executor == "threads":
+            executor = "processes"
         return SchedulerConfig(max_workers=self.max_workers, max_wait=self.scheduler_max_wait,
-                               process_pool=self.use_process_pool,
+                               executor=executor,
+                               ray_address=None if self.ray_address == "auto"
+                               else self.ray_address,
                                stream_batching=self.stream_batching,
                                batch_window=self.batch_window,
                                stream_batch_size=self.stream_batch_size)
@@ -238,11 +252,14 @@ class TranslationConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SchedulerConfig:
-    """How model work is admitted: concurrency, aging, processes, cross-stream batching."""
+    """How model work is admitted and where it runs: concurrency, aging, the executor,
+    cross-stream batching."""
 
     max_workers: int | Literal["auto"] = "auto"
     max_wait: float = 10.0
-    process_pool: bool = False
+    executor: Executor = "threads"
+    ray_address: str | None = None
+    """The Ray cluster to join; ``None``: the one running here, else a new local one."""
     stream_batching: bool = True
     batch_window: float = 0.02
     stream_batch_size: int = 8

