@@ -134,13 +134,17 @@ class Engine:
     Leaving the ``async with`` cancels streams still running and, unless a ``registry`` was
     passed in, unloads the models this engine loaded. Custom translators are registered by
     name (``translators={"mine": MyTranslator()}``) and chosen with ``translator="mine"``;
-    the engine does not close them.
+    the engine does not close them. With ``executor="ray"`` in the settings, model calls run
+    on a pool of Ray actors the engine starts on entry and stops on exit; a
+    :class:`~voicesub_stream.executors.RayPool` passed as ``cluster`` is used instead, and
+    left running.
     """
 
     def __init__(
         self, settings: Settings | None = None, *, registry: ModelRegistry | None = None,
         cache: Cache | Literal["settings"] | None = "settings",
         translators: Mapping[str, Translator] | None = None,
+        cluster: RayPool | None = None,
     ) -> None:
         self.settings = settings or Settings.load()
         scheduling = self.settings.scheduling()
@@ -166,14 +170,17 @@ class Engine:
         self._pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
         self._pools: dict[ModelKey, ProcessPool] = {}
         self._pool_lock = anyio.Lock()
-        self._executor = scheduling.executor
-        self._ray: RayPool | None = None
+        # Model calls on Ray: a pool passed in (left open for its owner), or one started on
+        # entry from the settings (executor="ray").
+        self._executor = "ray" if cluster is not None else scheduling.executor
+        self._owns_ray = cluster is None
+        self._ray: RayPool | None = cluster
         self._calibration_lock = anyio.Lock()
         self._services = Services(
             registry=self.registry, scheduler=self.scheduler, translators=self.translators,
             cache=self.cache, batcher=self.batcher,
             translate_timeout=self.settings.translate_timeout,
-            pooled_runner=self._pooled_runner if scheduling.executor != "threads" else None)
+            pooled_runner=self._pooled_runner if self._executor != "threads" else None)
         self._tg: TaskGroup | None = None
         self._exit_stack: AsyncExitStack | None = None
         self._closed = False
@@ -182,8 +189,10 @@ class Engine:
     async def __aenter__(self) -> Self:
         if self._closed or self._tg is not None:
             raise StreamClosedError("an Engine can be entered only once")
-        if self._executor == "ray":
+        if self._ray is None and self._executor == "ray":
             await self._join_cluster()
+        if self._ray is not None:
+            self._fit_to_cluster(self._ray)
         async with AsyncExitStack() as stack:
             if self.batcher is not None:  # entered first, so it closes after the streams
                 await stack.enter_async_context(self.batcher)
@@ -224,7 +233,7 @@ class Engine:
         for pool in self._pools.values():
             await anyio.to_thread.run_sync(pool.close)
         self._pools.clear()
-        if self._ray is not None:
+        if self._ray is not None and self._owns_ray:
             await anyio.to_thread.run_sync(self._ray.close)
             self._ray = None
         if self._owns_cache and self.cache is not None:
@@ -409,7 +418,6 @@ class Engine:
         self._ray = await anyio.to_thread.run_sync(functools.partial(
             RayPool, config, address=self.settings.scheduling().ray_address,
             threads_per_call=threads, device=config.device))
-        self._fit_to_cluster(self._ray)
 
     def _fit_to_cluster(self, pool: RayPool) -> None:
         size = max(1, pool.size)

@@ -289,6 +289,68 @@ def bench_concurrency_cmd(
     Console().print(f"written {output}")
 
 
+@bench_app.command("cluster")
+def bench_cluster_cmd(
+    manifest: Annotated[Path | None, typer.Option(
+        help="Corpus manifest whose clips make the batch of files; default ../shared/data/"
+             "speech's, else sentences spoken by espeak-ng.")] = None,
+    clip: Annotated[Path | None, typer.Option(
+        help="Clip the live streams play; default the 53 s LibriVox clip in ../shared, else "
+             "the shipped clip.")] = None,
+    model: Annotated[str, typer.Option(help="Model for every run (an English-only model "
+                                       "takes the English clips only).")] = "tiny.en",
+    live_streams: Annotated[int, typer.Option(help="Live streams in process and on Ray.")] = 8,
+    clients: Annotated[str, typer.Option(help="Comma-separated simulated clients played "
+                                         "into one driver.")] = "16,32,64",
+    client_seconds: Annotated[float, typer.Option(help="Seconds of the clip each simulated "
+                                                  "client plays.")] = 30.0,
+    replay_actors: Annotated[int, typer.Option(help="Actors replaying recorded model "
+                                               "times.")] = 16,
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("bench-cluster.json"),
+) -> None:
+    """Files and live streams in process and on Ray actors, and one driver's ceiling."""
+    import json
+
+    from ._cluster import bench_cluster
+
+    setup_logging(False)
+    with tempfile.TemporaryDirectory() as spoken:
+        manifest = existing_file(manifest or corpus_manifest(Path(spoken)))
+        english_only = model.endswith(".en")
+        files = [manifest.parent / e["file"]
+                 for e in json.loads(manifest.read_text(encoding="utf-8"))["entries"]
+                 if not english_only or e["language"] == "en"]
+        report = bench_cluster(files, existing_file(clip or default_clip(SONNET)),
+                               model=model, live_streams=live_streams,
+                               clients=_counts(clients), client_seconds=client_seconds,
+                               replay_actors=replay_actors)
+    save_json(report, output)
+    console = Console(width=max(Console().width, 140))
+    table = Table(title=f"files · {len(files)} clips · {model}")
+    for col in ("run", "audio s", "wall s", "audio s / wall s", "Ray overhead ms/call",
+                "failed"):
+        table.add_column(col, justify="right")
+    for row in report["file_rows"]:
+        table.add_row(row["run"], f"{row['audio_seconds']:.0f}", f"{row['wall_seconds']:.2f}",
+                      f"{row['audio_per_wall']:.1f}", _fmt(row["ray_overhead_ms"], "{:.1f}"),
+                      str(row["failed"]))
+    console.print(table)
+    table = Table(title=f"live streams in real time · {model}")
+    for col in ("run", "admitted / refused", "final p50 / p95 s", "worst stream p95",
+                "driver CPU %", "loop lag p95 / max ms", "Ray overhead ms/call"):
+        table.add_column(col, justify="right")
+    for row in [*report["live_rows"], *report["driver_rows"]]:
+        table.add_row(
+            row["run"], f"{row['admitted']} / {row['refused']}",
+            "-" if row["final_p50"] is None
+            else f"{row['final_p50']:.2f} / {row['final_p95']:.2f}",
+            _fmt(row["worst_stream_p95"], "{:.2f}"), str(row["driver_cpu_percent"]),
+            f"{_fmt(row['loop_lag_p95_ms'], '{:.0f}')} / {_fmt(row['loop_lag_max_ms'], '{:.0f}')}",
+            _fmt(row["ray_overhead_ms"], "{:.1f}"))
+    console.print(table)
+    console.print(f"written {output}")
+
+
 def _counts(text: str) -> list[int]:
     return [int(n) for n in text.split(",") if n.strip()]
 

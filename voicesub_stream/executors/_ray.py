@@ -25,6 +25,7 @@ nodes join and leave.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -82,7 +83,9 @@ class RemoteCall:
 
 
 @dataclass(frozen=True, slots=True)
-class _Answer:
+class Answer:
+    """What an actor returns for a :class:`RemoteCall`, as plain data."""
+
     languages: list[tuple[str | None, float | None]]
     results: list[tuple[str, list[tuple[float, float, str, float]], float, float, float]]
     seconds: float
@@ -103,7 +106,7 @@ class ModelActor:
     def multilingual(self, model: str) -> bool:
         return bool(self.registry.get(self.registry.key_for(model)).is_multilingual)
 
-    def transcribe(self, call: RemoteCall) -> _Answer | None:
+    def transcribe(self, call: RemoteCall) -> Answer | None:
         """Answer ``call``, or ``None`` if it was cancelled before its last windows."""
         import ray
 
@@ -128,7 +131,7 @@ class ModelActor:
             results += runners[part[0][0]].transcribe_together(
                 [(runners[i], window, prompt) for i, window, prompt in part],
                 prompt_limit=call.prompt_limit)
-        return _Answer(
+        return Answer(
             [(r.language, r.language_probability) for r in runners],
             [(r.text, [(w.start, w.end, w.text, w.probability) for w in r.words],
               r.avg_logprob, r.no_speech_prob, r.model_seconds) for r in results],
@@ -171,11 +174,14 @@ class RayPool:
     :param config: how actors find and load models (their device and threads are set here)
     :param address: the cluster to join; ``None``: a running one, else a new local one
     :param threads_per_call: CPU threads (and Ray CPUs) per actor
+    :param actor: the actors' class (:class:`ModelActor`; a benchmark may stand in one that
+        replays recorded answers) and ``actor_args``, what it takes after the model config
     :raises ConfigError: Ray is not installed, or the cluster cannot be reached
     """
 
     def __init__(self, config: ModelConfig, *, address: str | None = None,
-                 threads_per_call: int = 1, device: str = "auto") -> None:
+                 threads_per_call: int = 1, device: str = "auto",
+                 actor: type = ModelActor, actor_args: tuple[Any, ...] = ()) -> None:
         try:
             import ray
         except ImportError as exc:
@@ -198,7 +204,8 @@ class RayPool:
         self.cpus_per_actor = float(threads_per_call)
         self._config = replace(config, device="cuda" if gpus else "cpu",
                                cpu_threads=threads_per_call, model_workers=1)
-        self._actor_class = ray.remote(ModelActor).options(
+        self._actor_args = actor_args
+        self._actor_class: Any = ray.remote(actor).options(
             num_cpus=self.cpus_per_actor, num_gpus=self.gpus_per_actor,
             max_concurrency=1)
         self._lock = threading.Lock()
@@ -209,6 +216,8 @@ class RayPool:
         self._busy: set[_Actor] = set()  # in a call, or stopping a cancelled one
         self.calls = self.retried = self.actors_lost = self.cancelled = 0
         self._overhead = 0.0
+        self.recent: collections.deque[tuple[float, int]] = collections.deque(maxlen=10_000)
+        """(actor seconds, windows) of the latest calls."""
         self._multilingual: dict[str, bool] = {}
         self._closed = False
         self.resize()
@@ -236,7 +245,7 @@ class RayPool:
         with self._lock:
             missing = target - len(self._ready) - len(self._starting)
             for _ in range(max(0, missing)):
-                actor = _Actor(self._actor_class.remote(self._config))
+                actor = _Actor(self._actor_class.remote(self._config, *self._actor_args))
                 self._starting[actor.handle.ready.remote()] = actor
             surplus = -missing
             while surplus > 0 and self._starting:  # not ready yet: the cheapest to give up
@@ -288,7 +297,7 @@ class RayPool:
 
     # -- calls --------------------------------------------------------------------------
 
-    def call(self, call: RemoteCall) -> _Answer:
+    def call(self, call: RemoteCall) -> Answer:
         """Answer ``call`` on an idle actor; blocking (call it from a worker thread). In an
         AnyIO worker thread, cancelling the task that waits cancels the call on its actor.
 
@@ -301,7 +310,7 @@ class RayPool:
             started = time.perf_counter()
             ref = actor.handle.transcribe.remote(call)
             try:
-                answer: _Answer = self._wait(ref)
+                answer: Answer = self._wait(ref)
             except (exceptions.RayActorError, exceptions.ActorUnavailableError) as exc:
                 self._lose(actor, exc)
                 if attempt < MAX_ATTEMPTS:
@@ -320,6 +329,7 @@ class RayPool:
             with self._lock:
                 self.calls += 1
                 self._overhead += time.perf_counter() - started - answer.seconds
+                self.recent.append((answer.seconds, len(call.items)))
             return answer
         raise WorkerCrashedError(f"{MAX_ATTEMPTS} Ray actors died during one model call")
 
@@ -337,6 +347,11 @@ class RayPool:
             except self._ray.exceptions.RayTaskError as exc:
                 raise _model_error(exc, f"loading {model!r} on a Ray actor") from exc
         return self._multilingual[model]
+
+    def warm(self, model: str) -> None:
+        """Load ``model`` on every ready actor now, not on its first call."""
+        multilingual = self._ray.get([h.multilingual.remote(model) for h in self.handles()])
+        self._multilingual[model] = bool(multilingual and multilingual[0])
 
     def _wait(self, ref: Any) -> Any:
         cancellable = True
