@@ -189,3 +189,17 @@ async def test_a_model_error_on_an_actor_is_raised_as_in_process(
         errors.append(type(caught.value))
     assert errors[0] is errors[1]
     assert await texts(ray_engine, espeak_wav)  # the actors still answer
+
+
+async def test_a_driver_serves_sixteen_clients_against_replaying_actors(
+        ray_cluster: None, ray_settings: Settings, espeak_audio: np.ndarray) -> None:
+    """The capacity model's driver check (``voicesub bench cluster``), small: actors answer
+    after recorded model times without a model, so the driver's own work is what runs."""
+    from voicesub_stream.bench._cluster import _replayed
+
+    row = await _replayed(16, espeak_audio, ray_settings, [0.02, 0.05, 0.1], actors=4)
+    assert row["admitted"] + row["refused"] == 16
+    assert row["admitted"] >= 2
+    assert row["finals"] >= row["admitted"]  # every admitted client got its sentences
+    assert row["driver_cpu_percent"] > 0
+    assert row["loop_lag_p95_ms"] is not None

@@ -207,9 +207,10 @@ async def _live_on_ray(n: int, audio: npt.NDArray[np.float32], settings: Setting
 
 
 async def _replayed(n: int, audio: npt.NDArray[np.float32], settings: Settings,
-                    recorded: list[float]) -> dict[str, Any]:
-    def start() -> RayPool:
-        return RayPool(settings.models(), actor=ReplayActor, actor_args=(recorded,))
+                    recorded: list[float], actors: int) -> dict[str, Any]:
+    def start() -> RayPool:  # actors that only sleep reserve no CPU
+        return RayPool(settings.models(), actors=actors, ray_cpus=0, actor=ReplayActor,
+                       actor_args=(recorded,))
 
     pool = await anyio.to_thread.run_sync(start)
     try:
@@ -244,12 +245,12 @@ def bench_cluster(files: list[Path], clip: Path, *, model: str, live_streams: in
         _ray_stop()
     short = audio[: int(client_seconds * 16_000)]
     driver_rows = []
-    # Logical CPUs: one per replaying actor, which only sleeps.
-    _ray_init(replay_actors)
+    _ray_init(2)
     try:
         for m in clients:
             driver_rows.append({"run": f"{m} clients, {replay_actors} replaying actors",
-                                **anyio.run(_replayed, m, short, ray, recorded)})
+                                **anyio.run(_replayed, m, short, ray, recorded,
+                                            replay_actors)})
     finally:
         _ray_stop()
     return {"benchmark": "cluster", "model": model, "cpus": psutil.cpu_count(),

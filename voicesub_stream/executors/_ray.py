@@ -174,14 +174,18 @@ class RayPool:
     :param config: how actors find and load models (their device and threads are set here)
     :param address: the cluster to join; ``None``: a running one, else a new local one
     :param threads_per_call: CPU threads (and Ray CPUs) per actor
+    :param actors: a fixed number of actors (default: one per slot of the cluster, following
+        it as it changes)
+    :param ray_cpus: Ray CPUs each actor reserves (default ``threads_per_call``)
     :param actor: the actors' class (:class:`ModelActor`; a benchmark may stand in one that
         replays recorded answers) and ``actor_args``, what it takes after the model config
     :raises ConfigError: Ray is not installed, or the cluster cannot be reached
     """
 
     def __init__(self, config: ModelConfig, *, address: str | None = None,
-                 threads_per_call: int = 1, device: str = "auto",
-                 actor: type = ModelActor, actor_args: tuple[Any, ...] = ()) -> None:
+                 threads_per_call: int = 1, device: str = "auto", actors: int | None = None,
+                 ray_cpus: float | None = None, actor: type = ModelActor,
+                 actor_args: tuple[Any, ...] = ()) -> None:
         try:
             import ray
         except ImportError as exc:
@@ -205,9 +209,10 @@ class RayPool:
         self._config = replace(config, device="cuda" if gpus else "cpu",
                                cpu_threads=threads_per_call, model_workers=1)
         self._actor_args = actor_args
+        self._fixed = actors
         self._actor_class: Any = ray.remote(actor).options(
-            num_cpus=self.cpus_per_actor, num_gpus=self.gpus_per_actor,
-            max_concurrency=1)
+            num_cpus=self.cpus_per_actor if ray_cpus is None else ray_cpus,
+            num_gpus=self.gpus_per_actor, max_concurrency=1)
         self._lock = threading.Lock()
         self._idle: queue.Queue[_Actor] = queue.Queue()
         self._ready: list[_Actor] = []
@@ -232,7 +237,9 @@ class RayPool:
             return len(self._ready)
 
     def target(self) -> int:
-        """Actors the cluster's resources hold now."""
+        """Actors the cluster's resources hold now (or the fixed number asked for)."""
+        if self._fixed is not None:
+            return self._fixed
         resources = self._ray.cluster_resources()
         if self.gpus_per_actor:
             return max(1, int(resources.get("GPU", 0) // self.gpus_per_actor))
