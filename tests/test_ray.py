@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from voicesub_stream import Engine, LiveOptions, Settings, TranscribeOptions
-from voicesub_stream.errors import ConfigError, VoicesubError
+from voicesub_stream.errors import ConfigError, OverloadedError, VoicesubError
 from voicesub_stream.sources import paced
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from voicesub_stream._admission import Ticket
     from voicesub_stream.executors import RayPool
 
 pytestmark = [pytest.mark.speech]
@@ -203,3 +204,46 @@ async def test_a_driver_serves_sixteen_clients_against_replaying_actors(
     assert row["finals"] >= row["admitted"]  # every admitted client got its sentences
     assert row["driver_cpu_percent"] > 0
     assert row["loop_lag_p95_ms"] is not None
+
+
+async def test_a_stream_one_full_engine_refuses_is_refused_by_another(
+        ray_engine: Engine, ray_settings: Settings) -> None:
+    """Two engines on one cluster (two servers behind a load balancer) share its actors and
+    its live capacity."""
+    async with Engine(ray_settings) as other:
+        assert sorted(pool_of(other).pids()) == sorted(pool_of(ray_engine).pids())
+        tickets = await fill(ray_engine)
+        assert tickets
+        with pytest.raises(OverloadedError, match="other engines"):
+            await other.can_admit_live("tiny.en")
+        assert other.statistics().admission.others == pytest.approx(
+            ray_engine.admission.load(), rel=0.01)
+        for ticket in tickets:
+            ticket.release()
+        await other.can_admit_live("tiny.en")  # their load left with them
+
+
+async def fill(engine: Engine) -> list[Ticket]:
+    """Admit live streams into ``engine`` until it refuses one."""
+    tickets: list[Ticket] = []
+    while True:
+        try:
+            tickets.append(await engine._admit("tiny.en", LiveOptions(), adaptive=True))
+        except OverloadedError:
+            return tickets
+
+
+def test_the_ledger_counts_other_engines_until_they_fall_silent() -> None:
+    from voicesub_stream.executors._ray import STALE, AdmissionLedger
+
+    now = [0.0]
+    ledger = AdmissionLedger(clock=lambda: now[0])
+    assert ledger.report("a", 1.0) == 0
+    assert ledger.report("b", 0.5) == 1.0
+    now[0] = STALE / 2
+    assert ledger.report("a", 1.0) == 0.5
+    now[0] = STALE + 1  # b went silent (a server gone without closing its engine)
+    assert ledger.report("a", 1.0) == 0
+    ledger.report("b", 0.5)
+    ledger.forget("a")  # a closed its engine
+    assert ledger.report("b", 0.5) == 0

@@ -92,6 +92,9 @@ class AdmissionStatistics:
     """Cores live streams may use: the cores times ``UTILISATION``."""
     models: dict[str, ModelCost] = field(default_factory=dict)
     """The update cost of each model live streams used."""
+    others: float = 0.0
+    """Cores the live streams of the other engines on the same Ray cluster are counted to
+    need (they share the capacity)."""
     admitted: int = counter()
     refused: int = counter()
     degraded: int = counter()
@@ -143,6 +146,8 @@ class Admission:
         self._calibrated: set[str] = set()
         self._tickets: list[Ticket] = []
         self._step = paces(LiveOptions())[ECONOMICAL].step
+        self.others = 0.0
+        """Load of the other engines sharing these cores (a Ray cluster's), as last heard."""
         self.admitted = self.refused = self.degraded = 0
 
     @property
@@ -161,16 +166,16 @@ class Admission:
         """A ticket for one more live stream of ``model``, or a refusal.
 
         An ``adaptive`` stream is counted at the economical pace it settles at under load;
-        one at a fixed pace (``block`` and the other fixed policies) at its own step. The
-        first live stream is always admitted, whatever it costs: alone it is served as well
-        as the machine can.
+        one at a fixed pace (``block`` and the other fixed policies) at its own step; the
+        live streams of other engines sharing the cores count too. The first live stream is
+        always admitted, whatever it costs: alone it is served as well as the machine can.
 
         :raises OverloadedError: the admitted streams already fill the capacity
         """
         ladder = paces(live)
         full = Ticket(self, model, step=ladder[ECONOMICAL].step if adaptive else live.step)
-        load = self.load()
-        if not self._tickets or load + full.load <= self.capacity:
+        load = self.load() + self.others
+        if load <= 0 or load + full.load <= self.capacity:
             return self._admit(full)
         degraded = Ticket(self, model, step=ladder[-1].step, lowest_pace=len(ladder) - 1)
         if live.accept_degraded and adaptive and load + degraded.load <= self.capacity:
@@ -178,9 +183,10 @@ class Admission:
             return self._admit(degraded)
         self.refused += 1
         streams = len(self._tickets)
+        elsewhere = f" (and other engines' streams {self.others:.2f})" if self.others else ""
         raise OverloadedError(
-            f"at capacity: {streams} live stream{'s' if streams != 1 else ''} need "
-            f"{load:.2f} of the {self.capacity:.2f} cores kept for live work; retry later"
+            f"at capacity: {streams} live stream{'s' if streams != 1 else ''}{elsewhere} "
+            f"need {load:.2f} of the {self.capacity:.2f} cores kept for live work; retry later"
             + ("" if live.accept_degraded else " or accept a degraded stream (finals only)"),
             retry_after=RETRY_AFTER)
 
@@ -232,7 +238,8 @@ class Admission:
                                  round(self.capacity * self._step / c, 2),
                                  calibrated=m in self._calibrated)
                     for m, c in self._costs.items()},
-            admitted=self.admitted, refused=self.refused, degraded=self.degraded)
+            others=round(self.others, 3), admitted=self.admitted, refused=self.refused,
+            degraded=self.degraded)
 
     def _admit(self, ticket: Ticket) -> Ticket:
         self.admitted += 1

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
     from typing_extensions import Unpack
 
+    from ._admission import Ticket
     from ._config import OptionChanges
     from ._pipeline import StreamStatistics
     from ._types import Segment
@@ -158,8 +159,14 @@ class Engine:
             else cache
         self.execution = execution_plan(self.registry.config,
                                         pick_device(self.registry.config.device))
+        # Model calls on Ray: a pool passed in (left open for its owner), or one started on
+        # entry from the settings (executor="ray").
+        self._executor = "ray" if cluster is not None else scheduling.executor
+        self._owns_ray = cluster is None
+        self._ray: RayPool | None = cluster
         self.scheduler = _make_scheduler(self.settings, self.execution)
-        self.admission = _make_admission(self.settings, self.execution, self.scheduler)
+        self.admission = _make_admission(self.settings, self.execution, self.scheduler,
+                                         self._admission_changed)
         self.batcher = (StreamBatcher(self.scheduler, window=scheduling.batch_window,
                                       max_batch=scheduling.stream_batch_size)
                         if scheduling.stream_batching else None)
@@ -170,11 +177,6 @@ class Engine:
         self._pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
         self._pools: dict[ModelKey, ProcessPool] = {}
         self._pool_lock = anyio.Lock()
-        # Model calls on Ray: a pool passed in (left open for its owner), or one started on
-        # entry from the settings (executor="ray").
-        self._executor = "ray" if cluster is not None else scheduling.executor
-        self._owns_ray = cluster is None
-        self._ray: RayPool | None = cluster
         self._calibration_lock = anyio.Lock()
         self._services = Services(
             registry=self.registry, scheduler=self.scheduler, translators=self.translators,
@@ -369,7 +371,7 @@ class Engine:
         """
         key = self.registry.key_for(model)
         await self._calibrate(key)
-        self.admission.admit(key.name, live or LiveOptions()).release()
+        (await self._admit(key.name, live or LiveOptions(), adaptive=True)).release()
 
     def running_streams(self) -> list[StreamStatistics]:
         """The figures of every stream running now (a dashboard's list of live streams)."""
@@ -390,12 +392,30 @@ class Engine:
             await self._calibrate(key)
             model = key.name
             adaptive = options.live.resolved_policy(realtime=source.realtime) == "adaptive"
-            ticket = self.admission.admit(model, options.live, adaptive=adaptive)
+            ticket = await self._admit(model, options.live, adaptive=adaptive)
         pipeline = Pipeline(self._services, source, options, send, ticket=ticket)
         self.streams_started += 1
         self._pipelines.add(pipeline)
         self._tg.start_soon(pipeline.run, name="voicesub stream")
         return pipeline
+
+    async def _admit(self, model: str, live: LiveOptions, *, adaptive: bool) -> Ticket:
+        """Admission of one live stream; on a Ray cluster with what the other engines there
+        run counted too (asked of the cluster's ledger first).
+
+        :raises OverloadedError: the live streams fill the capacity
+        """
+        if self._ray is not None:
+            self.admission.others = await anyio.to_thread.run_sync(self._ray.others_load,
+                                                                   self.admission.load())
+        return self.admission.admit(model, live, adaptive=adaptive)
+
+    def _admission_changed(self, slots: int) -> None:
+        """Live streams were admitted or ended: the model calls kept free of batch work,
+        and, on a Ray cluster, the load the other engines count."""
+        self.scheduler.reserve(slots)
+        if self._ray is not None:
+            self._ray.publish_load(self.admission.load())
 
     async def _calibrate(self, key: ModelKey) -> None:
         """Time the model's encoder once before its first live stream is admitted (loading
@@ -440,6 +460,8 @@ class Engine:
             await anyio.sleep(CLUSTER_CHECK)
             await anyio.to_thread.run_sync(pool.resize)
             self._fit_to_cluster(pool)
+            self.admission.others = await anyio.to_thread.run_sync(pool.others_load,
+                                                                   self.admission.load())
 
     async def _pooled_runner(self, key: ModelKey, options: TranscribeOptions) -> Runner:
         """A runner on the Ray actors, or on the worker processes for ``key`` (started on
@@ -639,12 +661,13 @@ def _make_monitor(engine: Engine) -> Monitor:
                    adaptive=s.adaptive_monitoring, memory=memory, engine_stats=activity)
 
 
-def _make_admission(settings: Settings, plan: ExecutionPlan, scheduler: Scheduler) -> Admission:
+def _make_admission(settings: Settings, plan: ExecutionPlan, scheduler: Scheduler,
+                    on_change: Callable[[int], None]) -> Admission:
     device = pick_device(settings.models().device)
     # On a GPU a call occupies a device, not the CPU threads that feed it.
     threads = 1 if device == "cuda" else plan.threads_per_call
     return Admission(cores=scheduler.workers * threads, threads_per_call=threads,
-                     device=device, on_change=scheduler.reserve)
+                     device=device, on_change=on_change)
 
 
 def _make_scheduler(settings: Settings, plan: ExecutionPlan) -> Scheduler:

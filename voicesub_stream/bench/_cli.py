@@ -337,7 +337,8 @@ def bench_cluster_cmd(
     console.print(table)
     table = Table(title=f"live streams in real time · {model}")
     for col in ("run", "admitted / refused", "final p50 / p95 s", "worst stream p95",
-                "driver CPU %", "loop lag p95 / max ms", "Ray overhead ms/call"):
+                "driver CPU %", "loop lag p95 / max ms", "Ray overhead ms/call",
+                "audio to actors kB/s per stream"):
         table.add_column(col, justify="right")
     for row in [*report["live_rows"], *report["driver_rows"]]:
         table.add_row(
@@ -346,7 +347,8 @@ def bench_cluster_cmd(
             else f"{row['final_p50']:.2f} / {row['final_p95']:.2f}",
             _fmt(row["worst_stream_p95"], "{:.2f}"), str(row["driver_cpu_percent"]),
             f"{_fmt(row['loop_lag_p95_ms'], '{:.0f}')} / {_fmt(row['loop_lag_max_ms'], '{:.0f}')}",
-            _fmt(row["ray_overhead_ms"], "{:.1f}"))
+            _fmt(row["ray_overhead_ms"], "{:.1f}"),
+            _fmt(row.get("audio_kb_per_stream_second"), "{:.0f}"))
     console.print(table)
     console.print(f"written {output}")
 

@@ -166,6 +166,7 @@ async def _live(n: int, audio: npt.NDArray[np.float32], settings: Settings,
             await anyio.to_thread.run_sync(engine.registry.get, engine.registry.key_for(None))
         process = psutil.Process()
         process.cpu_percent(None)
+        started = time.perf_counter()
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(_loop_lag, lags, stop)
@@ -174,6 +175,7 @@ async def _live(n: int, audio: npt.NDArray[np.float32], settings: Settings,
                     clients.start_soon(_client, engine, audio, i / n, results[i])
             stop.set()
         cpu = process.cpu_percent(None)
+        wall = time.perf_counter() - started
         stats = engine.statistics()
     admitted = [r for r in results if not r["refused"]]
     latencies = [x for r in admitted for x in r["latencies"]]
@@ -187,6 +189,9 @@ async def _live(n: int, audio: npt.NDArray[np.float32], settings: Settings,
             "loop_lag_p95_ms": None if lag95 is None else round(1000 * lag95, 1),
             "loop_lag_max_ms": round(1000 * max(lags), 1) if lags else None,
             "ray_overhead_ms": stats.cluster.mean_overhead_ms if stats.cluster else None,
+            "audio_kb_per_stream_second": round(
+                stats.cluster.audio_bytes / 1024 / wall / max(1, len(admitted)), 1)
+            if stats.cluster else None,
             "actors": stats.cluster.actors if stats.cluster else None}
 
 

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import logging
 import os
 import queue
 import threading
 import time
+import uuid
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +45,7 @@ from ..errors import ConfigError, TranscriptionError, VoicesubError, WorkerCrash
 from ..models import WindowText
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable, Sequence
+    from collections.abc import Callable, Hashable, Sequence
 
     from .._config import ModelConfig, TranscribeOptions
     from .._types import SpeechWindow
@@ -62,6 +64,13 @@ POLL = 0.05
 """Seconds between a waiting call's checks for cancellation."""
 START_TIMEOUT = 120.0
 """Seconds the pool waits for its first actors (each loads Python and CTranslate2)."""
+NAMESPACE = "voicesub"
+"""The Ray namespace of the named actors engines on one cluster share."""
+LEDGER = "voicesub-admission"
+LEDGER_TIMEOUT = 2.0
+"""Seconds an engine waits for the admission ledger before it goes on with what it knew."""
+STALE = 15.0
+"""Seconds after which an engine that stopped reporting its live load no longer counts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +167,8 @@ class ClusterStatistics:
     """Calls run again on another actor after theirs died."""
     actors_lost: int = counter()
     cancelled: int = counter()
+    audio_bytes: int = counter()
+    """Bytes of audio sent to actors (the network a cluster's driver needs)."""
     mean_overhead_ms: float | None = None
     """A call's round trip beyond the actor's own time: Ray's cost per call."""
 
@@ -165,7 +176,28 @@ class ClusterStatistics:
 @dataclass(eq=False)
 class _Actor:
     handle: Any
+    slot: int
     pid: int = 0
+
+
+class AdmissionLedger:
+    """The body of the named actor that keeps the live load of every engine on a cluster, so
+    that a stream one full engine would refuse is not admitted by another."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.loads: dict[str, tuple[float, float]] = {}  # engine -> (cores, reported at)
+
+    def report(self, engine: str, load: float) -> float:
+        """Record ``engine``'s load; answer the others' (engines silent for :data:`STALE`
+        seconds, closed or gone, no longer count)."""
+        now = self.clock()
+        self.loads = {e: v for e, v in self.loads.items() if now - v[1] < STALE}
+        self.loads[engine] = (load, now)
+        return sum(cores for e, (cores, _) in self.loads.items() if e != engine)
+
+    def forget(self, engine: str) -> None:
+        self.loads.pop(engine, None)
 
 
 class RayPool:
@@ -210,16 +242,25 @@ class RayPool:
                                cpu_threads=threads_per_call, model_workers=1)
         self._actor_args = actor_args
         self._fixed = actors
-        self._actor_class: Any = ray.remote(actor).options(
-            num_cpus=self.cpus_per_actor if ray_cpus is None else ray_cpus,
-            num_gpus=self.gpus_per_actor, max_concurrency=1)
+        self._actor_class: Any = ray.remote(actor)
+        self._actor_options = {"num_cpus": self.cpus_per_actor if ray_cpus is None else ray_cpus,
+                               "num_gpus": self.gpus_per_actor, "max_concurrency": 1,
+                               "namespace": NAMESPACE, "get_if_exists": True}
+        # Engines on one cluster with the same actors share them: actor i of a kind is
+        # named, so a second engine finds the first one's instead of starting its own.
+        kind = repr((actor.__module__, actor.__qualname__, self._config, self._actor_options,
+                     actor_args))
+        self._name = f"voicesub-{hashlib.sha256(kind.encode()).hexdigest()[:12]}"
+        self.engine_id = uuid.uuid4().hex
+        self._ledger: Any = None
+        self._others = 0.0
         self._lock = threading.Lock()
         self._idle: queue.Queue[_Actor] = queue.Queue()
         self._ready: list[_Actor] = []
         self._starting: dict[Any, _Actor] = {}  # readiness ref -> actor
         self._draining: dict[Any, _Actor] = {}  # cancelled call's ref -> its actor
         self._busy: set[_Actor] = set()  # in a call, or stopping a cancelled one
-        self.calls = self.retried = self.actors_lost = self.cancelled = 0
+        self.calls = self.retried = self.actors_lost = self.cancelled = self.audio_bytes = 0
         self._overhead = 0.0
         self.recent: collections.deque[tuple[float, int]] = collections.deque(maxlen=10_000)
         """(actor seconds, windows) of the latest calls."""
@@ -250,24 +291,28 @@ class RayPool:
         that became ready. Returns the actors ready now; never blocks on a new actor."""
         target = self.target()
         with self._lock:
-            missing = target - len(self._ready) - len(self._starting)
-            for _ in range(max(0, missing)):
-                actor = _Actor(self._actor_class.remote(self._config, *self._actor_args))
-                self._starting[actor.handle.ready.remote()] = actor
-            surplus = -missing
-            while surplus > 0 and self._starting:  # not ready yet: the cheapest to give up
-                _, actor = self._starting.popitem()
-                self._ray.kill(actor.handle)
-                surplus -= 1
-        while surplus > 0:
+            held = {a.slot for a in [*self._ready, *self._starting.values()]}
+            for slot in range(target):
+                if slot not in held:
+                    handle = self._actor_class.options(
+                        name=f"{self._name}-{slot}", **self._actor_options,
+                    ).remote(self._config, *self._actor_args)
+                    self._starting[handle.ready.remote()] = _Actor(handle, slot)
+            for ref in [r for r, a in self._starting.items() if a.slot >= target]:
+                self._ray.kill(self._starting.pop(ref).handle)
+        idle = []
+        while True:
             try:
-                actor = self._idle.get_nowait()
+                idle.append(self._idle.get_nowait())
             except queue.Empty:
-                break  # busy actors stay; the next resize looks again
+                break
+        for actor in idle:  # busy actors past the target stay until the next look
+            if actor.slot < target:
+                self._idle.put(actor)
+                continue
             with self._lock:
                 self._ready.remove(actor)
             self._ray.kill(actor.handle)
-            surplus -= 1
         self._collect(timeout=0)
         return self.size
 
@@ -335,6 +380,7 @@ class RayPool:
             assert answer is not None  # only a cancelled call answers None
             with self._lock:
                 self.calls += 1
+                self.audio_bytes += sum(window.audio.nbytes for _, window, _ in call.items)
                 self._overhead += time.perf_counter() - started - answer.seconds
                 self.recent.append((answer.seconds, len(call.items)))
             return answer
@@ -424,13 +470,41 @@ class RayPool:
         if not self._closed:
             self.resize()  # a replacement, if the cluster still has room for it
 
+    # -- admission across the cluster ---------------------------------------------------
+
+    def others_load(self, own: float) -> float:
+        """Report this engine's live load (cores) to the cluster's ledger and return the
+        other engines' (blocking; on no answer, the last one known)."""
+        try:
+            self._others = float(self._ray.get(
+                self._ledger_handle().report.remote(self.engine_id, own),
+                timeout=LEDGER_TIMEOUT))
+        except (self._ray.exceptions.RayActorError, self._ray.exceptions.GetTimeoutError,
+                self._ray.exceptions.ActorUnavailableError) as exc:
+            logger.warning("admission ledger unavailable (%s); using the last figure",
+                           type(exc).__name__)
+            self._ledger = None  # found or started again next time
+        return self._others
+
+    def publish_load(self, own: float) -> None:
+        """Tell the ledger this engine's live load now, without waiting."""
+        with contextlib.suppress(Exception):
+            self._ledger_handle().report.remote(self.engine_id, own)
+
+    def _ledger_handle(self) -> Any:
+        if self._ledger is None:
+            self._ledger = self._ray.remote(AdmissionLedger).options(
+                name=LEDGER, namespace=NAMESPACE, get_if_exists=True, num_cpus=0,
+                max_concurrency=1).remote()
+        return self._ledger
+
     def statistics(self) -> ClusterStatistics:
         self._reclaim()
         with self._lock:
             return ClusterStatistics(
                 self.address, len(self._ready), len(self._starting), self.target(),
                 len(self._busy), self.cpus_per_actor, self.gpus_per_actor, self.calls,
-                self.retried, self.actors_lost, self.cancelled,
+                self.retried, self.actors_lost, self.cancelled, self.audio_bytes,
                 round(1000 * self._overhead / self.calls, 2) if self.calls else None)
 
     def pids(self) -> list[int]:
@@ -444,14 +518,16 @@ class RayPool:
             return [a.handle for a in self._ready if not busy or a in self._busy]
 
     def close(self) -> None:
-        """Stop every actor; disconnect from Ray if this pool connected."""
+        """Leave the pool: this engine's load leaves the ledger, and if this pool connected
+        to Ray it disconnects, which stops the actors it started (and a local cluster it
+        started). Actors other engines started, or a connection the application made, are
+        left as they are: other engines may be using them."""
         self._closed = True
         with self._lock:
-            actors = self._ready + list(self._starting.values()) + list(self._draining.values())
             self._ready, self._starting, self._draining = [], {}, {}
-        for actor in actors:
+        if self._ledger is not None:
             with contextlib.suppress(Exception):
-                self._ray.kill(actor.handle)
+                self._ledger.forget.remote(self.engine_id)
         if self._connected:
             self._ray.shutdown()
 
