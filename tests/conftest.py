@@ -193,10 +193,10 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
                          cache_dir=tmp_path_factory.mktemp("cache"))
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def engine(settings: Settings) -> AsyncIterator[Engine]:
-    # pytest-asyncio sets up and tears down a fixture in different tasks, and a task group
-    # must be left in the task that entered it, so the engine lives in a task of its own.
+async def hosted_engine(settings: Settings) -> AsyncIterator[Engine]:
+    """An engine for a fixture to yield. pytest-asyncio sets up and tears down a fixture in
+    different tasks, and a task group must be left in the task that entered it, so the
+    engine lives in a task of its own."""
     ready, stop = asyncio.Event(), asyncio.Event()
     holder: list[Engine] = []
 
@@ -211,6 +211,12 @@ async def engine(settings: Settings) -> AsyncIterator[Engine]:
     yield holder[0]
     stop.set()
     await task
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def engine(settings: Settings) -> AsyncIterator[Engine]:
+    async for engine in hosted_engine(settings):
+        yield engine
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

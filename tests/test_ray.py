@@ -7,7 +7,6 @@ ran, and whether its first actor died under it, must not change a word.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,8 @@ import pytest_asyncio
 from voicesub_stream import Engine, LiveOptions, Settings, TranscribeOptions
 from voicesub_stream.errors import ConfigError, OverloadedError, VoicesubError
 from voicesub_stream.sources import paced
+
+from .conftest import hosted_engine
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -53,22 +54,8 @@ def ray_settings(settings: Settings) -> Settings:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def ray_engine(ray_cluster: None, ray_settings: Settings) -> AsyncIterator[Engine]:
-    # Set up and torn down in different tasks by pytest-asyncio: the engine's task group
-    # lives in a task of its own (as in conftest's engine).
-    ready, stop = asyncio.Event(), asyncio.Event()
-    holder: list[Engine] = []
-
-    async def host() -> None:
-        async with Engine(ray_settings) as engine:
-            holder.append(engine)
-            ready.set()
-            await stop.wait()
-
-    task = asyncio.create_task(host())
-    await ready.wait()
-    yield holder[0]
-    stop.set()
-    await task
+    async for engine in hosted_engine(ray_settings):
+        yield engine
 
 
 def pool_of(engine: Engine) -> RayPool:
@@ -207,7 +194,7 @@ async def test_a_driver_serves_sixteen_clients_against_replaying_actors(
 
 
 async def test_a_stream_one_full_engine_refuses_is_refused_by_another(
-        ray_engine: Engine, ray_settings: Settings) -> None:
+        ray_engine: Engine, ray_settings: Settings, espeak_wav: Path) -> None:
     """Two engines on one cluster (two servers behind a load balancer) share its actors and
     its live capacity."""
     async with Engine(ray_settings) as other:
@@ -221,6 +208,8 @@ async def test_a_stream_one_full_engine_refuses_is_refused_by_another(
         for ticket in tickets:
             ticket.release()
         await other.can_admit_live("tiny.en")  # their load left with them
+    # The actors are shared, not the leaving engine's: they stay for the one still here.
+    assert await texts(ray_engine, espeak_wav)
 
 
 async def fill(engine: Engine) -> list[Ticket]:

@@ -43,6 +43,7 @@ from .._stats import counter
 from .._types import Word
 from ..errors import ConfigError, TranscriptionError, VoicesubError, WorkerCrashedError
 from ..models import WindowText
+from ..models._whisper import SharedCallRunner
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Sequence
@@ -196,8 +197,11 @@ class AdmissionLedger:
         self.loads[engine] = (load, now)
         return sum(cores for e, (cores, _) in self.loads.items() if e != engine)
 
-    def forget(self, engine: str) -> None:
+    def forget(self, engine: str) -> int:
+        """``engine`` leaves; answer how many engines still count."""
         self.loads.pop(engine, None)
+        now = self.clock()
+        return sum(now - at < STALE for _, at in self.loads.values())
 
 
 class RayPool:
@@ -243,17 +247,20 @@ class RayPool:
         self._actor_args = actor_args
         self._fixed = actors
         self._actor_class: Any = ray.remote(actor)
+        # Engines on one cluster with the same actors share them: actor i of a kind is
+        # named, so a second engine finds the first one's instead of starting its own, and
+        # detached, so it outlives the engine that started it; the last engine to leave
+        # stops them (see close).
         self._actor_options = {"num_cpus": self.cpus_per_actor if ray_cpus is None else ray_cpus,
                                "num_gpus": self.gpus_per_actor, "max_concurrency": 1,
-                               "namespace": NAMESPACE, "get_if_exists": True}
-        # Engines on one cluster with the same actors share them: actor i of a kind is
-        # named, so a second engine finds the first one's instead of starting its own.
+                               "namespace": NAMESPACE, "get_if_exists": True,
+                               "lifetime": "detached"}
         kind = repr((actor.__module__, actor.__qualname__, self._config, self._actor_options,
                      actor_args))
         self._name = f"voicesub-{hashlib.sha256(kind.encode()).hexdigest()[:12]}"
         self.engine_id = uuid.uuid4().hex
         self._ledger: Any = None
-        self._others = 0.0
+        self._others = self._load = 0.0
         self._lock = threading.Lock()
         self._idle: queue.Queue[_Actor] = queue.Queue()
         self._ready: list[_Actor] = []
@@ -268,6 +275,7 @@ class RayPool:
         self._closed = False
         self.resize()
         self._await_start()
+        self.others_load(0.0)  # counted among the cluster's engines from now on
 
     # -- size ---------------------------------------------------------------------------
 
@@ -288,7 +296,9 @@ class RayPool:
 
     def resize(self) -> int:
         """Start or stop actors to match the cluster (nodes come and go); collect actors
-        that became ready. Returns the actors ready now; never blocks on a new actor."""
+        that became ready; tell the ledger this engine is still here. Returns the actors
+        ready now; never blocks on a new actor."""
+        self.publish_load(self._load)
         target = self.target()
         with self._lock:
             held = {a.slot for a in [*self._ready, *self._starting.values()]}
@@ -475,6 +485,7 @@ class RayPool:
     def others_load(self, own: float) -> float:
         """Report this engine's live load (cores) to the cluster's ledger and return the
         other engines' (blocking; on no answer, the last one known)."""
+        self._load = own
         try:
             self._others = float(self._ray.get(
                 self._ledger_handle().report.remote(self.engine_id, own),
@@ -488,6 +499,7 @@ class RayPool:
 
     def publish_load(self, own: float) -> None:
         """Tell the ledger this engine's live load now, without waiting."""
+        self._load = own
         with contextlib.suppress(Exception):
             self._ledger_handle().report.remote(self.engine_id, own)
 
@@ -495,7 +507,7 @@ class RayPool:
         if self._ledger is None:
             self._ledger = self._ray.remote(AdmissionLedger).options(
                 name=LEDGER, namespace=NAMESPACE, get_if_exists=True, num_cpus=0,
-                max_concurrency=1).remote()
+                max_concurrency=1, lifetime="detached").remote()
         return self._ledger
 
     def statistics(self) -> ClusterStatistics:
@@ -518,16 +530,28 @@ class RayPool:
             return [a.handle for a in self._ready if not busy or a in self._busy]
 
     def close(self) -> None:
-        """Leave the pool: this engine's load leaves the ledger, and if this pool connected
-        to Ray it disconnects, which stops the actors it started (and a local cluster it
-        started). Actors other engines started, or a connection the application made, are
-        left as they are: other engines may be using them."""
+        """Leave the pool: this engine's load leaves the ledger; the last engine on the
+        cluster to leave stops the shared actors and the ledger. If this pool connected to
+        Ray it disconnects (stopping a local cluster it started); a connection the
+        application made is left open."""
         self._closed = True
         with self._lock:
+            actors = self._ready + list(self._starting.values()) + list(self._draining.values())
             self._ready, self._starting, self._draining = [], {}, {}
-        if self._ledger is not None:
-            with contextlib.suppress(Exception):
-                self._ledger.forget.remote(self.engine_id)
+        remaining = 0
+        with contextlib.suppress(Exception):
+            remaining = self._ray.get(self._ledger_handle().forget.remote(self.engine_id),
+                                      timeout=LEDGER_TIMEOUT)
+        if not remaining:
+            handles = [a.handle for a in actors] + [self._ledger_handle()]
+            for handle in handles:
+                with contextlib.suppress(Exception):
+                    self._ray.kill(handle)
+            # Gone before this returns, so that a pool started next finds no dying actor
+            # under the same name.
+            for handle in handles:
+                with contextlib.suppress(Exception):
+                    self._ray.get(handle.__ray_ready__.remote(), timeout=START_TIMEOUT)
         if self._connected:
             self._ray.shutdown()
 
@@ -541,7 +565,7 @@ def _model_error(exc: Any, what: str) -> VoicesubError:
     return TranscriptionError(f"{what}: {cause!r}")
 
 
-class RayRunner:
+class RayRunner(SharedCallRunner):
     """The :class:`~voicesub_stream.models.WhisperRunner` interface, on a :class:`RayPool`."""
 
     def __init__(self, pool: RayPool, model: str, options: TranscribeOptions, *,
@@ -555,14 +579,6 @@ class RayRunner:
         o = options
         self.batch_key: Hashable | None = ("ray", id(pool), model, o.task, o.beam_size,
                                            o.word_timestamps, o.initial_prompt)
-
-    def transcribe(self, windows: list[SpeechWindow], *,
-                   prompts: Sequence[str | None] | None = None,
-                   prompt_limit: int | None = None) -> list[WindowText]:
-        return self.transcribe_together(
-            [(self, window, prompt)
-             for window, prompt in zip(windows, prompts or [None] * len(windows), strict=True)],
-            prompt_limit=prompt_limit)
 
     def transcribe_together(self, items: Sequence[tuple[Any, SpeechWindow, str | None]], *,
                             prompt_limit: int | None = None) -> list[WindowText]:

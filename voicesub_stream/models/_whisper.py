@@ -149,7 +149,33 @@ class Runner(Protocol):
     def translate(self, results: list[WindowText]) -> list[str]: ...
 
 
-class WhisperRunner:
+class SharedCallRunner:
+    """A runner whose own windows are one :meth:`transcribe_together` call of its own."""
+
+    def transcribe(self, windows: list[SpeechWindow], *,
+                   prompts: Sequence[str | None] | None = None,
+                   prompt_limit: int | None = None) -> list[WindowText]:
+        """Transcribe ``windows`` as one batch.
+
+        ``prompts`` (one per window) override the options' initial prompt; with
+        ``prompt_limit`` only a prompt's last ``prompt_limit`` tokens are used, so that the
+        prompts of streams past their first sentences have one length and share a batch. A
+        shorter prompt is cut to a power of two tokens (none under four); windows with
+        prompts of other lengths go to the model in their own group.
+
+        :raises TranscriptionError: the model failed
+        """
+        return self.transcribe_together(
+            [(self, window, prompt)
+             for window, prompt in zip(windows, prompts or [None] * len(windows), strict=True)],
+            prompt_limit=prompt_limit)
+
+    def transcribe_together(self, items: Sequence[tuple[Any, SpeechWindow, str | None]], *,
+                            prompt_limit: int | None = None) -> list[WindowText]:
+        raise NotImplementedError
+
+
+class WhisperRunner(SharedCallRunner):
     """One stream's model calls: its options and the language found for it.
 
     Runners of different streams that share a model and decoding options (equal
@@ -169,24 +195,6 @@ class WhisperRunner:
         o = options
         self.batch_key: Hashable | None = (id(model), o.task, o.beam_size, o.word_timestamps,
                                            o.initial_prompt)
-
-    def transcribe(self, windows: list[SpeechWindow], *,
-                   prompts: Sequence[str | None] | None = None,
-                   prompt_limit: int | None = None) -> list[WindowText]:
-        """Transcribe ``windows`` as one batch.
-
-        ``prompts`` (one per window) override the options' initial prompt; with
-        ``prompt_limit`` only a prompt's last ``prompt_limit`` tokens are used, so that the
-        prompts of streams past their first sentences have one length and share a batch. A
-        shorter prompt is cut to a power of two tokens (none under four); windows with
-        prompts of other lengths go to the model in their own group.
-
-        :raises TranscriptionError: the model failed
-        """
-        return self.transcribe_together(
-            [(self, window, prompt)
-             for window, prompt in zip(windows, prompts or [None] * len(windows), strict=True)],
-            prompt_limit=prompt_limit)
 
     def transcribe_together(self, items: Sequence[tuple[Any, SpeechWindow, str | None]], *,
                             prompt_limit: int | None = None) -> list[WindowText]:
