@@ -236,3 +236,14 @@ def test_the_ledger_counts_other_engines_until_they_fall_silent() -> None:
     ledger.report("b", 0.5)
     ledger.forget("a")  # a closed its engine
     assert ledger.report("b", 0.5) == 0
+
+
+async def test_a_library_on_ray_gives_every_file_and_the_failure(
+        ray_engine: Engine, espeak_wav: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(b"ID3 not really an mp3" * 50)
+    files = [espeak_wav, broken, espeak_wav]
+    results = [r async for r in ray_engine.transcribe_many(files)]
+    assert sorted(map(str, (r.source for r in results))) == sorted(map(str, files))
+    assert [r.ok for r in results].count(False) == 1
+    assert all(r.segments for r in results if r.ok)
