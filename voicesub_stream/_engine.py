@@ -458,7 +458,11 @@ class Engine:
         """Grow and shrink the actor pool with the cluster (nodes join and leave)."""
         while True:
             await anyio.sleep(CLUSTER_CHECK)
-            await anyio.to_thread.run_sync(pool.resize)
+            try:
+                await anyio.to_thread.run_sync(pool.resize)
+            except Exception as exc:  # the cluster unreachable for now: calls say so
+                logger.warning("could not look at the Ray cluster: %s", exc)
+                continue
             self._fit_to_cluster(pool)
             self.admission.others = await anyio.to_thread.run_sync(pool.others_load,
                                                                    self.admission.load())

@@ -21,6 +21,11 @@ nodes join and leave.
   ``ray.cancel``: a call still queued never runs, and a running one stops before its next
   windows. The actor takes no other call until it has stopped, so cancelled work never
   oversubscribes a core.
+- **Engines on one cluster share it.** Actors are named by what they run, so a second
+  engine (another server) uses the first one's instead of asking for a second set; the last
+  engine to leave stops them. Each engine reports its live load to a ledger actor and counts
+  the others' before it admits a stream (:class:`AdmissionLedger`), so the cluster's capacity
+  is admitted once, not once per server.
 """
 
 from __future__ import annotations
