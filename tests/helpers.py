@@ -1,10 +1,11 @@
-"""Audio fixtures built in the tests themselves."""
+"""Audio fixtures built in the tests themselves, and a poll for state with no event."""
 
 from __future__ import annotations
 
 import contextlib
 from typing import TYPE_CHECKING
 
+import anyio
 import av
 import numpy as np
 
@@ -94,3 +95,11 @@ def live_update_cost(seconds: float) -> Iterator[None]:
     with mock.patch.dict(module.PRIOR_UPDATE_SECONDS, prior), \
             mock.patch.object(module.Admission, "calibrate", calibrate):
         yield
+
+
+async def until(condition: Callable[[], object], seconds: float = 60.0) -> None:
+    """Poll ``condition`` until it holds, for state with no event to wait on (a Ray pool's)."""
+    deadline = anyio.current_time() + seconds
+    while not condition():
+        assert anyio.current_time() < deadline, "the condition never held"
+        await anyio.sleep(0.01)

@@ -19,9 +19,10 @@ from voicesub_stream.errors import ConfigError, OverloadedError, VoicesubError
 from voicesub_stream.sources import paced
 
 from .conftest import hosted_engine
+from .helpers import until
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
 
     import numpy as np
@@ -67,14 +68,6 @@ async def texts(engine: Engine, source: object, options: TranscribeOptions | Non
                 ) -> list[str]:
     return [s.text async for s in engine.transcribe_stream(source, options=options)
             if s.is_final]
-
-
-async def until(condition: Callable[[], object], seconds: float = 60.0) -> None:
-    """Poll ``condition`` until it holds (a pool has no event to wait on)."""
-    deadline = anyio.current_time() + seconds
-    while not condition():
-        assert anyio.current_time() < deadline, "the condition never held"
-        await anyio.sleep(0.01)
 
 
 async def kill_a_busy_actor(pool: RayPool) -> None:
