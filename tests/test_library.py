@@ -77,7 +77,7 @@ def test_the_command_writes_a_library_and_reports_the_file_that_failed(
     assert written == ["season1/episode1.srt", "season1/episode1.vtt",
                        "season1/extras/interview.srt", "season1/extras/interview.vtt"]
     assert len(pysubs2.load(str(out / "season1" / "episode1.srt"))) >= 2
-    assert "2 written, 0 skipped (up to date), 1 failed" in result.output
+    assert "\n2 written, 0 skipped (up to date), 1 failed" in result.output  # own line
     assert "broken.mp3" in result.output
     # Again: what is up to date is skipped; the broken file is tried again and fails again.
     result = runner.invoke(app, args, env={"COLUMNS": "200"})

@@ -171,5 +171,7 @@ async def run_library(jobs: list[Job], settings: Settings, options: TranscribeOp
                 progress.advance(bar, job.seconds or seconds)
                 if live is not None:
                     live.update(view())
+    if live is not None and not console.is_terminal:
+        console.line()  # rich ends a live view with a newline on terminals only
     summary.wall_seconds = time.perf_counter() - started
     return summary
