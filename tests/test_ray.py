@@ -220,15 +220,19 @@ def test_the_ledger_counts_other_engines_until_they_fall_silent() -> None:
 
     now = [0.0]
     ledger = AdmissionLedger(clock=lambda: now[0])
-    assert ledger.report("a", 1.0) == 0
-    assert ledger.report("b", 0.5) == 1.0
+    assert ledger.report("a", 1.0, "tiny") == 0
+    assert ledger.report("b", 0.5, "tiny") == 1.0
     now[0] = STALE / 2
-    assert ledger.report("a", 1.0) == 0.5
+    assert ledger.report("a", 1.0, "tiny") == 0.5
     now[0] = STALE + 1  # b went silent (a server gone without closing its engine)
-    assert ledger.report("a", 1.0) == 0
-    ledger.report("b", 0.5)
-    ledger.forget("a")  # a closed its engine
-    assert ledger.report("b", 0.5) == 0
+    assert ledger.report("a", 1.0, "tiny") == 0
+    ledger.report("b", 0.5, "tiny")
+    ledger.report("c", 0.25, "base")  # other actors, the same cores
+    assert ledger.report("b", 0.5, "tiny") == 1.25
+    assert ledger.forget("a") == 1  # a closed its engine: b still uses the tiny actors
+    assert ledger.forget("b") == 0  # the last one on them: it stops them
+    assert ledger.engines() == 1  # c is still here: the ledger stays
+    assert ledger.report("c", 0.25, "base") == 0
 
 
 async def test_a_library_on_ray_gives_every_file_and_the_failure(

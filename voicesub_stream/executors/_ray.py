@@ -192,21 +192,27 @@ class AdmissionLedger:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.loads: dict[str, tuple[float, float]] = {}  # engine -> (cores, reported at)
+        # engine -> (cores, reported at, the kind of actors it uses)
+        self.loads: dict[str, tuple[float, float, str]] = {}
 
-    def report(self, engine: str, load: float) -> float:
+    def report(self, engine: str, load: float, kind: str = "") -> float:
         """Record ``engine``'s load; answer the others' (engines silent for :data:`STALE`
-        seconds, closed or gone, no longer count)."""
+        seconds, closed or gone, no longer count). Every kind of actor shares the cores."""
         now = self.clock()
         self.loads = {e: v for e, v in self.loads.items() if now - v[1] < STALE}
-        self.loads[engine] = (load, now)
-        return sum(cores for e, (cores, _) in self.loads.items() if e != engine)
+        self.loads[engine] = (load, now, kind)
+        return sum(v[0] for e, v in self.loads.items() if e != engine)
+
+    def engines(self) -> int:
+        """Engines that still count, of any kind."""
+        now = self.clock()
+        return sum(now - at < STALE for _, at, _ in self.loads.values())
 
     def forget(self, engine: str) -> int:
-        """``engine`` leaves; answer how many engines still count."""
-        self.loads.pop(engine, None)
+        """``engine`` leaves; answer how many engines still use its kind of actors."""
+        _, _, kind = self.loads.pop(engine, (0.0, 0.0, ""))
         now = self.clock()
-        return sum(now - at < STALE for _, at in self.loads.values())
+        return sum(now - at < STALE and k == kind for _, at, k in self.loads.values())
 
 
 class RayPool:
@@ -493,7 +499,7 @@ class RayPool:
         self._load = own
         try:
             self._others = float(self._ray.get(
-                self._ledger_handle().report.remote(self.engine_id, own),
+                self._ledger_handle().report.remote(self.engine_id, own, self._name),
                 timeout=LEDGER_TIMEOUT))
         except (self._ray.exceptions.RayActorError, self._ray.exceptions.GetTimeoutError,
                 self._ray.exceptions.ActorUnavailableError) as exc:
@@ -506,7 +512,7 @@ class RayPool:
         """Tell the ledger this engine's live load now, without waiting."""
         self._load = own
         with contextlib.suppress(Exception):
-            self._ledger_handle().report.remote(self.engine_id, own)
+            self._ledger_handle().report.remote(self.engine_id, own, self._name)
 
     def _ledger_handle(self) -> Any:
         if self._ledger is None:
@@ -535,20 +541,22 @@ class RayPool:
             return [a.handle for a in self._ready if not busy or a in self._busy]
 
     def close(self) -> None:
-        """Leave the pool: this engine's load leaves the ledger; the last engine on the
-        cluster to leave stops the shared actors and the ledger. If this pool connected to
+        """Leave the pool: this engine's load leaves the ledger; the last engine using these
+        actors stops them (and the ledger, when no engine is left at all). If this pool connected to
         Ray it disconnects (stopping a local cluster it started); a connection the
         application made is left open."""
         self._closed = True
         with self._lock:
             actors = self._ready + list(self._starting.values()) + list(self._draining.values())
             self._ready, self._starting, self._draining = [], {}, {}
-        remaining = 0
+        remaining, engines = 0, 0
         with contextlib.suppress(Exception):
-            remaining = self._ray.get(self._ledger_handle().forget.remote(self.engine_id),
+            ledger = self._ledger_handle()
+            remaining = self._ray.get(ledger.forget.remote(self.engine_id),
                                       timeout=LEDGER_TIMEOUT)
+            engines = self._ray.get(ledger.engines.remote(), timeout=LEDGER_TIMEOUT)
         if not remaining:
-            handles = [a.handle for a in actors] + [self._ledger_handle()]
+            handles = [a.handle for a in actors] + ([] if engines else [self._ledger_handle()])
             for handle in handles:
                 with contextlib.suppress(Exception):
                     self._ray.kill(handle)
