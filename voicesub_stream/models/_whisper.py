@@ -50,10 +50,14 @@ FULL_FRAMES = 3000
 MIN_FRAMES = 1000
 SHORT_FRAMES = 2100
 ENCODER_MARGIN = 100
-"""Windows are encoded at 10 s or 21 s when they and a second of silence fit, else at 30 s,
-not all padded to 30 s: the encoder's cost grows faster than linearly with length and the
-decoder's cross-attention shrinks with it. Shorter than 10 s looped on short clips; windows
-whose output still looks looped are re-decoded at full length (see :func:`looks_looped`)."""
+"""English windows and live updates are encoded at 10 s or 21 s when they and a second of
+silence fit, else at 30 s, not all padded to 30 s: the encoder's cost grows faster than
+linearly with length and the decoder's cross-attention shrinks with it. Shorter than 10 s
+looped on short clips; windows whose output still looks looped are re-decoded at full length
+(see :func:`looks_looped`). Files in other languages are encoded at the whole 30 s Whisper
+was trained on: with base over the shared clips that took Spanish from 11.7 % to 10.1 % and
+French from 22.1 % to 19.9 %, for 18 % more time over the corpus, where English changed by
+0.2 points."""
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -287,7 +291,8 @@ class WhisperBatch:
             if language not in tokenizers:
                 tokenizers[language] = self._tokenizer(language)
             item.tokens = self._prompt_tokens(tokenizers[language], item.prompt)
-            frames = encoder_frames(item.features.shape[-1])
+            frames = (encoder_frames(item.features.shape[-1])
+                      if language == "en" or self.options.live is not None else FULL_FRAMES)
             groups.setdefault((language, frames, len(item.tokens)), []).append(item)
         for (language, frames, _), items in groups.items():
             self._forward(tokenizers[language], items, frames, language)
