@@ -164,7 +164,8 @@ class ClusterStatistics:
     starting: int
     """Actors asked for and not ready yet (waiting for resources, or loading)."""
     target: int
-    """Actors the cluster's resources hold now: one per ``cpus_per_actor`` CPUs (per GPU)."""
+    """Actors the cluster's resources hold, at the pool's last look (the engine looks every
+    5 s): one per ``cpus_per_actor`` CPUs (per GPU)."""
     busy: int
     cpus_per_actor: float
     gpus_per_actor: float
@@ -272,6 +273,7 @@ class RayPool:
         self.engine_id = uuid.uuid4().hex
         self._ledger: Any = None
         self._others = self._load = 0.0
+        self._target = 0  # as of the last resize: statistics() asks the cluster nothing
         self._lock = threading.Lock()
         self._idle: queue.Queue[_Actor] = queue.Queue()
         self._ready: list[_Actor] = []
@@ -310,7 +312,7 @@ class RayPool:
         that became ready; tell the ledger this engine is still here. Returns the actors
         ready now; never blocks on a new actor."""
         self.publish_load(self._load)
-        target = self.target()
+        target = self._target = self.target()
         with self._lock:
             held = {a.slot for a in [*self._ready, *self._starting.values()]}
             for slot in range(target):
@@ -522,10 +524,12 @@ class RayPool:
         return self._ledger
 
     def statistics(self) -> ClusterStatistics:
+        """The pool's figures, from what it holds: no request to the cluster, so a monitor
+        may ask every second from the event loop."""
         self._reclaim()
         with self._lock:
             return ClusterStatistics(
-                self.address, len(self._ready), len(self._starting), self.target(),
+                self.address, len(self._ready), len(self._starting), self._target,
                 len(self._busy), self.cpus_per_actor, self.gpus_per_actor, self.calls,
                 self.retried, self.actors_lost, self.cancelled, self.audio_bytes,
                 round(1000 * self._overhead / self.calls, 2) if self.calls else None)
