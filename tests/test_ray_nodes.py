@@ -44,11 +44,13 @@ async def engine_on_nodes(cluster: Any, settings: Settings) -> AsyncIterator[Eng
 
 
 async def sized(engine: Engine, actors: int) -> None:
-    """Wait for the engine's look at the cluster (every few seconds) to find ``actors``."""
+    """Wait for the engine's look at the cluster (every few seconds) to find ``actors``: the
+    pool resizes in a worker thread, and the engine fits itself to it on the event loop just
+    after, so both must have happened."""
     def found() -> bool:
         stats = engine.statistics().cluster
         assert stats is not None
-        return stats.actors == actors
+        return stats.actors == actors and engine.execution.concurrent_calls == actors
 
     await until(found)
 
