@@ -61,7 +61,9 @@ class _Call:
 
 class _Slots:
     """Calls and windows the stage may have outstanding: a call may start once a call slot
-    and at least one window slot are free."""
+    and at least one window slot are free. A call's slot frees when its model work ends, its
+    windows' slots when its segments have gone on: a short call that ends behind a long one
+    lets the next call start at once instead of waiting for the long one's turn to send."""
 
     def __init__(self, calls: int, windows: int) -> None:
         self.calls, self.windows = calls, windows
@@ -76,8 +78,11 @@ class _Slots:
     def take(self, windows: int) -> None:
         self.windows -= windows
 
-    def release(self, windows: int) -> None:
+    def end_call(self) -> None:
         self.calls += 1
+        self._freed.set()
+
+    def release(self, windows: int) -> None:
         self.windows += windows
         self._freed.set()
 
@@ -104,12 +109,14 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
 
     async def run(self, receive: MemoryObjectReceiveStream[SpeechWindow],
                   send: MemoryObjectSendStream[Segment]) -> None:
-        # At most as many calls outstanding (running, or done and not yet sent on) as the
-        # scheduler runs at once, and at most batch_size windows over all of them: a slow
-        # consumer holds back no more audio than one call at a time would. A call's windows
-        # are taken only when it may start, so everything that arrived meanwhile joins it.
-        slots = _Slots(self.scheduler.workers, self.runner.options.batch_size)
-        calls, in_order = anyio.create_memory_object_stream[_Call](self.scheduler.workers)
+        # At most as many calls running as the scheduler runs at once, and at most
+        # batch_size windows outstanding (running, or done and not yet sent on) over all of
+        # them: a slow consumer holds back no more audio than one call at a time would. A
+        # call's windows are taken only when it may start, so everything that arrived
+        # meanwhile joins it.
+        batch_size = self.runner.options.batch_size
+        slots = _Slots(self.scheduler.workers, batch_size)
+        calls, in_order = anyio.create_memory_object_stream[_Call](batch_size)
         with calls:  # closed here too, should the task group end before the producer starts
             await self._run(receive, send, slots, calls, in_order)
 
@@ -142,11 +149,11 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
                     batch += more
                 slots.take(len(batch))
                 if not batch:
-                    slots.release(0)
+                    slots.end_call()
                     continue
                 call = _Call(batch)
                 await calls.send(call)
-                tg.start_soon(self._transcribe, call)
+                tg.start_soon(self._transcribe, call, slots)
 
     def _share(self, receive: MemoryObjectReceiveStream[SpeechWindow]) -> int:
         """Windows for the next call: what waits, split evenly over the calls that may run at
@@ -159,12 +166,13 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
         waiting = 1 + receive.statistics().current_buffer_used  # with the one taken
         return max(1, min(self.runner.options.batch_size, -(-waiting // workers)))
 
-    async def _transcribe(self, call: _Call) -> None:
+    async def _transcribe(self, call: _Call, slots: _Slots) -> None:
         try:
             call.results, call.english = await self._call_model(call.batch)
         except Exception as exc:
             call.error = exc
         finally:
+            slots.end_call()
             call.done.set()
 
     async def _call_model(self, batch: list[SpeechWindow],
