@@ -82,6 +82,26 @@ async def test_batched_windows_get_the_text_they_get_alone(
     assert "smooth" in texts[1]
 
 
+def test_a_batch_encoded_in_parts_is_decoded_as_one(
+    model: LoadedModel, lines: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voicesub_stream import TranscribeOptions
+    from voicesub_stream.models import _whisper
+
+    runner = WhisperRunner(model, TranscribeOptions())
+    many = windows(lines * 2)  # more windows than one encoder call takes
+    assert len(many) > _whisper.ENCODER_BATCH
+
+    def answers() -> list[tuple[str, list[tuple[str, float, float]]]]:
+        return [(r.text, [(w.text, w.start, w.end) for w in r.words])
+                for r in runner.transcribe(many)]
+
+    in_parts = answers()
+    monkeypatch.setattr(_whisper, "ENCODER_BATCH", len(many))
+    assert in_parts == answers()  # the same text and word times as one encoder call gives
+    assert "smooth" in in_parts[1][0]
+
+
 async def test_a_lone_stream_never_waits_for_company(
     model: LoadedModel, lines: list[np.ndarray]
 ) -> None:

@@ -255,7 +255,10 @@ async def test_concurrent_calls_split_the_windows_and_keep_their_order() -> None
         """The first call takes longest, so later calls finish before it."""
 
         first_done = 0.0
-        started: dict[int, float] = {}
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.started: dict[int, float] = {}
 
         def transcribe(self, windows: list[SpeechWindow], **kw: Any) -> Any:
             self.started[windows[0].index] = time.monotonic()
