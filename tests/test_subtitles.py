@@ -17,7 +17,7 @@ from voicesub_stream.subtitles import (
     wrap_lines,
     write_subtitles,
 )
-from voicesub_stream.subtitles._cues import split_cues
+from voicesub_stream.subtitles._cues import cue_text, split_cues
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -105,6 +105,15 @@ def test_cues_end_at_sentences_and_pauses() -> None:
     cues = split_cues(ws, max_chars=84, max_duration=7.0)
     assert [[w.text for w in c] for c in cues] == [
         [" One", " sentence."], [" Then", " more"], [" after", " pause"]]
+
+
+def test_a_cue_that_begins_inside_a_hyphenated_word_shows_no_hyphen() -> None:
+    # Whisper writes "self-love" as " self" and "-love"; a live final may end at " self".
+    assert cue_text(words((0, 0.4, "-love"), (0.4, 0.8, " to"), (0.8, 1.2, " stop"))) \
+        == "love to stop"
+    assert cue_text(words((0, 0.4, " his"), (0.4, 0.8, " self"), (0.8, 1.2, "-love"))) \
+        == "his self-love"
+    assert cue_text(words((0, 0.4, " -5"), (0.4, 0.8, " degrees"))) == "-5 degrees"
 
 
 def test_a_very_short_sentence_joins_the_cue_before_it() -> None:
