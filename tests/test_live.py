@@ -357,6 +357,23 @@ def test_a_sentence_end_before_a_heard_pause_needs_no_second_hypothesis() -> Non
     assert update(stage, 10.0, unsure, pauses=((8.75, 9.2),)) == []
 
 
+def test_a_final_after_a_sentence_end_starts_with_a_capital() -> None:
+    stage = live_stage(holdback=0.3)
+    first = (("Making", 1.0, 1.4), ("a", 1.4, 1.5), ("famine.", 1.5, 2.2))
+    update(stage, 3.0, hypothesis(*first))
+    assert update(stage, 4.0, hypothesis(*first)) == ["Making a famine."]
+    # The model read on past the full stop the last final kept: "famine, thy self".
+    said = (("famine,", 1.5, 2.2), ("thy", 3.0, 3.2), ("self", 3.2, 3.6),
+            ("thy", 3.6, 3.9), ("foe.", 3.9, 4.3))
+    update(stage, 5.0, hypothesis(*said))
+    assert update(stage, 6.0, hypothesis(*said)) == ["Thy self thy foe."]
+    # Only the first word changes: "too" keeps the case the model gave it.
+    said = (("foe.", 3.9, 4.3), ("to", 5.6, 5.8), ("thy", 5.8, 6.0), ("sweet", 6.0, 6.3),
+            ("self,", 6.3, 7.0), ("too", 7.1, 7.3), ("cruel.", 7.3, 7.9))
+    update(stage, 8.2, hypothesis(*said))
+    assert update(stage, 8.8, hypothesis(*said)) == ["To thy sweet self, too cruel."]
+
+
 def test_repeated_words_after_a_final_are_matched_where_the_final_ended() -> None:
     """"lies, thy self thy foe": with a final ending in "lies," and "thy" committed since,
     the next hypothesis continues after the first "thy", not the second."""

@@ -114,6 +114,16 @@ def _after(words: list[Word], before: list[Word], last_end: float) -> list[Word]
     return words[start:] if start is not None else _after_time(words, last_end)
 
 
+def _capitalised(word: Word) -> Word:
+    """``word`` with its first letter in upper case (unchanged in scripts without case)."""
+    text = word.text
+    i = len(text) - len(text.lstrip())
+    if i == len(text) or not text[i].islower():
+        return word
+    return Word(word.start, word.end, text[:i] + text[i].upper() + text[i + 1:],
+                word.probability)
+
+
 def _after_time(words: list[Word], last_end: float) -> list[Word]:
     """The words whose middle is past ``last_end``."""
     return [w for w in words if (w.start + w.end) / 2 > last_end]
@@ -241,6 +251,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         self._last_partial = ""
         self._finals_text: list[str] = []
         self._next_index = 0
+        self._sentence_ended = False  # whether the last final ended a sentence
         self.dropped: list[tuple[float, float]] = []
         """Stream times (start, end) of the audio the policy dropped unread, in order."""
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque()
@@ -630,8 +641,14 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         floor = self._last_final_end
         words = [w if w.start >= floor else Word(floor, max(w.end, floor), w.text, w.probability)
                  for w in words]
+        if self._sentence_ended:
+            # The hypothesis this came from may have read on past the sentence end the last
+            # final kept ("lies, thy self" after "lies."): the next sentence still starts with
+            # a capital.
+            words[0] = _capitalised(words[0])
         if is_final:
             self._last_final_end = words[-1].end
+            self._sentence_ended = ends_sentence(words[-1].text)
             self._observe_latency(words[-1].end)
         return Segment(
             self._next_index, words[0].start, max(words[-1].end, words[0].start), cue_text(words),
