@@ -91,8 +91,7 @@ def cue_text(words: list[Word]) -> str:
     """The words as one line. Whisper writes the parts of a hyphenated word as words of their
     own (" self", "-love"); a cue that begins with such a part (the cue before ended at
     "self") begins with "love", not "-love"."""
-    text = "".join(w.text for w in words)
-    return (text.lstrip("-") if text.startswith("-") else text).strip()
+    return "".join(w.text for w in words).lstrip("-").strip()
 
 
 def split_cues(
