@@ -524,3 +524,41 @@ def test_a_window_takes_only_the_context_that_fits_its_encoder_size() -> None:
     # 9 s since the final already needs the 21 s input: all the context fits.
     assert stage._spare_context(14 * 16_000) == 0
     assert stage._spare_context(3 * 16_000) == 0
+
+
+def test_live_vad_reads_each_frame_once_as_the_buffer_moves(espeak_audio: np.ndarray) -> None:
+    """The live buffer's speech comes from one Silero read of the stream: every frame is read
+    once however often the buffer is scanned, a buffer trimmed in a pause finds the next
+    utterance where a read of the whole stream does, and audio dropped unread starts a fresh
+    read after it."""
+    from voicesub_stream.models import VAD_FRAME, SpeechDetector, speech_regions
+    from voicesub_stream.stages._live import _Speech
+
+    rate = 16_000
+    gap = 3 * rate
+    audio = np.concatenate([espeak_audio, np.zeros(gap, np.float32), espeak_audio])
+    second = len(espeak_audio) + gap  # where the second utterance begins
+
+    def whole(end: int) -> list[tuple[int, int]]:
+        return speech_regions(SpeechDetector()(audio[:end]), end, threshold=0.5,
+                              min_silence_ms=100, speech_pad_ms=100, min_speech_ms=100)
+
+    speech, start = _Speech(0.5), 0
+    for end in range(8_000, len(audio) + 8_000, 8_000):
+        end = min(end, len(audio))
+        if start == 0 and end > second + rate:
+            start = second - gap // 2  # trimmed in the pause, as after a final
+        regions = speech.regions(audio[start:end], start)
+        expected = [(max(s - start, 0), e - start) for s, e in whole(end) if e > start]
+        assert regions == expected
+        assert speech._detector.frames == end // VAD_FRAME  # the tail is read again later
+    assert 0 < regions[0][0] < gap // 2  # the second utterance, from its start
+    assert regions[-1][1] > len(audio) - start - rate
+
+    # Unread audio dropped: the read starts afresh after it and still finds the speech.
+    jump = len(audio) + 10 * rate
+    regions = speech.regions(espeak_audio, jump)
+    assert speech._origin == jump
+    assert regions
+    assert regions[0][0] < rate
+    assert regions[-1][1] > len(espeak_audio) - rate

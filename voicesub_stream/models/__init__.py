@@ -13,18 +13,21 @@ from ._registry import (
 )
 from ._resolve import resolve_model
 from ._whisper import (
+    VAD_FRAME,
     Runner,
+    SpeechDetector,
     WhisperBatch,
     WhisperRunner,
     WindowText,
     encoder_seconds,
     fitting_window,
     load_vad,
-    speech_probabilities,
+    speech_regions,
     speech_timestamps,
 )
 
 __all__ = (
+    "VAD_FRAME",
     "ExecutionPlan",
     "GpuInfo",
     "LoadedModel",
@@ -33,6 +36,7 @@ __all__ = (
     "ModelRegistry",
     "RegistryStatistics",
     "Runner",
+    "SpeechDetector",
     "WhisperBatch",
     "WhisperRunner",
     "WindowText",
@@ -43,6 +47,6 @@ __all__ = (
     "gpu_info",
     "load_vad",
     "resolve_model",
-    "speech_probabilities",
+    "speech_regions",
     "speech_timestamps",
 )

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from .._types import SpeechWindow
     from ._registry import LoadedModel
 
-__all__ = ("Runner", "WhisperBatch", "WhisperRunner", "WindowText", "download_model",
-           "load_vad", "load_whisper", "speech_timestamps")
+__all__ = ("Runner", "SpeechDetector", "WhisperBatch", "WhisperRunner", "WindowText",
+           "download_model", "load_vad", "load_whisper", "speech_regions", "speech_timestamps")
 
 logger = logging.getLogger(__name__)
 
@@ -88,15 +88,104 @@ def load_vad() -> None:
     get_vad_model()
 
 
-def speech_probabilities(audio: npt.NDArray[np.float32],
-                         context: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Silero's speech probability for each 512-sample chunk of 16 kHz ``audio`` (a whole
-    number of chunks), ``context`` being the 512 samples before it: chunk by chunk as
-    audio arrives, each read with the one before it, as Silero reads a file."""
-    from faster_whisper.vad import get_vad_model
+VAD_FRAME = 512
+"""Samples Silero judges at a time (32 ms at 16 kHz)."""
+_VAD_CONTEXT = 64
+_VAD_STATE = (2, 1, 1, 128)
 
-    probs = get_vad_model()(np.concatenate([context, audio]))
-    return np.asarray(probs, np.float32).reshape(-1)[1:]
+
+class SpeechDetector:
+    """Silero's speech probability for each 512-sample frame of one stream, read as the
+    audio arrives.
+
+    Silero is a recurrent model: each frame's probability depends on its LSTM state as well
+    as on the 64 samples before the frame. Reading the same audio from a fresh state at
+    another start gives other probabilities (by up to 0.2 on speech, and by up to 0.9 when
+    every frame starts fresh), so a stream keeps its state here from frame to frame, and the
+    probabilities of a stream read in pieces are those of the whole read at once.
+    """
+
+    def __init__(self) -> None:
+        self.frames = 0
+        """Frames judged so far."""
+        self._state = np.zeros(_VAD_STATE, np.float32)
+        self._context = np.zeros(_VAD_CONTEXT, np.float32)
+
+    def __call__(self, audio: npt.NDArray[np.float32], *,
+                 keep: bool = True) -> npt.NDArray[np.float32]:
+        """The probabilities of ``audio``'s frames, the audio following what came before (a
+        last frame that is not whole is padded with silence). With ``keep=False`` the
+        stream's state stays as it was: the caller will read this audio again once more of
+        it has arrived."""
+        from faster_whisper.vad import get_vad_model
+
+        if not len(audio):
+            return np.zeros(0, np.float32)
+        if len(audio) % VAD_FRAME:
+            audio = np.pad(audio, (0, VAD_FRAME - len(audio) % VAD_FRAME))
+        frames = audio.reshape(-1, VAD_FRAME)
+        before = np.concatenate([self._context[None], frames[:-1, -_VAD_CONTEXT:]])
+        out, h, c = get_vad_model().session.run(
+            None, {"input": np.concatenate([before, frames], axis=1),
+                   "h": self._state[0], "c": self._state[1]})
+        if keep:
+            self.frames += len(frames)
+            self._state = np.stack([h, c])
+            self._context = frames[-1, -_VAD_CONTEXT:].copy()
+        return np.asarray(out, np.float32).reshape(-1)
+
+
+def speech_regions(probs: npt.NDArray[np.float32], length: int, *, threshold: float,
+                   min_silence_ms: int, speech_pad_ms: int,
+                   min_speech_ms: int = 0) -> list[tuple[int, int]]:
+    """Speech regions as (start, end) samples of audio ``length`` long whose frames had
+    ``probs``: faster-whisper's ``get_speech_timestamps`` rule (speech from a frame at or over
+    ``threshold`` until ``min_silence_ms`` under ``threshold - 0.15``, regions shorter than
+    ``min_speech_ms`` dropped, each padded by ``speech_pad_ms`` and neighbours that close
+    meeting halfway), applied to probabilities read beforehand."""
+    rate = 16
+    min_silence, pad = min_silence_ms * rate, speech_pad_ms * rate
+    min_speech = min_speech_ms * rate
+    below = max(threshold - 0.15, 0.01)
+    regions: list[list[int]] = []
+    start: int | None = None
+    quiet: int | None = None  # where the silence inside the current region began
+    for i, prob in enumerate(probs):
+        at = i * VAD_FRAME
+        if prob >= threshold:
+            quiet = None
+            if start is None:
+                start = at
+                continue
+        if start is not None and prob < below:
+            quiet = at if quiet is None else quiet
+            if at - quiet >= min_silence:
+                if quiet - start > min_speech:
+                    regions.append([start, quiet])
+                start = quiet = None
+    if start is not None and length - start > min_speech:
+        regions.append([start, length])
+    _pad(regions, pad, length)
+    return [(s, e) for s, e in regions]
+
+
+def _pad(regions: list[list[int]], pad: int, length: int) -> None:
+    """Widen speech regions by ``pad`` samples each side; neighbours closer than two pads meet
+    halfway between them."""
+    for i, region in enumerate(regions):
+        if i == 0:
+            region[0] = max(0, region[0] - pad)
+        if i + 1 < len(regions):
+            following = regions[i + 1]
+            gap = following[0] - region[1]
+            if gap < 2 * pad:
+                region[1] += gap // 2
+                following[0] = max(0, following[0] - gap // 2)
+            else:
+                region[1] = min(length, region[1] + pad)
+                following[0] = max(0, following[0] - pad)
+        else:
+            region[1] = min(length, region[1] + pad)
 
 
 def speech_timestamps(audio: npt.NDArray[np.float32], *, threshold: float,

@@ -34,7 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .._config import LiveOptions, language_code
 from .._types import SAMPLE_RATE
 from ..errors import ConfigError, ModelError, OverloadedError, VoicesubError
-from ..models import speech_probabilities
+from ..models import VAD_FRAME, SpeechDetector
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, MutableMapping
@@ -50,7 +50,7 @@ logger = logging.getLogger("voicesub_stream.server")
 
 FORMATS = {"audio/pcm": 24_000, "audio/pcmu": 8_000, "audio/pcma": 8_000}
 """The input formats the protocol names, and their sample rates."""
-CHUNK = 512
+CHUNK = VAD_FRAME
 """Samples Silero reads at a time at 16 kHz (32 ms)."""
 PREFIX_KEPT = 5.0
 """Seconds of audio kept before speech starts, the most prefix padding a session may ask."""
@@ -140,7 +140,7 @@ class _TurnDetector:
     def __init__(self, threshold: float, prefix_ms: int, silence_ms: int) -> None:
         self.threshold, self.prefix_ms, self.silence_ms = threshold, prefix_ms, silence_ms
         self._pending = np.zeros(0, np.float32)
-        self._context = np.zeros(CHUNK, np.float32)
+        self._detector = SpeechDetector()
         self._samples = 0  # samples judged so far
         self.speaking = False
         self._quiet = 0.0  # ms of silence since the speech
@@ -152,8 +152,7 @@ class _TurnDetector:
         if not whole:
             return []
         chunks, self._pending = self._pending[:whole], self._pending[whole:]
-        probs = speech_probabilities(chunks, self._context)
-        self._context = chunks[-CHUNK:]
+        probs = self._detector(chunks)
         events = []
         for prob in probs:
             start_ms = self._samples * 1000 // SAMPLE_RATE
