@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .._timing import timer
-from .._types import Word
+from .._types import SAMPLE_RATE, Word
 from ..errors import TranscriptionError
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def speech_regions(probs: npt.NDArray[np.float32], length: int, *, threshold: fl
     ``threshold`` until ``min_silence_ms`` under ``threshold - 0.15``, regions shorter than
     ``min_speech_ms`` dropped, each padded by ``speech_pad_ms`` and neighbours that close
     meeting halfway), applied to probabilities read beforehand."""
-    rate = 16
+    rate = SAMPLE_RATE // 1000  # samples per ms
     min_silence, pad = min_silence_ms * rate, speech_pad_ms * rate
     min_speech = min_speech_ms * rate
     below = max(threshold - 0.15, 0.01)

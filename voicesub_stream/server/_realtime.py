@@ -50,8 +50,6 @@ logger = logging.getLogger("voicesub_stream.server")
 
 FORMATS = {"audio/pcm": 24_000, "audio/pcmu": 8_000, "audio/pcma": 8_000}
 """The input formats the protocol names, and their sample rates."""
-CHUNK = VAD_FRAME
-"""Samples Silero reads at a time at 16 kHz (32 ms)."""
 PREFIX_KEPT = 5.0
 """Seconds of audio kept before speech starts, the most prefix padding a session may ask."""
 
@@ -148,7 +146,7 @@ class _TurnDetector:
     def feed(self, audio: npt.NDArray[np.float32]) -> list[tuple[str, int]]:
         """``("started", audio_start_ms)`` and ``("stopped", audio_end_ms)`` events."""
         self._pending = np.concatenate([self._pending, audio])
-        whole = len(self._pending) // CHUNK * CHUNK
+        whole = len(self._pending) // VAD_FRAME * VAD_FRAME
         if not whole:
             return []
         chunks, self._pending = self._pending[:whole], self._pending[whole:]
@@ -156,12 +154,13 @@ class _TurnDetector:
         events = []
         for prob in probs:
             start_ms = self._samples * 1000 // SAMPLE_RATE
-            self._samples += CHUNK
+            self._samples += VAD_FRAME
             if not self.speaking and prob >= self.threshold:
                 self.speaking, self._quiet = True, 0.0
                 events.append(("started", max(0, start_ms - self.prefix_ms)))
             elif self.speaking:
-                self._quiet = self._quiet + 32 if prob < self.threshold - 0.15 else 0.0
+                quiet = prob < self.threshold - 0.15
+                self._quiet = self._quiet + VAD_FRAME * 1000 / SAMPLE_RATE if quiet else 0.0
                 if self._quiet >= self.silence_ms:
                     self.speaking = False
                     events.append(("stopped", self._samples * 1000 // SAMPLE_RATE))
