@@ -114,7 +114,10 @@ async def test_engineless_bare_break_cleans_up(espeak_audio: np.ndarray) -> None
     async for _ in transcribe_stream(source.__aiter__(), model="tiny.en"):
         break
     gc.collect()
-    await assert_no_leaks(before)
+    # A bare break leaves the stream to its finaliser, which waits for the model call already
+    # running in its thread (a batch of 30 s windows; a thread cannot be interrupted): on a
+    # loaded two-core machine that call alone can take more than the default 5 s.
+    await assert_no_leaks(before, within=30.0)
     assert source.finished
 
 
