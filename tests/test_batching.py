@@ -181,11 +181,17 @@ async def test_live_streams_batched_in_one_engine_give_the_unbatched_finals(
     # Three fixed-pace streams are counted at their own 0.5 s step: admission must not
     # refuse the third on a slow machine, this is about batching.
     with live_update_cost(0.05):
-        batched, stats = await run(settings)
-        unbatched, none = await run(settings.model_copy(update={"stream_batching": False}))
+        batched, stats = await run(settings.model_copy(update={"stream_batching": True}))
+        unbatched, none = await run(settings)  # on a CPU, streams do not share calls
     assert none is None
     assert stats is not None
     assert max(stats.sizes) > 1
     assert batched == unbatched
     assert "store" in " ".join(batched[0])
     assert "smooth" in " ".join(batched[2])
+
+
+def test_streams_share_calls_by_default_only_where_that_pays(settings: Settings) -> None:
+    # On a CPU a window costs the same alone or batched: sharing a call only delays answers.
+    assert Engine(settings).batcher is None
+    assert Engine(settings.model_copy(update={"stream_batching": True})).batcher is not None

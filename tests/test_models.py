@@ -41,6 +41,21 @@ def test_concurrent_first_requests_load_the_model_once(tmp_path: Path) -> None:
     assert all(m is models[0] for m in models)
 
 
+def test_a_process_that_loads_a_model_keeps_numpy_blas_on_one_thread(tmp_path: Path) -> None:
+    # Spinning BLAS threads beside CTranslate2's took a core from the model calls.
+    import os
+
+    from threadpoolctl import threadpool_info
+
+    registry(tmp_path).get(ModelKey("tiny.en", "cpu", "int8"))
+    if any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                     "OMP_NUM_THREADS")):
+        pytest.skip("the environment sets BLAS threads itself")
+    pools = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    assert pools
+    assert all(p["num_threads"] == 1 for p in pools)
+
+
 def test_least_recently_used_model_is_evicted_and_unloaded(tmp_path: Path) -> None:
     reg = registry(tmp_path, max_loaded_models=2)
     keys = [ModelKey("tiny.en", "cpu", ct) for ct in ("int8", "float32", "int8_float32")]

@@ -66,8 +66,11 @@ class Settings(BaseSettings):
         default="auto",
         validation_alias=AliasChoices("VOICESUB_MAX_WORKERS", "MAX_WORKERS", "max_workers"))
     scheduler_max_wait: float = Field(default=10.0, gt=0)
-    stream_batching: bool = True
-    """Live windows of concurrent streams on one model share model calls."""
+    stream_batching: bool | Literal["auto"] = "auto"
+    """Live windows of concurrent streams on one model share model calls (``auto``: on a
+    GPU and on Ray actors, where a shared call costs less than its windows one by one; not
+    on this machine's CPU, where it costs as much and keeps each answer waiting for the
+    whole call)."""
     batch_window: float = Field(default=0.02, ge=0.0, le=1.0)
     """Seconds a live window waits for other streams' windows (only while others are live)."""
     stream_batch_size: int = Field(default=8, ge=1)
@@ -260,7 +263,7 @@ class SchedulerConfig:
     executor: Executor = "threads"
     ray_address: str | None = None
     """The Ray cluster to join; ``None``: the one running here, else a new local one."""
-    stream_batching: bool = True
+    stream_batching: bool | Literal["auto"] = "auto"
     batch_window: float = 0.02
     stream_batch_size: int = 8
 
