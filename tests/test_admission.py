@@ -9,6 +9,7 @@ concurrency``.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import anyio
@@ -134,7 +135,7 @@ def admission(cost: float) -> Admission:
 
 
 def test_admission_refuses_once_full_and_admits_again_when_a_stream_ends() -> None:
-    adm = admission(0.4)  # 0.4 core-seconds per 1 s update: four streams fit in 1.6 cores
+    adm = admission(0.45)  # 0.45 core-seconds per 1 s update: four streams fit in 1.8 cores
     tickets = [adm.admit("tiny.en", LiveOptions()) for _ in range(4)]
     with pytest.raises(OverloadedError, match="at capacity") as refused:
         adm.admit("tiny.en", LiveOptions())
@@ -149,7 +150,7 @@ def test_admission_refuses_once_full_and_admits_again_when_a_stream_ends() -> No
 
 
 def test_a_stream_that_accepts_less_is_admitted_degraded() -> None:
-    adm = admission(0.42)  # three full streams fit (1.26 of 1.6 cores), a fourth would not
+    adm = admission(0.48)  # three full streams fit (1.44 of 1.8 cores), a fourth would not
     for _ in range(3):
         adm.admit("tiny.en", LiveOptions())
     with pytest.raises(OverloadedError, match="degraded"):
@@ -169,17 +170,20 @@ def test_the_first_stream_is_admitted_whatever_it_costs() -> None:
 
 
 def test_a_timed_encoder_pass_sizes_the_capacity_before_any_update_is_measured() -> None:
-    from voicesub_stream._admission import UPDATE_PER_ENCODE
+    from voicesub_stream._admission import PRIOR_UPDATE_SECONDS, UPDATE_PER_ENCODE
 
     adm = Admission(cores=2, threads_per_call=1, device="cpu")
     assert adm.needs_calibration("tiny.en")
-    adm.calibrate("tiny.en", 0.1)  # a machine slower than the prior's: 0.35 core-s an update
+    adm.calibrate("tiny.en", 0.1)  # a machine slower than the prior's
     assert not adm.needs_calibration("tiny.en")
     cost = adm.statistics().models["tiny.en"]
     assert cost.calibrated
     assert not cost.measured
     assert cost.update_seconds == pytest.approx(0.1 * UPDATE_PER_ENCODE["tiny"])
-    for _ in range(4):  # 1.6 cores kept for live work, 0.35 cores a stream: four fit
+    assert cost.update_seconds > PRIOR_UPDATE_SECONDS["tiny"]
+    fit = math.floor(adm.capacity / cost.update_seconds)  # one update a second each
+    assert fit < math.floor(adm.capacity / PRIOR_UPDATE_SECONDS["tiny"])
+    for _ in range(fit):
         adm.admit("tiny.en", LiveOptions())
     with pytest.raises(OverloadedError):
         adm.admit("tiny.en", LiveOptions())
