@@ -41,11 +41,11 @@ __all__ = ("Admission", "AdmissionStatistics", "Ticket")
 
 logger = logging.getLogger(__name__)
 
-UTILISATION = 0.9
-"""Share of the cores admitted live streams may keep busy; the rest absorbs bursts. Counted
-at the economical pace, which streams leave for finals only when they fall behind, so a
-full engine runs at about this share: 12 streams of tiny.en on two cores (0.15-0.16 core-s
-an update) held final p95 at 2.0-2.5 s."""
+UTILISATION = 0.96
+"""Share of the cores admitted live streams are counted to keep busy. Counted at the
+economical pace, which streams leave for finals only when they fall behind: two cores held
+12 streams of tiny.en (0.16 core-s an update, 96 % counted) at final p95 2.2 s, and 14
+(115 %) at 3.0 s."""
 SMOOTHING = 0.02
 """Weight of one update in the running average of update costs (about the last 50)."""
 PRIOR_UPDATE_SECONDS = {"tiny": 0.13, "base": 0.3, "small": 0.9, "medium": 2.6, "large": 5.0,
@@ -53,12 +53,12 @@ PRIOR_UPDATE_SECONDS = {"tiny": 0.13, "base": 0.3, "small": 0.9, "medium": 2.6, 
 """Core-seconds of one live update at the economical pace, one CPU thread, int8, by model
 size; the unmeasured fallback. A GPU call is counted as ``GPU_SPEEDUP`` times cheaper."""
 GPU_SPEEDUP = 20.0
-UPDATE_PER_ENCODE = {"tiny": 2.7, "base": 3.2}
+UPDATE_PER_ENCODE = {"tiny": 3.2, "base": 3.2}
 """One live update (features, encoder, beam-2 decoder and word alignment of a window of up to
-9 s) in core-seconds, measured at 8-12 streams, over one encoder pass on the 10 s input,
-single-thread, int8, two cores: tiny.en 0.143-0.164 s over 0.053-0.060 s, base (English)
-0.38-0.40 s over 0.12 s. Larger models spend more of an update in the encoder; they take
-base's ratio, which counts them at least as dear as they are."""
+9 s) in core-seconds under load, over the quickest encoder pass on the 10 s input,
+single-thread, int8, two cores: tiny.en 0.158-0.165 s at 12-16 streams over 0.047-0.054 s,
+base (English) 0.38-0.40 s at 4 streams over 0.12 s. Larger models spend more of an update
+in the encoder; they take base's ratio, which counts them at least as dear as they are."""
 RETRY_AFTER = 5.0
 """Seconds a refused client is told to wait: live streams come and go over tens of seconds."""
 _SIZE = re.compile("|".join(PRIOR_UPDATE_SECONDS))

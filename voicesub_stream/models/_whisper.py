@@ -505,13 +505,13 @@ def fitting_window(seconds: float) -> float:
 def encoder_seconds(model: LoadedModel) -> float:
     """Wall seconds of one encoder pass over the 10 s input on ``model``'s own threads: what a
     cold engine knows of the machine's speed before any live update has run (the quickest of
-    three passes after one that warms the caches: a pass slowed by another thread is the
+    five passes after one that warms the caches: a pass slowed by another thread is the
     machine's noise, not its speed)."""
     whisper = model.whisper
     features = np.zeros((1, whisper.model.n_mels, MIN_FRAMES), np.float32)
     whisper.encode(features)
     passes = []
-    for _ in range(3):
+    for _ in range(5):
         started = time.perf_counter()
         whisper.encode(features)
         passes.append(time.perf_counter() - started)
