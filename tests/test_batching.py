@@ -193,5 +193,9 @@ async def test_live_streams_batched_in_one_engine_give_the_unbatched_finals(
 
 def test_streams_share_calls_by_default_only_where_that_pays(settings: Settings) -> None:
     # On a CPU a window costs the same alone or batched: sharing a call only delays answers.
-    assert Engine(settings).batcher is None
-    assert Engine(settings.model_copy(update={"stream_batching": True})).batcher is not None
+    engine = Engine(settings)
+    assert engine.batcher is None
+    assert not engine.statistics().execution.shared_calls  # the choice shows in statistics
+    forced = Engine(settings.model_copy(update={"stream_batching": True}))
+    assert forced.batcher is not None
+    assert forced.statistics().execution.shared_calls

@@ -168,6 +168,7 @@ class Engine:
         self.admission = _make_admission(self.settings, self.execution, self.scheduler,
                                          self._admission_changed)
         batching = _batches_pay(scheduling.stream_batching, device, self._executor)
+        self.execution = dataclasses.replace(self.execution, shared_calls=batching)
         self.batcher = (StreamBatcher(self.scheduler, window=scheduling.batch_window,
                                       max_batch=scheduling.stream_batch_size)
                         if batching else None)
@@ -447,7 +448,8 @@ class Engine:
         kind = "GPU" if gpu else f"{threads} CPU{'s' if threads > 1 else ''}"
         self.execution = ExecutionPlan(threads, size, f"Ray: {size} actor"
                                        f"{'s' if size > 1 else ''} of {kind} each, one call "
-                                       f"at a time, on the cluster at {pool.address}")
+                                       f"at a time, on the cluster at {pool.address}",
+                                       shared_calls=self.batcher is not None)
         if self.scheduler.workers != size:
             self.scheduler.resize(size)
         self.admission.cores = size * threads

@@ -78,6 +78,9 @@ class ExecutionPlan:
     threads_per_call: int
     concurrent_calls: int
     reason: str
+    shared_calls: bool = False
+    """Whether live windows of several streams share model calls: on a GPU and on Ray actors,
+    not on this machine's CPU, where a window costs the same alone or in company."""
 
 
 def execution_plan(config: ModelConfig, device: str) -> ExecutionPlan:
