@@ -69,8 +69,7 @@ class Settings(BaseSettings):
     stream_batching: bool | Literal["auto"] = "auto"
     """Live windows of concurrent streams on one model share model calls (``auto``: on a
     GPU and on Ray actors, where a shared call costs less than its windows one by one; not
-    on this machine's CPU, where it costs as much and keeps each answer waiting for the
-    whole call)."""
+    on a CPU, where it costs as much and keeps each answer waiting for the whole call)."""
     batch_window: float = Field(default=0.02, ge=0.0, le=1.0)
     """Seconds a live window waits for other streams' windows (only while others are live)."""
     stream_batch_size: int = Field(default=8, ge=1)

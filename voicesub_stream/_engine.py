@@ -669,12 +669,12 @@ def _make_monitor(engine: Engine) -> Monitor:
 
 
 def _batches_pay(setting: bool | Literal["auto"], device: str, executor: str) -> bool:
-    """Whether live windows of several streams share model calls. On this machine's CPU a
-    window costs the same alone or in company (tiny.en, one thread: encoder 48 ms, beam-2
-    decoder 50-51 ms a window from one window a call to eight), so a shared call only
-    makes each answer wait for the others': 12 streams forced past admission had final
-    p95 2.22-2.27 s unbatched against 2.47-2.86 s batched. A GPU decodes a batch for
-    little more than one window, and a call to a Ray actor costs 5-7 ms on its own."""
+    """Whether live windows of several streams share model calls. On a CPU a window costs
+    the same alone or in company (tiny.en, one thread: encoder 48 ms, beam-2 decoder
+    50-51 ms a window from one window a call to eight), so a shared call only makes each
+    answer wait for the others': 12 streams forced past admission had final p95
+    2.22-2.27 s unbatched against 2.47-2.86 s batched. A GPU decodes a batch for little
+    more than one window, and a call to a Ray actor costs 5-7 ms on its own."""
     if setting != "auto":
         return setting
     return device == "cuda" or executor == "ray"

@@ -80,7 +80,7 @@ class ExecutionPlan:
     reason: str
     shared_calls: bool = False
     """Whether live windows of several streams share model calls: on a GPU and on Ray actors,
-    not on this machine's CPU, where a window costs the same alone or in company."""
+    not on a CPU, where a window costs the same alone or in company."""
 
 
 def execution_plan(config: ModelConfig, device: str) -> ExecutionPlan:

@@ -5,10 +5,11 @@ baselines aside). Everything above it sees :class:`WhisperRunner` (one stream's 
 :class:`WhisperBatch` (windows of several streams in as few model calls as their options
 allow) and :class:`WindowText` (what a window said).
 
-Each batch is one encoder call and one batched ``generate`` (faster-whisper's
-``BatchedInferencePipeline.forward``), decoded without timestamp tokens and aligned to words
-afterwards: that is the batched pipeline's fast path, and the word times then cut the text
-into subtitle-sized cues, which a 30 s window without timestamps would not give.
+Each batch is encoded (one call on a GPU, a call per window on a CPU) and decoded by one
+batched ``generate`` (faster-whisper's ``BatchedInferencePipeline.forward``) without
+timestamp tokens, then aligned to words: that is the batched pipeline's fast path, and the
+word times then cut the text into subtitle-sized cues, which a 30 s window without
+timestamps would not give.
 """
 
 from __future__ import annotations
@@ -581,7 +582,7 @@ def _prompted_pipeline() -> type[Any]:
             batch there and loses to it as the batch outgrows the caches. One thread, tiny.en
             int8, 10 s inputs: 48 ms a window alone, 62 ms a window in a call of two and
             80-88 ms in calls of four or eight, with the same output to the bit. The decoder
-            still gets the whole batch at once, where batching pays."""
+            still gets the whole batch at once."""
             whisper = self.model
             if len(features) <= ENCODER_BATCH or whisper.model.device != "cpu":
                 return whisper.encode(features)
