@@ -47,9 +47,10 @@ def test_a_process_that_loads_a_model_keeps_numpy_blas_on_one_thread(tmp_path: P
 
     from threadpoolctl import threadpool_info
 
+    from voicesub_stream.models._whisper import BLAS_THREADS_ENV
+
     registry(tmp_path).get(ModelKey("tiny.en", "cpu", "int8"))
-    if any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                     "OMP_NUM_THREADS")):
+    if any(v in os.environ for v in BLAS_THREADS_ENV):
         pytest.skip("the environment sets BLAS threads itself")
     pools = [p for p in threadpool_info() if p["user_api"] == "blas"]
     assert pools

@@ -157,18 +157,18 @@ class Engine:
         self._owns_cache = cache == "settings"
         self.cache: Cache | None = make_cache(self.settings.cache()) if cache == "settings" \
             else cache
-        device = pick_device(self.registry.config.device)
-        self.execution = execution_plan(self.registry.config, device)
         # Model calls on Ray: a pool passed in (left open for its owner), or one started on
         # entry from the settings (executor="ray").
         self._executor = "ray" if cluster is not None else scheduling.executor
         self._owns_ray = cluster is None
         self._ray: RayPool | None = cluster
+        device = pick_device(self.registry.config.device)
+        batching = _batches_pay(scheduling.stream_batching, device, self._executor)
+        self.execution = dataclasses.replace(execution_plan(self.registry.config, device),
+                                             shared_calls=batching)
         self.scheduler = _make_scheduler(self.settings, self.execution)
         self.admission = _make_admission(self.settings, self.execution, self.scheduler,
                                          self._admission_changed)
-        batching = _batches_pay(scheduling.stream_batching, device, self._executor)
-        self.execution = dataclasses.replace(self.execution, shared_calls=batching)
         self.batcher = (StreamBatcher(self.scheduler, window=scheduling.batch_window,
                                       max_batch=scheduling.stream_batch_size)
                         if batching else None)

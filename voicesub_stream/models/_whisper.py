@@ -77,6 +77,10 @@ def load_whisper(path: str, *, device: str, compute_type: str, cpu_threads: int,
                         local_files_only=True)
 
 
+BLAS_THREADS_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+"""Environment variables that set numpy's BLAS threads; where one is set, it wins."""
+
+
 @functools.cache
 def limit_blas_threads() -> None:
     """Keep numpy's BLAS (OpenBLAS, MKL) on one thread in a process that runs model calls.
@@ -85,11 +89,9 @@ def limit_blas_threads() -> None:
     keeps them spinning between calls. Beside CTranslate2's own threads that spinning took a
     core away: 8 live streams of tiny.en on two cores spent 26 % of the process's CPU in it,
     and features cost 9.6 ms a window instead of 4.0. One BLAS thread is enough for a
-    80 x 201 matrix product. ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` or
-    ``OMP_NUM_THREADS`` in the environment win.
+    80 x 201 matrix product. :data:`BLAS_THREADS_ENV` in the environment win.
     """
-    if any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                     "OMP_NUM_THREADS")):
+    if any(v in os.environ for v in BLAS_THREADS_ENV):
         return
     from threadpoolctl import threadpool_limits
 
