@@ -8,8 +8,9 @@ import unicodedata
 _NUMBERS = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
     "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-    "nineteen", "twenty",
+    "nineteen",
 )
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 _PUNCT = re.compile(r"[^\w\s']")
 
 
@@ -18,9 +19,11 @@ CHARACTER_SCORED = frozenset({"zh", "ja", "th", "yue", "lo", "my", "km"})
 
 
 def normalize(text: str, language: str | None = None) -> str:
-    """Lower-case, drop punctuation, and in English spell out small numbers: the usual norm
-    before WER (other languages keep their digits: their references write numbers either
-    way, and English words would be wrong for them)."""
+    """Lower-case, drop punctuation, and in English spell out numbers under a thousand: the
+    usual norm before WER, since Whisper writes "40" or "forty" for the same speech (other
+    languages keep their digits: their references write numbers either way, and English
+    words would be wrong for them). Larger numbers stay digits: "1961" is read several
+    ways."""
     text = unicodedata.normalize("NFKC", text).lower().replace("-", " ")
     text = _PUNCT.sub(" ", text)
     if language in (None, "en"):
@@ -30,7 +33,15 @@ def normalize(text: str, language: str | None = None) -> str:
 
 
 def _spell(n: int) -> str:
-    return _NUMBERS[n] if n < len(_NUMBERS) else str(n)
+    if n < len(_NUMBERS):
+        return _NUMBERS[n]
+    if n < 100:
+        tens, ones = divmod(n, 10)
+        return _TENS[tens] + (f" {_NUMBERS[ones]}" if ones else "")
+    if n < 1000:
+        hundreds, rest = divmod(n, 100)
+        return f"{_NUMBERS[hundreds]} hundred" + (f" {_spell(rest)}" if rest else "")
+    return str(n)
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
