@@ -317,9 +317,15 @@ def hypothesis(*timed: tuple[str, float, float], probability: float = 0.9) -> An
                        avg_logprob=-0.2, no_speech_prob=0.0)
 
 
-def live_stage(**live: Any) -> LiveTranscriber:
-    return LiveTranscriber(FakeRunner(TranscribeOptions()), Scheduler(1),  # type: ignore[arg-type]
-                           TranscribeOptions(), LiveOptions(**live))
+def live_stage(*, opening: bool = False, **live: Any) -> LiveTranscriber:
+    """A live stage past its opening words, or at a stream's start with ``opening``."""
+    from voicesub_stream.stages._live import OPENING_WORDS
+
+    stage = LiveTranscriber(FakeRunner(TranscribeOptions()), Scheduler(1),  # type: ignore[arg-type]
+                            TranscribeOptions(), LiveOptions(**live))
+    if not opening:
+        stage._words_final = OPENING_WORDS
+    return stage
 
 
 def update(stage: LiveTranscriber, until: float, result: Any,
@@ -355,6 +361,25 @@ def test_a_sentence_end_before_a_heard_pause_needs_no_second_hypothesis() -> Non
     stage = live_stage(holdback=0.3)
     unsure = hypothesis(*said, probability=0.4)
     assert update(stage, 10.0, unsure, pauses=((8.75, 9.2),)) == []
+
+
+def test_a_streams_opening_words_wait_for_more_audio_before_they_agree() -> None:
+    """Whisper reads a stream's first words, with nothing before them, two ways in turn: two
+    hypotheses that agree on them commit them only with two seconds of audio after them."""
+    misheard = (("Looking", 0.5, 1.1), ("like", 1.1, 1.4), ("last,", 1.4, 1.9))
+    heard = (("Look", 0.5, 0.9), ("in", 0.9, 1.1), ("thy", 1.1, 1.3), ("glass,", 1.3, 1.9),
+             ("and", 2.2, 2.4), ("tell", 2.4, 2.7), ("the", 2.7, 2.9))
+    # Past its opening, two readings alike are enough.
+    stage = live_stage(holdback=0.5)
+    update(stage, 2.5, hypothesis(*misheard))
+    assert update(stage, 3.0, hypothesis(*misheard)) == ["Looking like last,"]
+    # At a stream's start they are not, nor is one reading before a heard pause.
+    stage = live_stage(opening=True, holdback=0.5)
+    update(stage, 2.5, hypothesis(*misheard))
+    assert update(stage, 3.0, hypothesis(*misheard)) == []
+    assert update(stage, 3.5, hypothesis(*heard[:6]), pauses=((1.95, 2.15),)) == []
+    assert update(stage, 4.0, hypothesis(*heard)) == ["Look in thy glass,"]
+    assert [w.text.strip() for w in stage._committed] == []
 
 
 def test_a_final_after_a_sentence_end_starts_with_a_capital() -> None:

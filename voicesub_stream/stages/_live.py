@@ -79,6 +79,14 @@ that mean words were skipped (word times stray by 0.2 s at each end; two short w
 longer than the rest)."""
 RETRY_CONTEXT = 1.0
 """Seconds of final audio kept when a window is read again."""
+OPENING_WORDS = 8
+"""A stream's first words are heard with no audio and no text before them, and Whisper reads
+them in turn two ways for seconds ("Looking like last" and "Look in thy glass" on alternate
+updates of a sonnet's first line, at every window length up to 8 s)."""
+OPENING_HOLDBACK = 2.0
+"""Seconds of audio that must follow an opening word before two hypotheses that agree on it
+commit it. Over the shared English clips, live finals' WER went from 7.9 % to 7.0 %
+(tiny.en, fixed pace); a stream's first final or two comes about a second later."""
 WINDOW_LIMIT = 29.0
 """Whisper reads at most 30 s; a buffer that grew past this (a long backlog under ``block``)
 is transcribed in its first 29 s and force-finalised there."""
@@ -286,6 +294,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         self._last_final_end = 0.0  # the same in seconds, as emitted
         self._final_tail: list[Word] = []
         self._final_words: list[Word] = []
+        self._words_final = 0  # words finalised since the stream began
         self._last_partial = ""
         self._finals_text: list[str] = []
         self._next_index = 0
@@ -542,8 +551,9 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         """Commit what two hypotheses agree on, and finalise up to where a final may end."""
         until = plan.until
         pace = self._pacer.pace
-        committed = self._agree(words, commit_all=False,
-                                horizon=(until / SAMPLE_RATE) - pace.holdback)
+        heard = until / SAMPLE_RATE
+        committed = self._agree(words, commit_all=False, horizon=heard - pace.holdback,
+                                opening_horizon=heard - OPENING_HOLDBACK)
         committed += self._before_pause(plan.pauses)
         # Where a final may end: a sentence end, a clause end a second or more into the
         # final (shorter ones would make flickering two-word cues), or (when the committed
@@ -585,9 +595,12 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         The model heard those words with the pause and the speech after it: a second
         hypothesis rarely changes them, so waiting for one would only add an update's delay
         to the finals where readers notice it most, at the end of a sentence. A word the
-        model was unsure of (under :data:`SURE`) still waits for agreement.
+        model was unsure of (under :data:`SURE`) still waits for agreement, and so does a
+        stream's opening (:data:`OPENING_WORDS`), which one hypothesis reads badly.
         """
         tentative = self._tentative
+        if self._words_final + len(self._committed) < OPENING_WORDS:
+            return []
         for i in range(len(tentative) - 2, -1, -1):
             word, after = tentative[i], tentative[i + 1]
             if not (ends_sentence(word.text) or ends_clause(word.text)):
@@ -600,17 +613,21 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
                 return tentative[: i + 1]
         return []
 
-    def _agree(self, words: list[Word], *, commit_all: bool,
-               horizon: float = math.inf) -> list[Word]:
-        """Committed words after LocalAgreement-2 between this hypothesis and the last."""
+    def _agree(self, words: list[Word], *, commit_all: bool, horizon: float = math.inf,
+               opening_horizon: float = math.inf) -> list[Word]:
+        """Committed words after LocalAgreement-2 between this hypothesis and the last: those
+        that end before ``horizon``, or before ``opening_horizon`` for a stream's first
+        :data:`OPENING_WORDS` words."""
         committed = list(self._committed)
         new = _after(words, *self._context())
         if commit_all:
             self._tentative = []
             return committed + new
+        opening = OPENING_WORDS - self._words_final - len(committed)
         agreed = 0
         for old, cur in zip(self._tentative, new, strict=False):
-            if _norm(old) != _norm(cur) or not _norm(cur) or cur.end > horizon:
+            limit = opening_horizon if agreed < opening else horizon
+            if _norm(old) != _norm(cur) or not _norm(cur) or cur.end > limit:
                 break
             agreed += 1
         self._tentative = new[agreed:]
@@ -627,6 +644,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         self._committed, self._last_partial = [], ""
         if not keep_tentative:
             self._tentative = []
+        self._words_final += len(words)
         if words:
             self._final_end = max(self._final_end, round(words[-1].end * SAMPLE_RATE))
             self._final_tail = (self._final_tail + words)[-5:]
