@@ -450,6 +450,31 @@ def test_a_hypothesis_that_stops_before_the_speech_does_is_cut_short() -> None:
 
 
 
+def test_a_hypothesis_that_stops_short_is_read_with_less_context_then_with_none() -> None:
+    """Whisper stopped at "Pedro." with a date still to be said: read again with a second of
+    the final's audio, then, at the stream's end, from where the final ended; then taken as
+    it is."""
+    from voicesub_stream._types import SpeechWindow
+    from voicesub_stream.stages._live import _Plan
+
+    stage = live_stage(holdback=0.3)
+    stage._final_end = 64 * 16_000
+    stopped = hypothesis(("menor", 63.0, 63.5), ("Pedro.", 63.6, 64.0))
+
+    def plan_from(opens: float, eof: bool = True) -> _Plan:
+        window = SpeechWindow(0, np.zeros(round(16_000 * (70 - opens)), np.float32),
+                              ((round(16_000 * opens), 16_000 * 70),))
+        return _Plan(16_000 * 70, eof=eof, partial=False, silent=False, window=window,
+                     speech_end=70.0)
+
+    assert stage._reread_from(plan_from(59.0), stopped) == 63 * 16_000
+    assert stage._reread_from(plan_from(63.0), stopped) == 64 * 16_000
+    assert stage._reread_from(plan_from(64.0), stopped) is None
+    # Before the end, the next update reads what it left out, with its context.
+    assert stage._reread_from(plan_from(59.0, eof=False), stopped) == 63 * 16_000
+    assert stage._reread_from(plan_from(63.0, eof=False), stopped) is None
+
+
 def test_a_hypothesis_that_skips_the_words_after_a_final_is_read_again() -> None:
     """A window opening inside the last final's words: Whisper skipped "A journey of" and
     went on at the next sentence start, which a match by time alone would accept."""

@@ -370,10 +370,11 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         pace = self._pacer.pace.level
         plan, result = await self._transcribe(until, eof, partial)
         retry = self._reread_from(plan, result)
-        if retry is not None:
+        while retry is not None:  # at most twice: with less context, then (at the end) none
             self._counts.retried += 1
             self._trim(retry)
             plan, result = await self._transcribe(until, eof, partial)
+            retry = self._reread_from(plan, result)
         if result is not None and self._cut_short(plan, result):
             # Still short: the next update will do better. This one must not undo the
             # agreement so far, nor be finalised in its place.
@@ -409,7 +410,10 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         badly in two ways, and does so again on every update of the same audio. It may skip
         ahead to the next sentence start (the first new words start late), or end the
         hypothesis early (it stops short). The same audio from where the final ended, its
-        text in the prompt, or with less of the final's audio, is usually read whole.
+        text in the prompt, or with less of the final's audio, is usually read whole. At a
+        stream's end a window still short with :data:`RETRY_CONTEXT` is read once more from
+        where the final ended: no later update would read the speech it left out (earlier,
+        the next update reads it better than a window without context would).
         """
         if result is None or plan.window is None:
             return None
@@ -417,10 +421,12 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         if opens < self._final_end - round(PAUSE * SAMPLE_RATE) and self._starts_late(plan,
                                                                                      result):
             return self._final_end
+        if opens >= self._final_end or not self._cut_short(plan, result):
+            return None
         context = self._final_end - round(RETRY_CONTEXT * SAMPLE_RATE)
-        if opens < context and self._cut_short(plan, result):
+        if opens < context:
             return context
-        return None
+        return self._final_end if plan.eof else None
 
     def _starts_late(self, plan: _Plan, result: WindowText) -> bool:
         """Whether the hypothesis skipped heard speech after the committed words: it holds
