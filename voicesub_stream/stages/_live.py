@@ -605,7 +605,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         stream's opening (:data:`OPENING_WORDS`), which one hypothesis reads badly.
         """
         tentative = self._tentative
-        if self._words_final + len(self._committed) < OPENING_WORDS:
+        if self._opening_left > 0:
             return []
         for i in range(len(tentative) - 2, -1, -1):
             word, after = tentative[i], tentative[i + 1]
@@ -629,7 +629,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         if commit_all:
             self._tentative = []
             return committed + new
-        opening = OPENING_WORDS - self._words_final - len(committed)
+        opening = self._opening_left
         agreed = 0
         for old, cur in zip(self._tentative, new, strict=False):
             limit = opening_horizon if agreed < opening else horizon
@@ -638,6 +638,11 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
             agreed += 1
         self._tentative = new[agreed:]
         return committed + new[:agreed]
+
+    @property
+    def _opening_left(self) -> int:
+        """How many of the stream's first :data:`OPENING_WORDS` words are not committed yet."""
+        return OPENING_WORDS - self._words_final - len(self._committed)
 
     def _context(self) -> tuple[list[Word], float]:
         """The last committed words (final or not) and where they end, in seconds."""
