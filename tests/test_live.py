@@ -324,7 +324,7 @@ def live_stage(*, opening: bool = False, **live: Any) -> LiveTranscriber:
     stage = LiveTranscriber(FakeRunner(TranscribeOptions()), Scheduler(1),  # type: ignore[arg-type]
                             TranscribeOptions(), LiveOptions(**live))
     if not opening:
-        stage._words_final = OPENING_WORDS
+        stage._final_word_count = OPENING_WORDS
     return stage
 
 

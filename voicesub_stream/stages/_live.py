@@ -294,7 +294,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         self._last_final_end = 0.0  # the same in seconds, as emitted
         self._final_tail: list[Word] = []
         self._final_words: list[Word] = []
-        self._words_final = 0  # words finalised since the stream began
+        self._final_word_count = 0  # words finalised since the stream began
         self._last_partial = ""
         self._finals_text: list[str] = []
         self._next_index = 0
@@ -642,7 +642,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
     @property
     def _opening_left(self) -> int:
         """How many of the stream's first :data:`OPENING_WORDS` words are not committed yet."""
-        return OPENING_WORDS - self._words_final - len(self._committed)
+        return OPENING_WORDS - self._final_word_count - len(self._committed)
 
     def _context(self) -> tuple[list[Word], float]:
         """The last committed words (final or not) and where they end, in seconds."""
@@ -655,7 +655,7 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
         self._committed, self._last_partial = [], ""
         if not keep_tentative:
             self._tentative = []
-        self._words_final += len(words)
+        self._final_word_count += len(words)
         if words:
             self._final_end = max(self._final_end, round(words[-1].end * SAMPLE_RATE))
             self._final_tail = (self._final_tail + words)[-5:]
