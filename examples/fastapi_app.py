@@ -25,6 +25,9 @@ engine = Engine(Settings.load(model="tiny.en"))
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with engine:
+        # Load the model and time one live update before the first client: its stream then
+        # starts at once, and a refusal when full is answered at once.
+        await engine.warm_up()
         yield
 
 

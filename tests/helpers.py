@@ -87,7 +87,7 @@ def live_update_cost(seconds: float) -> Iterator[None]:
 
     import voicesub_stream._admission as module
 
-    def calibrate(self: module.Admission, model: str, encoder_seconds: float) -> None:
+    def calibrate(self: module.Admission, model: str, update_seconds: float) -> None:
         self._calibrated.add(model)
         self._costs.setdefault(model, seconds)
 

@@ -135,7 +135,7 @@ def admission(cost: float) -> Admission:
 
 
 def test_admission_refuses_once_full_and_admits_again_when_a_stream_ends() -> None:
-    adm = admission(0.47)  # 0.47 core-seconds per 1 s update: four streams fit in 1.92 cores
+    adm = admission(0.38)  # 0.38 core-seconds per 1 s update: four streams fit in 1.6 cores
     tickets = [adm.admit("tiny.en", LiveOptions()) for _ in range(4)]
     with pytest.raises(OverloadedError, match="at capacity") as refused:
         adm.admit("tiny.en", LiveOptions())
@@ -150,7 +150,7 @@ def test_admission_refuses_once_full_and_admits_again_when_a_stream_ends() -> No
 
 
 def test_a_stream_that_accepts_less_is_admitted_degraded() -> None:
-    adm = admission(0.5)  # three full streams fit (1.5 of 1.92 cores), a fourth would not
+    adm = admission(0.42)  # three full streams fit (1.26 of 1.6 cores), a fourth would not
     for _ in range(3):
         adm.admit("tiny.en", LiveOptions())
     with pytest.raises(OverloadedError, match="degraded"):
@@ -169,17 +169,17 @@ def test_the_first_stream_is_admitted_whatever_it_costs() -> None:
         adm.admit("tiny.en", LiveOptions())
 
 
-def test_a_timed_encoder_pass_sizes_the_capacity_before_any_update_is_measured() -> None:
-    from voicesub_stream._admission import PRIOR_UPDATE_SECONDS, UPDATE_PER_ENCODE
+def test_a_timed_update_sizes_the_capacity_before_any_update_is_measured() -> None:
+    from voicesub_stream._admission import PRIOR_UPDATE_SECONDS
 
     adm = Admission(cores=2, threads_per_call=1, device="cpu")
     assert adm.needs_calibration("tiny.en")
-    adm.calibrate("tiny.en", 0.11)  # a machine slower than the prior's
+    adm.calibrate("tiny.en", 0.26)  # a machine slower than the prior's
     assert not adm.needs_calibration("tiny.en")
     cost = adm.statistics().models["tiny.en"]
     assert cost.calibrated
     assert not cost.measured
-    assert cost.update_seconds == pytest.approx(0.11 * UPDATE_PER_ENCODE["tiny"])
+    assert cost.update_seconds == pytest.approx(0.26)
     assert cost.update_seconds > PRIOR_UPDATE_SECONDS["tiny"]
     fit = math.floor(adm.capacity / cost.update_seconds)  # one update a second each
     assert fit < math.floor(adm.capacity / PRIOR_UPDATE_SECONDS["tiny"])
@@ -250,6 +250,27 @@ async def test_a_refused_stream_fails_at_its_start_and_leaks_nothing(
     assert stats.refused >= 2
     assert stats.live_streams == 0
     await assert_no_leaks(before)
+
+
+@pytest.mark.speech
+async def test_a_warmed_up_engine_answers_the_first_streams_from_its_timed_update(
+    settings: Settings, espeak_audio: np.ndarray,
+) -> None:
+    async with Engine(settings) as engine:
+        await engine.warm_up()
+        cost = engine.statistics().admission.models["tiny.en"]
+        assert cost.calibrated
+        assert not cost.measured
+        assert cost.update_seconds > 0
+        assert [m.name for m in engine.statistics().models.loaded] == ["tiny.en"]
+        await engine.warm_up()  # timed once per model
+        assert engine.statistics().admission.models["tiny.en"] == cost
+        # A stream now starts without timing anything.
+        async with engine.transcribe_stream(paced(espeak_audio[:16_000]),
+                                            live=LiveOptions()) as stream:
+            async for _ in stream:
+                pass
+        assert engine.statistics().admission.admitted == 1
 
 
 @pytest.mark.speech

@@ -57,6 +57,26 @@ def test_a_process_that_loads_a_model_keeps_numpy_blas_on_one_thread(tmp_path: P
     assert all(p["num_threads"] == 1 for p in pools)
 
 
+def test_a_timed_live_update_costs_more_than_its_encoder_pass(tmp_path: Path) -> None:
+    # The calibration times the decoder and the alignment too: on CPU they cost more than
+    # the encoder, by a factor that differs between machines.
+    import time
+
+    import numpy as np
+
+    from voicesub_stream.models import live_update_seconds
+
+    loaded = registry(tmp_path).get(ModelKey("tiny.en", "cpu", "int8"))
+    features = np.zeros((1, 80, 1000), np.float32)
+    loaded.whisper.encode(features)
+    passes = []
+    for _ in range(3):
+        started = time.perf_counter()
+        loaded.whisper.encode(features)
+        passes.append(time.perf_counter() - started)
+    assert live_update_seconds(loaded, calls=2) > min(passes)
+
+
 def test_least_recently_used_model_is_evicted_and_unloaded(tmp_path: Path) -> None:
     reg = registry(tmp_path, max_loaded_models=2)
     keys = [ModelKey("tiny.en", "cpu", ct) for ct in ("int8", "float32", "int8_float32")]

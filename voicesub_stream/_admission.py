@@ -13,9 +13,10 @@ when a full one no longer fits.
 The update cost is measured per model from the live updates that ran at the economical pace
 or above. Until there are some (a cold engine, or one never loaded enough to slow its
 streams down) it is calibrated: before a model's first live stream is admitted, the engine
-times one encoder pass on this machine and counts an update as a measured multiple of it
-(:data:`UPDATE_PER_ENCODE`), so a burst of streams at a cold start is sized for the machine
-it runs on, not for the one a fixed figure was taken on. Without calibration (model calls in
+times one update of the kind a loaded stream makes (``models.live_update_seconds``: encoder,
+decoder and alignment, with as many calls at once as the engine makes), so a burst of
+streams at a cold start is sized for the machine it runs on, not for the one a fixed figure
+was taken on. Without calibration (model calls in
 worker processes) a prior per model size stands in. File work is not admitted here: it runs
 at batch priority on what live streams leave, and the scheduler keeps the model calls
 admitted live streams need free of it.
@@ -41,11 +42,12 @@ __all__ = ("Admission", "AdmissionStatistics", "Ticket")
 
 logger = logging.getLogger(__name__)
 
-UTILISATION = 0.96
-"""Share of the cores admitted live streams are counted to keep busy. Counted at the
-economical pace, which streams leave for finals only when they fall behind: two cores held
-12 streams of tiny.en (0.16 core-s an update, 96 % counted) at final p95 2.2 s, and 14
-(115 %) at 3.0 s."""
+UTILISATION = 0.8
+"""Share of the cores admitted live streams are counted to keep busy with model calls. The
+rest goes to the work beside them (decoding each source, Silero, the event loop) and to the
+queueing that makes latency climb as the cores fill: at 96 % two cores held 12 streams of
+tiny.en (0.12 core-s an update) at final p95 2.3 s but 15 at 2.7 s, and on a slower machine
+(0.27 core-s an update) 7 streams at 2.7-4.2 s, where 6 (81 %) kept 2.4 s."""
 SMOOTHING = 0.02
 """Weight of one update in the running average of update costs (about the last 50)."""
 PRIOR_UPDATE_SECONDS = {"tiny": 0.13, "base": 0.3, "small": 0.9, "medium": 2.6, "large": 5.0,
@@ -53,12 +55,6 @@ PRIOR_UPDATE_SECONDS = {"tiny": 0.13, "base": 0.3, "small": 0.9, "medium": 2.6, 
 """Core-seconds of one live update at the economical pace, one CPU thread, int8, by model
 size; the unmeasured fallback. A GPU call is counted as ``GPU_SPEEDUP`` times cheaper."""
 GPU_SPEEDUP = 20.0
-UPDATE_PER_ENCODE = {"tiny": 3.2, "base": 3.2}
-"""One live update (features, encoder, beam-2 decoder and word alignment of a window of up to
-9 s) in core-seconds under load, over the quickest encoder pass on the 10 s input,
-single-thread, int8, two cores: tiny.en 0.158-0.165 s at 12-16 streams over 0.047-0.054 s,
-base (English) 0.38-0.40 s at 4 streams over 0.12 s. Larger models spend more of an update
-in the encoder; they take base's ratio, which counts them at least as dear as they are."""
 RETRY_AFTER = 5.0
 """Seconds a refused client is told to wait: live streams come and go over tens of seconds."""
 _SIZE = re.compile("|".join(PRIOR_UPDATE_SECONDS))
@@ -197,17 +193,15 @@ class Admission:
     def needs_calibration(self, model: str) -> bool:
         return model not in self._calibrated and model not in self._observed
 
-    def calibrate(self, model: str, encoder_seconds: float) -> None:
-        """Count ``model``'s updates from one encoder pass timed on this machine (wall
-        seconds on a call's threads), until updates are measured."""
-        size = _SIZE.search(model.lower())
-        ratio = UPDATE_PER_ENCODE.get(size.group(0) if size else "base", UPDATE_PER_ENCODE["base"])
-        cost = encoder_seconds * ratio * self.threads_per_call
+    def calibrate(self, model: str, update_seconds: float) -> None:
+        """Count ``model``'s updates at one update timed on this machine (wall seconds on a
+        call's threads), until updates are measured."""
+        cost = update_seconds * self.threads_per_call
         self._calibrated.add(model)
         if model not in self._observed:
             self._costs[model] = cost
-            logger.info("live update of %s counted at %.3f core-s (encoder pass %.3f s)",
-                        model, cost, encoder_seconds)
+            logger.info("live update of %s counted at %.3f core-s (timed update %.3f s)",
+                        model, cost, update_seconds)
 
     def observe(self, model: str, model_seconds: float) -> None:
         """Fold one update's model time into ``model``'s cost: a plain mean of the first

@@ -37,8 +37,8 @@ from .models import (
     ModelKey,
     ModelRegistry,
     cuda_device_count,
-    encoder_seconds,
     execution_plan,
+    live_update_seconds,
     load_vad,
 )
 from .models._registry import pick_device
@@ -364,6 +364,18 @@ class Engine:
                 queues[name] = queues.get(name, 0) + n
         return EngineActivity(streams, self.scheduler.running, self.scheduler.queued, queues)
 
+    async def warm_up(self, model: str | None = None) -> None:
+        """Load ``model`` (the default when None) and time one live update of it now, so
+        that the first streams wait for neither: a server does this before it takes clients
+        (a refusal is then answered at once, and the timing is not slowed by file work
+        already running). With worker processes or Ray actors the workers load their own
+        copy and nothing is done here.
+
+        :raises ModelNotFoundError: the name resolves to no model
+        :raises ModelLoadError: CTranslate2 could not load it
+        """
+        await self._calibrate(self.registry.key_for(model))
+
     async def can_admit_live(self, model: str | None = None,
                              live: LiveOptions | None = None) -> None:
         """Check that one more live stream of ``model`` would be admitted now (a session that
@@ -420,15 +432,16 @@ class Engine:
             self._ray.publish_load(self.admission.load())
 
     async def _calibrate(self, key: ModelKey) -> None:
-        """Time the model's encoder once before its first live stream is admitted (loading
-        the model, which that stream needs anyway): streams arriving meanwhile wait for it,
-        then are admitted or refused at once."""
+        """Time one live update of the model before its first live stream is admitted
+        (loading the model, which that stream needs anyway): streams arriving meanwhile wait
+        for it, then are admitted or refused at once."""
         if not self.admission.needs_calibration(key.name) or self._executor != "threads":
             return
         async with self._calibration_lock:
             if self.admission.needs_calibration(key.name):
                 loaded = await anyio.to_thread.run_sync(self.registry.get, key)
-                seconds = await anyio.to_thread.run_sync(encoder_seconds, loaded)
+                seconds = await anyio.to_thread.run_sync(functools.partial(
+                    live_update_seconds, loaded, calls=self.execution.concurrent_calls))
                 self.admission.calibrate(key.name, seconds)
 
     async def _join_cluster(self) -> None:

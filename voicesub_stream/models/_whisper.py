@@ -505,20 +505,51 @@ def fitting_window(seconds: float) -> float:
     return (encoder_frames(math.ceil(seconds * 100)) - ENCODER_MARGIN) / 100
 
 
-def encoder_seconds(model: LoadedModel) -> float:
-    """Wall seconds of one encoder pass over the 10 s input on ``model``'s own threads: what a
-    cold engine knows of the machine's speed before any live update has run (the quickest of
-    five passes after one that warms the caches: a pass slowed by another thread is the
-    machine's noise, not its speed)."""
+LIVE_UPDATE_TOKENS = 24
+"""Tokens one calibration update writes: a live update at the economical pace reads about
+9 s of speech (5 s of context and the audio since the last final), some 24 tokens of
+English."""
+
+
+def live_update_seconds(model: LoadedModel, *, calls: int) -> float:
+    """Wall seconds of one live update on ``model``'s own threads while ``calls`` run at once:
+    what a cold engine knows of the machine's speed before any live update has run.
+
+    The update is timed whole, as the live stage makes it: one encoder pass over the 10 s
+    input, a beam-2 decoder with a 64-token prompt that writes :data:`LIVE_UPDATE_TOKENS`
+    tokens (the end token suppressed, so silence costs what speech does), and the word
+    alignment. The encoder alone is no measure of it: the decoder is a long run of small
+    steps, whose cost differs between machines far more than the encoder's (an update
+    cost 3.2 encoder passes on one two-core machine and 4.6 on another). The calls run side
+    by side, as under load, where they slow each other down; the quicker of two rounds
+    after one that warms the caches counts.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from faster_whisper.tokenizer import Tokenizer
+
     whisper = model.whisper
+    tokenizer = Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual,
+                          task="transcribe", language="en")
     features = np.zeros((1, whisper.model.n_mels, MIN_FRAMES), np.float32)
-    whisper.encode(features)
-    passes = []
-    for _ in range(5):
+    prompt = [tokenizer.sot_prev, *tokenizer.encode(" the") * 64, *tokenizer.sot_sequence,
+              tokenizer.no_timestamps]
+
+    def update() -> float:
         started = time.perf_counter()
-        whisper.encode(features)
-        passes.append(time.perf_counter() - started)
-    return min(passes)
+        encoded = whisper.encode(features)
+        result = whisper.model.generate(
+            encoded, [prompt], beam_size=2, max_length=len(prompt) + LIVE_UPDATE_TOKENS,
+            suppress_tokens=[-1, tokenizer.eot], return_scores=True,
+            return_no_speech_prob=True)
+        whisper.model.align(encoded, tokenizer.sot_sequence, [result[0].sequences_ids[0]],
+                            MIN_FRAMES // 2)
+        return time.perf_counter() - started
+
+    calls = max(calls, 1)
+    with ThreadPoolExecutor(calls, thread_name_prefix="voicesub calibration") as pool:
+        rounds = [sum(pool.map(lambda _: update(), range(calls))) / calls for _ in range(3)]
+    return min(rounds[1:])
 
 
 def token_budget(duration: float) -> int:

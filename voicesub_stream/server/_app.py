@@ -304,6 +304,10 @@ def create_app(engine: Engine | None = None, *, settings: ServerSettings | None 
             yield
             return
         async with Engine(engine_settings) as owned:
+            try:
+                await owned.warm_up()
+            except VoicesubError as exc:  # each request will say so itself
+                logger.warning("the default model could not be loaded: %s", exc)
             state.engine = owned
             try:
                 yield
