@@ -450,6 +450,22 @@ def test_a_hypothesis_that_stops_before_the_speech_does_is_cut_short() -> None:
 
 
 
+def test_words_the_alignment_gives_no_time_end_a_hypothesis() -> None:
+    """Whisper looped at the edge of the audio ("time is money. The origin's power and time is
+    money.") with every repeated word at one instant; the end of the stream committed it."""
+    from voicesub_stream.stages._live import _heard
+
+    said = hypothesis(("and", 18.34, 18.80), ("time", 18.80, 19.00), ("is", 19.00, 19.24),
+                      ("money.", 19.24, 19.48), ("The", 19.48, 19.48),
+                      ("origin's", 19.48, 19.48), ("power", 19.48, 19.48),
+                      ("and", 19.48, 19.48), ("money.", 19.48, 19.66)).words
+    assert [w.text.strip() for w in _heard(said)] == ["and", "time", "is", "money."]
+    # One word or two at an instant are the alignment's rounding, not a loop.
+    quick = hypothesis(("The", 17.46, 17.46), ("origin's", 17.46, 18.02),
+                       ("a", 18.02, 18.02), ("b", 18.02, 18.02), ("power", 18.02, 18.3)).words
+    assert _heard(quick) == quick
+
+
 def test_a_hypothesis_that_stops_short_is_read_with_less_context_then_with_none() -> None:
     """Whisper stopped at "Pedro." with a date still to be said: read again with a second of
     the final's audio, then, at the stream's end, from where the final ended; then taken as
