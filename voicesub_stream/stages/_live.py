@@ -421,8 +421,9 @@ class LiveTranscriber(Stage[AudioChunk, Segment, LiveStatistics]):
                     prompt_limit=self.live.prompt_tokens, priority=self.priority)
         if result is not None:
             heard = _heard(result.words)
-            if len(heard) < len(result.words):
-                result = dataclasses.replace(result, words=heard)
+            if len(heard) < len(result.words):  # the text too, so the two never disagree
+                result = dataclasses.replace(result, words=heard,
+                                             text="".join(w.text for w in heard).strip())
         return plan, result
 
     def _reread_from(self, plan: _Plan, result: WindowText | None) -> int | None:
