@@ -297,7 +297,7 @@ class LiveOptions:
     seconds of already-final audio stay in the buffer so the model hears what came before.
     Words ending in the newest ``holdback`` seconds are never committed (a word cut by the
     buffer's edge is easily misheard twice the same way; a stream's first words, heard with
-    nothing before them, wait for 2 s of audio after them), and committed words are finalised
+    nothing before them, wait for 1.5 s of audio after them), and committed words are finalised
     once they span ``max_final`` seconds even without a sentence end, so they never wait
     long. Defaults measured with ``voicesub bench live`` (docs/live-mode.md).
 
