@@ -365,7 +365,7 @@ def test_a_sentence_end_before_a_heard_pause_needs_no_second_hypothesis() -> Non
 
 def test_a_streams_opening_words_wait_for_more_audio_before_they_agree() -> None:
     """Whisper reads a stream's first words, with nothing before them, two ways in turn: two
-    hypotheses that agree on them commit them only with two seconds of audio after them."""
+    hypotheses that agree on them commit them only with 1.5 s of audio after them."""
     misheard = (("Looking", 0.5, 1.1), ("like", 1.1, 1.4), ("last,", 1.4, 1.9))
     heard = (("Look", 0.5, 0.9), ("in", 0.9, 1.1), ("thy", 1.1, 1.3), ("glass,", 1.3, 1.9),
              ("and", 2.2, 2.4), ("tell", 2.4, 2.7), ("the", 2.7, 2.9))
