@@ -375,10 +375,10 @@ def test_a_streams_opening_words_wait_for_more_audio_before_they_agree() -> None
     assert update(stage, 3.0, hypothesis(*misheard)) == ["Looking like last,"]
     # At a stream's start they are not, nor is one reading before a heard pause.
     stage = live_stage(opening=True, holdback=0.5)
-    update(stage, 2.5, hypothesis(*misheard))
-    assert update(stage, 3.0, hypothesis(*misheard)) == []
-    assert update(stage, 3.5, hypothesis(*heard[:6]), pauses=((1.95, 2.15),)) == []
-    assert update(stage, 4.0, hypothesis(*heard)) == ["Look in thy glass,"]
+    update(stage, 2.0, hypothesis(*misheard))
+    assert update(stage, 2.5, hypothesis(*misheard)) == []
+    assert update(stage, 3.0, hypothesis(*heard[:6]), pauses=((1.95, 2.15),)) == []
+    assert update(stage, 3.8, hypothesis(*heard)) == ["Look in thy glass,"]
     assert [w.text.strip() for w in stage._committed] == []
 
 
