@@ -3,15 +3,18 @@
 Each live update asks :meth:`StreamBatcher.transcribe` for one window. Requests of runners
 with one :attr:`~voicesub_stream.models.Runner.batch_key` (same model, same decoding options)
 join a group; one batch task per group waits for a scheduler slot and, once admitted, takes
-every waiting request (best priority first, at most ``max_batch``) into one model call (a
-:class:`~voicesub_stream.models.WhisperBatch` here, or one call of a Ray actor). Company is
-therefore free while the model is busy: requests pile up behind the running call. When the
-model is idle, a request waits at most ``window`` seconds for the other streams of its group,
-and not at all when it is the group's only stream, so a lone stream is never slowed down.
+its share of the waiting requests (best priority first, at most ``max_batch``): all of them
+when no other slot is free, else an even share over the free slots, whose calls take the
+rest beside it. A call is a :class:`~voicesub_stream.models.WhisperBatch` here, or one call
+of a Ray actor. Company is therefore free while the model is busy: requests pile up behind
+the running calls. When the model is idle, a request waits at most ``window`` seconds
+for the other streams of its group, and not at all when it is the group's only stream, so a
+lone stream is never slowed down.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -73,10 +76,13 @@ class StreamBatcher:
     """Shares model calls between live streams; an async context manager owning its tasks."""
 
     def __init__(self, scheduler: Scheduler, *, window: float = 0.02,
-                 max_batch: int = 8) -> None:
+                 max_batch: int = 8, shares: bool = True) -> None:
         self.scheduler = scheduler
         self.window = window
         self.max_batch = max_batch
+        self.shares = shares
+        """Whether requests share calls now; when not, each is a call of its own (the engine
+        decides once it has timed a shared call on a CPU)."""
         self._groups: dict[Hashable, _Group] = {}
         self._tg: TaskGroup | None = None
         self.batches = 0
@@ -115,7 +121,7 @@ class StreamBatcher:
 
         :raises TranscriptionError: the model failed (every request of that call gets it)
         """
-        if runner.batch_key is None or self._tg is None:
+        if runner.batch_key is None or self._tg is None or not self.shares:
             (result,) = await self.scheduler.run_sync(
                 lambda: runner.transcribe([window], prompts=[prompt],
                                           prompt_limit=prompt_limit), priority=priority)
@@ -150,9 +156,10 @@ class StreamBatcher:
             self._groups[key] = _Group(prompt_limit)
         return self._groups[key]
 
-    async def _lead(self, group: _Group) -> None:
-        """Wait briefly for company, then for a slot; then run whatever is waiting."""
-        if self.window > 0:
+    async def _lead(self, group: _Group, *, company: bool = True) -> None:
+        """Wait briefly for company (unless told not to), then for a slot; then run whatever
+        is waiting."""
+        if company and self.window > 0:
             with anyio.move_on_after(self.window):
                 while 0 < len(group.pending) < min(group.members, self.max_batch):
                     group.arrived = anyio.Event()
@@ -165,11 +172,12 @@ class StreamBatcher:
 
     async def _call(self, group: _Group) -> None:
         group.pending.sort(key=lambda r: priority_value(r.priority))
-        batch = group.pending[: self.max_batch]
-        del group.pending[: self.max_batch]
+        take = self._share(len(group.pending))
+        batch = group.pending[:take]
+        del group.pending[:take]
         group.leader = bool(group.pending)
-        if group.pending and self._tg is not None:  # more than one batch waits: next leader
-            self._tg.start_soon(self._lead, group)
+        if group.pending and self._tg is not None:  # the rest go in a call of their own
+            self._tg.start_soon(functools.partial(self._lead, group, company=False))
         if not batch:
             return
         self.batches += 1
@@ -183,6 +191,16 @@ class StreamBatcher:
                 if r.result is None and r.error is None:
                     r.error = StreamClosedError("the engine closed")
                 r.done.set()
+
+
+    def _share(self, pending: int) -> int:
+        """How many of ``pending`` requests this call takes: an even share over the slots
+        free now, this call's among them, so that idle cores take the rest in calls of their
+        own beside it rather than all of it waiting for one long call. Requests that wait
+        for a busy core join the next call that frees instead, where they cost less than in
+        a call of their own."""
+        idle = max(0, self.scheduler.workers - self.scheduler.running)
+        return min(self.max_batch, max(1, -(-pending // (idle + 1))))
 
 
 def _answer(batch: list[_Request], prompt_limit: int | None) -> None:
