@@ -12,7 +12,7 @@ import pytest
 
 from voicesub_stream import Engine, LiveOptions, Settings, paced
 from voicesub_stream._text import word_error_rate
-from voicesub_stream.models import ModelRegistry, UpdateCost, WhisperRunner, WindowText
+from voicesub_stream.models import ModelRegistry, WhisperRunner, WindowText
 from voicesub_stream.scheduler import Scheduler
 from voicesub_stream.stages import SpeechWindow
 from voicesub_stream.stages._batcher import StreamBatcher
@@ -184,7 +184,7 @@ async def test_live_streams_batched_in_one_engine_give_the_unbatched_finals(
     # refuse the third on a slow machine, this is about batching.
     with live_update_cost(0.05):
         batched, stats = await run(settings.model_copy(update={"stream_batching": True}))
-        unbatched, none = await run(settings.model_copy(update={"stream_batching": False}))
+        unbatched, none = await run(settings)  # on a CPU, streams do not share calls
     assert none is None
     assert stats is not None
     assert max(stats.sizes) > 1
@@ -193,37 +193,14 @@ async def test_live_streams_batched_in_one_engine_give_the_unbatched_finals(
     assert "smooth" in " ".join(batched[2])
 
 
-@pytest.mark.parametrize(("shared", "shares"), [(0.2, False), (0.15, True)])
-async def test_on_a_cpu_streams_share_calls_where_a_timed_shared_call_costs_less(
-    settings: Settings, shared: float, shares: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Whether a shared call saves time depends on the machine's decoder: the engine times
-    # one before the first live stream and decides (here with the timing scripted).
-    import voicesub_stream._engine as engine_module
-
-    monkeypatch.setattr(engine_module, "live_update_cost",
-                        lambda loaded, calls: UpdateCost(0.2, shared))
-    async with Engine(settings) as engine:
-        assert engine.batcher is not None
-        assert not engine.batcher.shares  # not before it is measured
-        assert engine.batcher.window == 0  # a free core answers a window sooner alone
-        assert not engine.statistics().execution.shared_calls
-        await engine.warm_up()
-        assert engine.batcher.shares is shares
-        assert engine.statistics().execution.shared_calls is shares  # shows in statistics
-        # A cold engine counts an update at what it costs the way updates will run.
-        (cost,) = engine.statistics().admission.models.values()
-        assert cost.update_seconds == pytest.approx((0.2 + shared) / 2 if shares else 0.2)
-
-
-def test_settings_pin_whether_streams_share_calls(settings: Settings) -> None:
+def test_streams_share_calls_by_default_only_where_that_pays(settings: Settings) -> None:
+    # On a CPU a window costs the same alone or batched: sharing a call only delays answers.
+    engine = Engine(settings)
+    assert engine.batcher is None
+    assert not engine.statistics().execution.shared_calls  # the choice shows in statistics
     forced = Engine(settings.model_copy(update={"stream_batching": True}))
     assert forced.batcher is not None
-    assert forced.batcher.shares
     assert forced.statistics().execution.shared_calls
-    never = Engine(settings.model_copy(update={"stream_batching": False}))
-    assert never.batcher is None
-    assert not never.statistics().execution.shared_calls
 
 
 class _Recorder:

@@ -13,13 +13,13 @@ when a full one no longer fits.
 The update cost is measured per model from the live updates that ran at the economical pace
 or above. Until there are some (a cold engine, or one never loaded enough to slow its
 streams down) it is calibrated: before a model's first live stream is admitted, the engine
-times one update of the kind a loaded stream makes (``models.live_update_cost``: encoder,
-decoder and alignment, with as many calls at once as the engine makes; its share of a shared
-call where streams share calls), so a burst of streams at a cold start is sized for the
-machine it runs on, not for the one a fixed figure was taken on. Without calibration (model
-calls in worker processes) a prior per model size stands in. File work is not admitted
-here: it runs at batch priority on what live streams leave, and the scheduler keeps the
-model calls admitted live streams need free of it.
+times one update of the kind a loaded stream makes (``models.live_update_seconds``: encoder,
+decoder and alignment, with as many calls at once as the engine makes), so a burst of
+streams at a cold start is sized for the machine it runs on, not for the one a fixed figure
+was taken on. Without calibration (model calls in
+worker processes) a prior per model size stands in. File work is not admitted here: it runs
+at batch priority on what live streams leave, and the scheduler keeps the model calls
+admitted live streams need free of it.
 """
 
 from __future__ import annotations

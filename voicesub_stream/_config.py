@@ -68,9 +68,8 @@ class Settings(BaseSettings):
     scheduler_max_wait: float = Field(default=10.0, gt=0)
     stream_batching: bool | Literal["auto"] = "auto"
     """Live windows of concurrent streams on one model share model calls (``auto``: on a
-    GPU and on Ray actors, where a shared call costs less than its windows one by one; on a
-    CPU where the engine's timing of a live update finds a shared call cheaper per window,
-    which depends on the machine)."""
+    GPU and on Ray actors, where a shared call costs less than its windows one by one; not
+    on a CPU, where it saves little and keeps each answer waiting for the whole call)."""
     batch_window: float = Field(default=0.02, ge=0.0, le=1.0)
     """Seconds a live window waits for other streams' windows (only while others are live)."""
     stream_batch_size: int = Field(default=8, ge=1)

@@ -38,7 +38,7 @@ from .models import (
     ModelRegistry,
     cuda_device_count,
     execution_plan,
-    live_update_cost,
+    live_update_seconds,
     load_vad,
 )
 from .models._registry import pick_device
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from ._pipeline import StreamStatistics
     from ._types import Segment
     from .cache import CacheStatistics
-    from .models import RegistryStatistics, Runner, UpdateCost
+    from .models import RegistryStatistics, Runner
     from .scheduler import SchedulerStatistics
     from .stages import BatchingStatistics
     from .translation import Translator
@@ -163,19 +163,15 @@ class Engine:
         self._owns_ray = cluster is None
         self._ray: RayPool | None = cluster
         device = pick_device(self.registry.config.device)
-        batching = _stream_batching(scheduling.stream_batching, device, self._executor)
-        self._measure_sharing = batching == "measure"
+        batching = _batches_pay(scheduling.stream_batching, device, self._executor)
         self.execution = dataclasses.replace(execution_plan(self.registry.config, device),
-                                             shared_calls=batching is True)
+                                             shared_calls=batching)
         self.scheduler = _make_scheduler(self.settings, self.execution)
         self.admission = _make_admission(self.settings, self.execution, self.scheduler,
                                          self._admission_changed)
-        # Where sharing is measured (a CPU), a window never waits for company: a free core
-        # answers it sooner alone, and windows that wait for a busy one share the next call.
-        self.batcher = (StreamBatcher(self.scheduler, max_batch=scheduling.stream_batch_size,
-                                      window=scheduling.batch_window if batching is True else 0,
-                                      shares=batching is True)
-                        if batching is not False else None)
+        self.batcher = (StreamBatcher(self.scheduler, window=scheduling.batch_window,
+                                      max_batch=scheduling.stream_batch_size)
+                        if batching else None)
         if self.settings.malloc_arenas is not None:  # before this engine starts any thread
             limit_malloc_arenas(self.settings.malloc_arenas)
         self.translators = Translators(self.settings.translation(), custom=translators)
@@ -444,24 +440,9 @@ class Engine:
         async with self._calibration_lock:
             if self.admission.needs_calibration(key.name):
                 loaded = await anyio.to_thread.run_sync(self.registry.get, key)
-                cost = await anyio.to_thread.run_sync(functools.partial(
-                    live_update_cost, loaded, calls=self.execution.concurrent_calls))
-                if self._measure_sharing and self.batcher is not None:
-                    self._measure_sharing = False
-                    self._share_calls(cost)
-                shared = self.batcher is not None and self.batcher.shares
-                self.admission.calibrate(key.name, cost.under_load if shared else cost.alone)
-
-    def _share_calls(self, cost: UpdateCost) -> None:
-        """Let live streams share model calls if the first model timed showed that a shared
-        call costs clearly less per update than calls of their own (the decoder's cost per
-        step is the machine's, whichever model runs)."""
-        assert self.batcher is not None
-        self.batcher.shares = cost.sharing_pays
-        self.execution = dataclasses.replace(self.execution, shared_calls=cost.sharing_pays)
-        logger.info("live update timed at %.3f s alone, %.3f s in a shared call: streams %s",
-                    cost.alone, cost.shared,
-                    "share calls" if cost.sharing_pays else "keep calls of their own")
+                seconds = await anyio.to_thread.run_sync(functools.partial(
+                    live_update_seconds, loaded, calls=self.execution.concurrent_calls))
+                self.admission.calibrate(key.name, seconds)
 
     async def _join_cluster(self) -> None:
         """Connect to the Ray cluster and start the actor pool; calls at once, the live
@@ -481,8 +462,7 @@ class Engine:
         self.execution = ExecutionPlan(threads, size, f"Ray: {size} actor"
                                        f"{'s' if size > 1 else ''} of {kind} each, one call "
                                        f"at a time, on the cluster at {pool.address}",
-                                       shared_calls=self.batcher is not None
-                                       and self.batcher.shares)
+                                       shared_calls=self.batcher is not None)
         if self.scheduler.workers != size:
             self.scheduler.resize(size)
         self.admission.cores = size * threads
@@ -701,17 +681,19 @@ def _make_monitor(engine: Engine) -> Monitor:
                    adaptive=s.adaptive_monitoring, memory=memory, engine_stats=activity)
 
 
-def _stream_batching(setting: bool | Literal["auto"], device: str,
-                     executor: str) -> bool | Literal["measure"]:
-    """Whether live windows of several streams share model calls. A GPU decodes a batch for
-    little more than one window, and a call to a Ray actor costs 5-7 ms on its own. On a
-    CPU it depends on the machine, so it is measured: on one two-core machine two updates in
-    one call cost 0.84-0.86 of two calls of their own, and 8 streams ran at 150-155 % CPU
-    shared against 184 % each alone; on another, a window cost the same alone or in
-    company, and sharing only made each answer wait for the others'."""
+def _batches_pay(setting: bool | Literal["auto"], device: str, executor: str) -> bool:
+    """Whether live windows of several streams share model calls. Not on a CPU, where a
+    shared call saves little compute and answers none of its windows before all of them.
+    On one machine a window cost the same alone or in company (tiny.en, one thread: beam-2
+    decoder 50-51 ms a window from one window a call to eight), and 12 streams forced past
+    admission had final p95 2.22-2.27 s unbatched against 2.47-2.86 s batched. On a slower
+    one a shared call saved 14-19 % of the compute, yet with 8-16 streams offered p95 was
+    1.86-1.96 s in calls of their own against 2.18-2.61 s shared, at the same number
+    admitted. A GPU decodes a batch for little more than one window, and a call to a Ray
+    actor costs 5-7 ms on its own."""
     if setting != "auto":
         return setting
-    return True if device == "cuda" or executor == "ray" else "measure"
+    return device == "cuda" or executor == "ray"
 
 
 def _make_admission(settings: Settings, plan: ExecutionPlan, scheduler: Scheduler,

@@ -38,9 +38,8 @@ if TYPE_CHECKING:
     from .._types import SpeechWindow
     from ._registry import LoadedModel
 
-__all__ = ("Runner", "SpeechDetector", "UpdateCost", "WhisperBatch", "WhisperRunner",
-           "WindowText", "download_model", "live_update_cost", "load_vad", "load_whisper",
-           "speech_regions", "speech_timestamps")
+__all__ = ("Runner", "SpeechDetector", "WhisperBatch", "WhisperRunner", "WindowText",
+           "download_model", "load_vad", "load_whisper", "speech_regions", "speech_timestamps")
 
 logger = logging.getLogger(__name__)
 
@@ -512,40 +511,9 @@ LIVE_UPDATE_TOKENS = 24
 English."""
 
 
-@dataclass(frozen=True, slots=True)
-class UpdateCost:
-    """Wall seconds of one live update on a model's own threads, timed on this machine."""
-
-    alone: float
-    """An update that is a model call of its own."""
-    shared: float
-    """An update's share of a call that answers two streams' updates at once."""
-
-    @property
-    def under_load(self) -> float:
-        """What an update costs under load where streams share calls: some updates share a
-        call and some run alone. At capacity on two cores updates measured 0.19-0.20 s,
-        against 0.16-0.17 s timed in pairs and 0.21-0.22 s alone: about halfway."""
-        return (self.alone + self.shared) / 2
-
-    @property
-    def sharing_pays(self) -> bool:
-        """Whether streams should share calls: only where a shared call saves a clear
-        :data:`SHARING_GAIN` over calls of their own. Where it saves nothing, sharing only
-        makes each answer wait for its company's."""
-        return self.shared <= (1 - SHARING_GAIN) * self.alone
-
-
-SHARING_GAIN = 0.05
-"""The least saving per update that makes streams share calls. On one two-core machine two
-updates in one call cost 0.84-0.86 of two calls (the decoder's steps cost the same for two
-windows as for one); on another, a window cost the same alone or in a call of eight."""
-
-
-def live_update_cost(model: LoadedModel, *, calls: int) -> UpdateCost:
-    """One live update on ``model``'s own threads while ``calls`` run at once, alone and in a
-    call shared by two streams: what a cold engine knows of the machine's speed before any
-    live update has run, and whether streams gain from sharing calls.
+def live_update_seconds(model: LoadedModel, *, calls: int) -> float:
+    """Wall seconds of one live update on ``model``'s own threads while ``calls`` run at once:
+    what a cold engine knows of the machine's speed before any live update has run.
 
     The update is timed whole, as the live stage makes it: one encoder pass over the 10 s
     input, a beam-2 decoder with a 64-token prompt that writes :data:`LIVE_UPDATE_TOKENS`
@@ -554,11 +522,10 @@ def live_update_cost(model: LoadedModel, *, calls: int) -> UpdateCost:
     steps, whose cost differs between machines far more than the encoder's (an update
     cost 3.2 encoder passes on one two-core machine and 4.6 on another). The calls run side
     by side, as under load, where they slow each other down; the quicker of two rounds
-    counts, after one that warms the caches.
+    after one that warms the caches counts.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    import ctranslate2
     from faster_whisper.tokenizer import Tokenizer
 
     whisper = model.whisper
@@ -568,33 +535,21 @@ def live_update_cost(model: LoadedModel, *, calls: int) -> UpdateCost:
     prompt = [tokenizer.sot_prev, *tokenizer.encode(" the") * 64, *tokenizer.sot_sequence,
               tokenizer.no_timestamps]
 
-    def update(windows: int) -> float:
-        """Seconds per window of one call answering ``windows`` updates, encoded one by one
-        on a CPU as :class:`WhisperBatch` encodes them."""
+    def update() -> float:
         started = time.perf_counter()
-        if windows == 1 or whisper.model.device != "cpu":
-            encoded = whisper.encode(np.repeat(features, windows, axis=0))
-        else:
-            encoded = ctranslate2.StorageView.from_array(np.concatenate(
-                [np.asarray(whisper.encode(features)) for _ in range(windows)]))
-        results = whisper.model.generate(
-            encoded, [prompt] * windows, beam_size=2,
-            max_length=len(prompt) + LIVE_UPDATE_TOKENS,
+        encoded = whisper.encode(features)
+        result = whisper.model.generate(
+            encoded, [prompt], beam_size=2, max_length=len(prompt) + LIVE_UPDATE_TOKENS,
             suppress_tokens=[-1, tokenizer.eot], return_scores=True,
             return_no_speech_prob=True)
-        whisper.model.align(encoded, tokenizer.sot_sequence,
-                            [r.sequences_ids[0] for r in results], MIN_FRAMES // 2)
-        return (time.perf_counter() - started) / windows
-
-    def rounds(windows: int, count: int) -> list[float]:
-        return [sum(pool.map(lambda _: update(windows), range(calls))) / calls
-                for _ in range(count)]
+        whisper.model.align(encoded, tokenizer.sot_sequence, [result[0].sequences_ids[0]],
+                            MIN_FRAMES // 2)
+        return time.perf_counter() - started
 
     calls = max(calls, 1)
     with ThreadPoolExecutor(calls, thread_name_prefix="voicesub calibration") as pool:
-        alone = min(rounds(1, 3)[1:])
-        shared = min(rounds(2, 2))
-    return UpdateCost(alone, shared)
+        rounds = [sum(pool.map(lambda _: update(), range(calls))) / calls for _ in range(3)]
+    return min(rounds[1:])
 
 
 def token_budget(duration: float) -> int:

@@ -76,13 +76,10 @@ class StreamBatcher:
     """Shares model calls between live streams; an async context manager owning its tasks."""
 
     def __init__(self, scheduler: Scheduler, *, window: float = 0.02,
-                 max_batch: int = 8, shares: bool = True) -> None:
+                 max_batch: int = 8) -> None:
         self.scheduler = scheduler
         self.window = window
         self.max_batch = max_batch
-        self.shares = shares
-        """Whether requests share calls now; when not, each is a call of its own (the engine
-        decides once it has timed a shared call on a CPU)."""
         self._groups: dict[Hashable, _Group] = {}
         self._tg: TaskGroup | None = None
         self.batches = 0
@@ -121,7 +118,7 @@ class StreamBatcher:
 
         :raises TranscriptionError: the model failed (every request of that call gets it)
         """
-        if runner.batch_key is None or self._tg is None or not self.shares:
+        if runner.batch_key is None or self._tg is None:
             (result,) = await self.scheduler.run_sync(
                 lambda: runner.transcribe([window], prompts=[prompt],
                                           prompt_limit=prompt_limit), priority=priority)
@@ -192,13 +189,11 @@ class StreamBatcher:
                     r.error = StreamClosedError("the engine closed")
                 r.done.set()
 
-
     def _share(self, pending: int) -> int:
         """How many of ``pending`` requests this call takes: an even share over the slots
-        free now, this call's among them, so that idle cores take the rest in calls of their
-        own beside it rather than all of it waiting for one long call. Requests that wait
-        for a busy core join the next call that frees instead, where they cost less than in
-        a call of their own."""
+        free now, this call's among them, so that idle devices, actors or cores take the rest
+        in calls of their own beside it rather than all of it waiting for one long call.
+        Requests that wait for a busy one join the next call that frees instead."""
         idle = max(0, self.scheduler.workers - self.scheduler.running)
         return min(self.max_batch, max(1, -(-pending // (idle + 1))))
 
