@@ -93,7 +93,8 @@ async def test_bare_async_for_break_cleans_up(engine: Engine, espeak_audio: np.n
     async for _ in engine.transcribe_stream(source.__aiter__()):
         break
     gc.collect()
-    await assert_no_leaks(before)
+    # As without an engine (below): the finaliser waits for the model call already running.
+    await assert_no_leaks(before, within=30.0)
     assert source.finished
     assert source.pulled / 16_000 < IN_FLIGHT_BOUND
 
