@@ -40,7 +40,7 @@ def cpu_count() -> int:
 
 
 def _env(name: str) -> AliasChoices:
-    """``VOICESUB_NAME``, the seed's bare ``NAME``, or the field name as a keyword."""
+    """``VOICESUB_NAME``, the older bare ``NAME``, or the field name as a keyword."""
     return AliasChoices(f"VOICESUB_{name.upper()}", name.upper(), name)
 
 
@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         default=10_000, ge=1,
         validation_alias=AliasChoices("VOICESUB_CACHE_MAX_SIZE", "CACHE_MAX_SIZE",
                                       "cache_max_size"))
-    # Observability (voicesub_stream.monitoring); the seed's names work without the prefix.
+    # Observability (voicesub_stream.monitoring); the older bare names work without the prefix.
     enable_performance_monitoring: bool = Field(
         default=True, validation_alias=_env("enable_performance_monitoring"))
     save_performance_metrics: bool = Field(

@@ -1,4 +1,4 @@
-"""``voicesub bench threads``: the seed's threading figures, measured here.
+"""``voicesub bench threads``: the threading figures first quoted for the engine, measured here.
 
 The same jobs (single-window transcriptions) run sequentially in the calling thread, through
 the async scheduler with 1 and 4 worker threads, and in a process pool of 2 workers. On CPU one
