@@ -16,7 +16,7 @@ import anyio
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-__all__ = ("SEGMENT_BUFFER", "Stage", "receive_waiting", "take_waiting")
+__all__ = ("SEGMENT_BUFFER", "Stage", "even_share", "receive_waiting", "take_waiting")
 
 SEGMENT_BUFFER = 32
 """Finished segments a stage after transcription (or the consumer) may have waiting before
@@ -75,3 +75,10 @@ def take_waiting(receive: MemoryObjectReceiveStream[T],
         except anyio.EndOfStream:
             return items, True
     return items, False
+
+
+def even_share(items: int, calls: int, *, most: int) -> int:
+    """How many of ``items`` waiting for the model one call takes when ``calls`` calls may
+    take them at once: an even share (rounded up, at least one, at most ``most``), so that no
+    call works through a long batch while another could have taken part of it."""
+    return max(1, min(most, -(-items // max(calls, 1))))

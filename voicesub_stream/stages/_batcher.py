@@ -26,6 +26,7 @@ import anyio.to_thread
 from .._stats import counter
 from ..errors import StreamClosedError
 from ..scheduler import priority_value
+from ._base import even_share
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -195,7 +196,7 @@ class StreamBatcher:
         in calls of their own beside it rather than all of it waiting for one long call.
         Requests that wait for a busy one join the next call that frees instead."""
         idle = max(0, self.scheduler.workers - self.scheduler.running)
-        return min(self.max_batch, max(1, -(-pending // (idle + 1))))
+        return even_share(pending, idle + 1, most=self.max_batch)
 
 
 def _answer(batch: list[_Request], prompt_limit: int | None) -> None:

@@ -21,7 +21,7 @@ import anyio
 from .._timing import timer
 from .._types import Segment, Word
 from ..subtitles._cues import cue_text, split_cues, spread
-from ._base import Stage, receive_waiting, take_waiting
+from ._base import Stage, even_share, receive_waiting, take_waiting
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -164,7 +164,7 @@ class Transcriber(Stage["SpeechWindow", Segment, TranscriberStatistics]):
             return 1
         workers = self.scheduler.slots_for(self.priority)
         waiting = 1 + receive.statistics().current_buffer_used  # with the one taken
-        return max(1, min(self.runner.options.batch_size, -(-waiting // workers)))
+        return even_share(waiting, workers, most=self.runner.options.batch_size)
 
     async def _transcribe(self, call: _Call, slots: _Slots) -> None:
         try:
