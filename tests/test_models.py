@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from voicesub_stream import Settings
+from voicesub_stream._config import cpu_count
 from voicesub_stream.errors import ConfigError, ModelLoadError, ModelNotFoundError
 from voicesub_stream.models import ModelKey, ModelRegistry, _gpu, gpu_info, resolve_model
 from voicesub_stream.models._registry import pick_compute_type, pick_device
@@ -75,6 +76,35 @@ def test_a_timed_live_update_costs_more_than_its_encoder_pass(tmp_path: Path) ->
         loaded.whisper.encode(features)
         passes.append(time.perf_counter() - started)
     assert live_update_seconds(loaded, calls=2) > min(passes)
+
+
+def test_batch_work_runs_on_a_copy_whose_threads_have_the_lowest_cpu_priority(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from voicesub_stream.models._whisper import LOWEST_PRIORITY, background_calls_supported
+
+    if not background_calls_supported("cpu"):
+        pytest.skip("threads have no priority of their own here")
+    ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    reg = registry(tmp_path)
+    model = reg.get(ModelKey("tiny.en", "cpu", "int8"))
+    assert model.plan is not None
+    assert model.plan.background_calls == cpu_count()
+    assert model.replica(background=False) is model.whisper
+    assert not reg.statistics().loaded[0].background_copy
+    before = set(os.listdir("/proc/self/task"))
+    copy = model.replica(background=True)
+    started = set(os.listdir("/proc/self/task")) - before
+    assert copy is not model.whisper
+    assert model.replica(background=True) is copy
+    assert reg.statistics().loaded[0].background_copy
+    # CTranslate2's threads for the copy's calls, and only they, run at the lowest priority.
+    assert len(started) >= model.plan.background_calls
+    assert {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in started} == {LOWEST_PRIORITY}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours
+    assert reg.evict(model.key)
 
 
 def test_least_recently_used_model_is_evicted_and_unloaded(tmp_path: Path) -> None:
@@ -181,6 +211,9 @@ def test_execution_plan_sizes_calls_from_the_cores(monkeypatch: pytest.MonkeyPat
     assert (execution_plan(both, "cpu").threads_per_call,
             execution_plan(both, "cpu").concurrent_calls) == (2, 3)
     assert execution_plan(auto, "cuda").concurrent_calls == 1
+    assert execution_plan(auto, "cuda").background_calls == 0
+    monkeypatch.setattr(_registry, "background_calls_supported", lambda device: True)
+    assert execution_plan(auto, "cpu").background_calls == 8  # as many again, for batch work
     with pytest.raises(ConfigError):
         Settings.load(cpu_threads="many")
 

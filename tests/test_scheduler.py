@@ -232,3 +232,35 @@ async def test_reserved_slots_stay_free_of_batch_work_but_take_live_work() -> No
                 await anyio.sleep(0.001)
         release.set()
     assert scheduler.running == 0
+
+
+async def test_batch_work_with_slots_of_its_own_never_holds_back_better_work() -> None:
+    # The engine's choice where batch calls run at the lowest CPU priority: the kernel keeps
+    # them out of the way, so they neither take nor wait for the other slots.
+    scheduler = Scheduler(1, background_workers=1)
+    scheduler.reserve(1)
+    assert scheduler.runs_apart("batch")
+    assert not scheduler.runs_apart("interactive")
+    assert (scheduler.slots_for("batch"), scheduler.slots_for("live")) == (1, 1)
+    assert not scheduler.keep_short("batch")
+    assert scheduler.statistics().background_workers == 1
+    release, started = anyio.Event(), anyio.Event()
+    ran: list[str] = []
+
+    async def record(name: str) -> None:
+        ran.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold, scheduler, release, started)  # a batch job holds its own slot
+        await started.wait()
+        tg.start_soon(lambda: scheduler.run(lambda: record("second batch"), priority="batch"))
+        await wait_queued(scheduler, 1)
+        await scheduler.run(lambda: record("live"), priority="live")  # not behind either
+        await scheduler.run(lambda: record("interactive"), priority="interactive")
+        assert ran == ["live", "interactive"]
+        assert scheduler.statistics().queued == 1  # the second batch job waits for the first
+        release.set()
+    assert ran == ["live", "interactive", "second batch"]
+    assert scheduler.running == 0
+    with pytest.raises(ConfigError):
+        Scheduler(1, background_workers=-1)

@@ -164,8 +164,11 @@ class Engine:
         self._ray: RayPool | None = cluster
         device = pick_device(self.registry.config.device)
         batching = _batches_pay(scheduling.stream_batching, device, self._executor)
-        self.execution = dataclasses.replace(execution_plan(self.registry.config, device),
-                                             shared_calls=batching)
+        plan = execution_plan(self.registry.config, device)
+        self.execution = dataclasses.replace(
+            plan, shared_calls=batching,
+            # Only calls made in this process can be given a low CPU priority.
+            background_calls=plan.background_calls if self._executor == "threads" else 0)
         self.scheduler = _make_scheduler(self.settings, self.execution)
         self.admission = _make_admission(self.settings, self.execution, self.scheduler,
                                          self._admission_changed)
@@ -713,4 +716,5 @@ def _make_scheduler(settings: Settings, plan: ExecutionPlan) -> Scheduler:
                                model_workers=plan.concurrent_calls,
                                cpu_threads=plan.threads_per_call, gpus=cuda_device_count(),
                                process_pool=config.executor == "processes")
-    return Scheduler(workers, max_wait=config.max_wait)
+    return Scheduler(workers, max_wait=config.max_wait,
+                     background_workers=workers if plan.background_calls else 0)

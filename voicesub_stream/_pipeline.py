@@ -305,7 +305,8 @@ class _Lease:
         if self.services.pooled_runner is not None:
             return await self.services.pooled_runner(self.key, self.options)
         self._model = await anyio.to_thread.run_sync(self.services.registry.acquire, self.key)
-        return WhisperRunner(self._model, self.options)
+        return WhisperRunner(self._model, self.options, background=self.services.scheduler
+                             .runs_apart(priority(self.options)))
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._model is not None:

@@ -8,9 +8,13 @@ improves linearly with its wait, by the whole live-to-batch gap every ``max_wait
 a batch job that has waited ``max_wait`` goes before even a fresh live job: batch work is
 delayed, never starved. A job cancelled while it waits leaves the queue at once.
 
-Slots can also be reserved (:meth:`reserve`) for work better than ``batch``: while live
-streams run, the engine keeps the slots they need free of batch work, so a long file never
-makes a live update wait for a core (batch work keeps at least one slot).
+Batch work may instead have slots of its own (``background_workers``): the engine gives it
+those on a CPU where its model calls run at the lowest CPU priority, so that the kernel, not
+the scheduler, keeps it out of the way of better work, at the granularity of a time slice
+rather than of a whole call. Otherwise slots can be reserved (:meth:`reserve`) for work
+better than ``batch``: while live streams run, the engine keeps the slots they need free of
+batch work, so a long file makes a live update wait for a core only behind one short call
+(batch work keeps at least one slot).
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ class SchedulerStatistics:
     queued: int
     peak_running: int
     classes: dict[str, ClassStatistics]
+    background_workers: int = 0
+    """Slots of batch work's own, beside ``workers`` (0: it shares them)."""
 
 
 @dataclass
@@ -124,13 +130,17 @@ class Scheduler:
     cancelled, and wait p50/p95 in seconds.
     """
 
-    def __init__(self, workers: int = 1, *, max_wait: float = 10.0,
+    def __init__(self, workers: int = 1, *, max_wait: float = 10.0, background_workers: int = 0,
                  clock: Callable[[], float] = anyio.current_time) -> None:
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
+        if background_workers < 0:
+            raise ConfigError(f"background_workers must be >= 0, got {background_workers}")
         if max_wait <= 0:
             raise ConfigError(f"max_wait must be positive, got {max_wait}")
         self.workers = workers
+        self.background_workers = background_workers
+        """Slots of batch-priority work's own (0: it shares ``workers``)."""
         self.max_wait = max_wait
         self._clock = clock
         self._running = 0
@@ -210,15 +220,23 @@ class Scheduler:
 
     def slots_for(self, priority: str | int) -> int:
         """How many jobs of ``priority`` may run at once now."""
+        if self.runs_apart(priority):
+            return self.background_workers
         if priority_value(priority) >= PRIORITIES["batch"]:
             return self.workers - self.reserved
         return self.workers
+
+    def runs_apart(self, priority: str | int) -> bool:
+        """Whether jobs of ``priority`` have slots of their own (``background_workers``): a
+        job that does must run its model call at the lowest CPU priority."""
+        return self.background_workers > 0 and priority_value(priority) >= PRIORITIES["batch"]
 
     def keep_short(self, priority: str | int) -> bool:
         """Whether jobs of ``priority`` should be kept short now: slots are reserved for
         better work, which may need the core a long batch job holds (a live stream's
         update waits at most one short job for a second core)."""
-        return self.reserved > 0 and priority_value(priority) >= PRIORITIES["batch"]
+        return (self.reserved > 0 and not self.runs_apart(priority)
+                and priority_value(priority) >= PRIORITIES["batch"])
 
     @property
     def running(self) -> int:
@@ -233,14 +251,15 @@ class Scheduler:
     def statistics(self) -> SchedulerStatistics:
         return SchedulerStatistics(self.workers, self._running, len(self._waiting),
                                    self.peak_running,
-                                   {k: v.snapshot() for k, v in self._stats.items()})
+                                   {k: v.snapshot() for k, v in self._stats.items()},
+                                   self.background_workers)
 
     # -- admission ------------------------------------------------------------------------
     async def _acquire(self, priority: int, label: str, stats: _ClassStats) -> None:
         now = self._clock()
         background = priority >= PRIORITIES["batch"]
-        if self._running < self.workers and not self._waiting and (
-                not background or self._background_fits()):
+        if self._fits(background) and not any(
+                self._same_slots(w.background, background) for w in self._waiting):
             self._running += 1
             self._background += background
             self._waited(label, stats, 0.0)
@@ -271,11 +290,22 @@ class Scheduler:
         self._background -= priority >= PRIORITIES["batch"]
         self._admit_waiting()
 
-    def _background_fits(self) -> bool:
-        return self._background < self.workers - self.reserved
+    def _fits(self, background: bool) -> bool:
+        """Whether a job (of batch priority or worse: ``background``) may start now."""
+        if self.background_workers:
+            if background:
+                return self._background < self.background_workers
+            return self._running - self._background < self.workers
+        if self._running >= self.workers:
+            return False
+        return not background or self._background < self.workers - self.reserved
+
+    def _same_slots(self, a: bool, b: bool) -> bool:
+        """Whether jobs of these two kinds (background or not) compete for slots."""
+        return a == b or not self.background_workers
 
     def _admit_waiting(self) -> None:
-        while self._waiting and self._running < self.workers and self._admit_next():
+        while self._waiting and self._admit_next():
             pass
 
     def _admit_next(self) -> bool:
@@ -286,7 +316,7 @@ class Scheduler:
         def effective(w: _Waiter) -> tuple[float, int]:
             return (w.priority - (now - w.enqueued) * rate, w.order)
 
-        eligible = [w for w in self._waiting if not w.background or self._background_fits()]
+        eligible = [w for w in self._waiting if self._fits(w.background)]
         if not eligible:
             return False
         waiter = min(eligible, key=effective)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import threading
@@ -16,7 +17,7 @@ from .._stats import counter
 from ..errors import ModelLoadError
 from ._gpu import cuda_device_count
 from ._resolve import resolve_model
-from ._whisper import load_whisper
+from ._whisper import background_calls_supported, load_whisper
 
 if TYPE_CHECKING:
     from .._config import ModelConfig
@@ -32,6 +33,8 @@ class LoadedModelStatistics:
     compute_type: str
     leases: int
     load_seconds: float
+    background_copy: bool = False
+    """Whether its background copy for batch work (:meth:`LoadedModel.replica`) is loaded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +62,43 @@ class LoadedModel:
     load_seconds: float
     leases: int = 0
     last_used: float = field(default_factory=time.monotonic)
+    plan: ExecutionPlan | None = None
+    """How its calls use the machine; with ``background_calls``, batch work gets a copy."""
+    background: WhisperModel | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def is_multilingual(self) -> bool:
         return bool(self.whisper.model.is_multilingual)
+
+    def replica(self, *, background: bool) -> WhisperModel:
+        """The model a call runs on (blocking on first use of the background copy).
+
+        Where the plan has ``background_calls``, batch work runs on a second copy of the
+        weights whose threads have the lowest CPU priority, loaded when the first batch call
+        comes: the kernel then gives the cores to live calls first, the moment they want
+        them, and the file has the rest. A CTranslate2 model's threads take calls in turn,
+        so the two kinds of work cannot have two priorities on one copy.
+
+        :raises ModelLoadError: the background copy could not be loaded
+        """
+        plan = self.plan
+        if not background or plan is None or not plan.background_calls:
+            return self.whisper
+        with self._lock:
+            if self.background is None:
+                started = time.perf_counter()
+                try:
+                    self.background = load_whisper(
+                        self.path, device=self.key.device, compute_type=self.key.compute_type,
+                        cpu_threads=plan.threads_per_call, num_workers=plan.background_calls,
+                        background=True)
+                except Exception as exc:
+                    raise ModelLoadError(f"could not load a background copy of "
+                                         f"{self.key.name!r} from {self.path}: {exc}") from exc
+                logger.info("loaded a background copy of %s for batch work in %.2fs",
+                            self.key.name, time.perf_counter() - started)
+            return self.background
 
 
 def pick_device(device: str) -> str:
@@ -81,6 +117,10 @@ class ExecutionPlan:
     shared_calls: bool = False
     """Whether live windows of several streams share model calls: on a GPU and on Ray actors,
     not on a CPU, where a window costs the same alone or in company."""
+    background_calls: int = 0
+    """Batch-priority calls at once on a copy of the model whose threads have the lowest CPU
+    priority (on CPU under Linux, in this process); 0: batch work takes turns with the rest
+    for the same calls."""
 
 
 def execution_plan(config: ModelConfig, device: str) -> ExecutionPlan:
@@ -90,9 +130,18 @@ def execution_plan(config: ModelConfig, device: str) -> ExecutionPlan:
     calls side by side, one per core, do ~1.7x the work of one call over every core: for
     several live streams, and for a file whose windows the transcription stage splits over
     the calls (measured with ``voicesub bench file`` and ``bench live``). ``cpu_threads`` /
-    ``model_workers`` set explicitly pin either number.
+    ``model_workers`` set explicitly pin either number. On CPU under Linux, batch work gets
+    as many calls again on its own copy of the model, at the lowest CPU priority
+    (:meth:`LoadedModel.replica`).
     """
     cores = cpu_count()
+    plan = _plan(config, device, cores)
+    if background_calls_supported(device):
+        return dataclasses.replace(plan, background_calls=plan.concurrent_calls)
+    return plan
+
+
+def _plan(config: ModelConfig, device: str, cores: int) -> ExecutionPlan:
     if device == "cuda":
         threads = cores if config.cpu_threads == "auto" else config.cpu_threads or cores
         workers = 1 if config.model_workers == "auto" else config.model_workers
@@ -211,7 +260,8 @@ class ModelRegistry:
     def statistics(self) -> RegistryStatistics:
         with self._lock:
             loaded = tuple(LoadedModelStatistics(k.name, k.device, k.compute_type, m.leases,
-                                                 round(m.load_seconds, 3))
+                                                 round(m.load_seconds, 3),
+                                                 m.background is not None)
                            for k, m in self._models.items())
         return RegistryStatistics(loaded, self._capacity, self.loads, self.evictions)
 
@@ -230,8 +280,10 @@ class ModelRegistry:
             self.evictions += 1
             logger.info("unloading model %s (%s)", model.key.name, model.key.device)
             # unload_model frees the weights now instead of whenever the last reference dies.
-            with contextlib.suppress(Exception):
-                model.whisper.model.unload_model()
+            for whisper in (model.whisper, model.background):
+                if whisper is not None:
+                    with contextlib.suppress(Exception):
+                        whisper.model.unload_model()
             del model
         if victims:
             gc.collect()
@@ -251,7 +303,7 @@ class ModelRegistry:
         elapsed = time.perf_counter() - started
         self.loads += 1
         logger.info("loaded model %s from %s in %.2fs", key.name, path, elapsed)
-        return LoadedModel(key, path, whisper, elapsed)
+        return LoadedModel(key, path, whisper, elapsed, plan=plan)
 
 
 def _empty_cuda_cache() -> None:
