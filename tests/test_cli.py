@@ -219,6 +219,22 @@ def test_bench_concurrency_runs_the_defaults_beside_the_fixed_pace(
         assert row["wer_vs_offline_mean"] is not None
 
 
+def test_the_file_row_is_set_beside_the_same_streams_alone() -> None:
+    from voicesub_stream.bench._concurrency import _compare_to_alone
+
+    rows = [{"variant": "defaults", "streams": 1, "final_p50": 0.5, "final_p95": 1.0},
+            {"variant": "defaults", "streams": 4, "final_p50": 1.0, "final_p95": 2.0}]
+    beside = {"variant": "defaults + 10.5-min file", "streams": 4, "final_p50": 1.1,
+              "final_p95": 2.1}
+    _compare_to_alone(beside, rows)
+    assert beside["p50_vs_alone"] == pytest.approx(0.1)
+    assert beside["p95_vs_alone"] == pytest.approx(0.05)
+    lonely = {"variant": "defaults + 10.5-min file", "streams": 3, "final_p50": 1.0,
+              "final_p95": 2.0}
+    _compare_to_alone(lonely, rows)  # no row of 3 streams alone: nothing to say
+    assert "p95_vs_alone" not in lonely
+
+
 def test_bench_threads_measures_every_executor(espeak_wav: Path, tmp_path: Path) -> None:
     out = tmp_path / "threads.json"
     result = voicesub("bench", "threads", str(espeak_wav), "--jobs", "2", "--seconds", "3",

@@ -286,6 +286,11 @@ def bench_concurrency_cmd(
     Console(width=max(Console().width, 160)).print(table)
     if report["offline_wer"] is not None:
         Console().print(f"offline WER on the same clip: {report['offline_wer']:.1%}")
+    for row in report["rows"]:
+        if "p95_vs_alone" in row:
+            Console().print(f"beside the file ({row['variant']}): final p50 "
+                            f"{row['p50_vs_alone']:+.0%}, p95 {row['p95_vs_alone']:+.0%} against "
+                            f"the same {row['streams']} streams alone")
     Console().print(f"written {output}")
 
 

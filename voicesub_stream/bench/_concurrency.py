@@ -129,6 +129,17 @@ async def _offline(audio: npt.NDArray[np.float32], settings: Settings) -> str:
         return " ".join([seg.text async for seg in stream])
 
 
+def _compare_to_alone(row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Put the live latency beside a file over the same streams' latency alone, from this run
+    (the target: p95 within 10 %). One run's p95 rests on a few finals: compare several."""
+    alone = next((r for r in rows if r["variant"] == "defaults"
+                  and r["streams"] == row["streams"] and r["final_p95"]), None)
+    if alone is None or not row["final_p95"]:
+        return
+    row["p50_vs_alone"] = row["final_p50"] / alone["final_p50"] - 1
+    row["p95_vs_alone"] = row["final_p95"] / alone["final_p95"] - 1
+
+
 def bench_concurrency(clip: Path, *, streams: list[int], seconds: float, model: str,
                       compute_type: str, baseline_streams: list[int],
                       with_file: Path | None, file_streams: int = 4,
@@ -153,10 +164,12 @@ def bench_concurrency(clip: Path, *, streams: list[int], seconds: float, model: 
         long_file = np.concatenate([piece] * repeats)
         runs.append((f"defaults + {len(long_file) / 16_000 / 60:.1f}-min file", file_streams,
                      LiveOptions(), long_file))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for variant, n, live, extra in runs:
         row = anyio.run(_round, n, audio, settings, live, offline, extra, reference)
         row["variant"] = variant
+        if extra is not None:
+            _compare_to_alone(row, rows)
         rows.append(row)
     return {"benchmark": "concurrency", "clip": str(clip), "seconds": len(audio) / 16_000,
             "model": model, "compute_type": compute_type,
