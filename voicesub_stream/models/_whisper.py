@@ -571,8 +571,11 @@ def live_update_seconds(model: LoadedModel, *, calls: int) -> float:
     alignment. The encoder alone is no measure of it: the decoder is a long run of small
     steps, whose cost differs between machines far more than the encoder's (an update
     cost 3.2 encoder passes on one two-core machine and 4.6 on another). The calls run side
-    by side, as under load, where they slow each other down; the quicker of two rounds
-    after one that warms the caches counts.
+    by side, as under load, where they slow each other down. The quickest of four rounds
+    after one that warms the caches counts: a round slowed by anything else the machine
+    does (a file decoding beside it, a cold page cache) would size the engine for fewer
+    streams than it serves (on one cold start the quicker of two rounds still came out
+    30 % above the other starts' figure, and 12 streams offered got 4 places, not 6-7).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -598,7 +601,7 @@ def live_update_seconds(model: LoadedModel, *, calls: int) -> float:
 
     calls = max(calls, 1)
     with ThreadPoolExecutor(calls, thread_name_prefix="voicesub calibration") as pool:
-        rounds = [sum(pool.map(lambda _: update(), range(calls))) / calls for _ in range(3)]
+        rounds = [sum(pool.map(lambda _: update(), range(calls))) / calls for _ in range(5)]
     return min(rounds[1:])
 
 
