@@ -250,11 +250,11 @@ def test_bench_threads_measures_every_executor(espeak_wav: Path, tmp_path: Path)
 
 def test_bench_soak_and_monitor_write_their_reports(espeak_wav: Path, tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
-    result = voicesub("bench", "soak", str(espeak_wav), "--hours", "0.005", "--profile",
+    result = voicesub("bench", "soak", str(espeak_wav), "--hours", "0.003", "--profile",
                       "-o", str(out))
     assert result.returncode == 0, result.stderr
     soak = json.loads(out.read_text())
-    assert soak["audio_hours"] == 0.005
+    assert soak["audio_hours"] == 0.003
     assert soak["finals"] > 0
     assert len(soak["points"]) >= 3
     # Each reading: audio second, RSS held (after gc and malloc_trim), RSS as found before.
