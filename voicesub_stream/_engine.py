@@ -368,16 +368,22 @@ class Engine:
         return EngineActivity(streams, self.scheduler.running, self.scheduler.queued, queues)
 
     async def warm_up(self, model: str | None = None) -> None:
-        """Load ``model`` (the default when None) and time one live update of it now, so
-        that the first streams wait for neither: a server does this before it takes clients
-        (a refusal is then answered at once, and the timing is not slowed by file work
-        already running). With worker processes or Ray actors the workers load their own
-        copy and nothing is done here.
+        """Load ``model`` (the default when None), time one live update of it, and load the
+        copy batch work runs on where there is one
+        (:meth:`~voicesub_stream.models.LoadedModel.replica`), so that the first streams of
+        either kind wait for none of it: a server does this before it takes clients (a
+        refusal is then answered at once, and the timing is not slowed by file work already
+        running). With worker processes or Ray actors the workers load their own copy and
+        nothing is done here.
 
         :raises ModelNotFoundError: the name resolves to no model
         :raises ModelLoadError: CTranslate2 could not load it
         """
-        await self._calibrate(self.registry.key_for(model))
+        key = self.registry.key_for(model)
+        await self._calibrate(key)
+        if self.scheduler.runs_apart("batch"):
+            loaded = await anyio.to_thread.run_sync(self.registry.get, key)
+            await anyio.to_thread.run_sync(functools.partial(loaded.replica, background=True))
 
     async def can_admit_live(self, model: str | None = None,
                              live: LiveOptions | None = None) -> None:
