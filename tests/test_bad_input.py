@@ -160,6 +160,33 @@ async def test_model_directory_without_weights_is_not_found(
         await collect(engine, np.zeros(16_000, np.float32), model=str(tmp_path))
 
 
+async def test_a_background_copy_that_cannot_load_fails_files_only(
+    settings: Settings, espeak_audio: np.ndarray, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from voicesub_stream.errors import ModelLoadError
+    from voicesub_stream.models import _registry
+
+    real = _registry.load_whisper
+
+    def load(path: str, **kw: Any) -> Any:
+        if kw.get("background"):
+            raise RuntimeError("out of memory")
+        return real(path, **kw)
+
+    monkeypatch.setattr(_registry, "load_whisper", load)
+    async with Engine(settings) as engine:
+        if not engine.scheduler.runs_apart("batch"):
+            pytest.skip("batch work has no copy of its own here")
+        before = resource_snapshot()
+        with pytest.raises(ModelLoadError, match=r"background copy.*out of memory"):
+            await collect(engine, espeak_audio)
+        await assert_no_leaks(before)
+        # Live streams run on the model itself, which loaded.
+        finals = [s for s in await collect(engine, espeak_audio, live=LiveOptions())
+                  if s.is_final]
+        assert finals
+
+
 def test_invalid_options_are_config_errors() -> None:
     with pytest.raises(ConfigError):
         TranscribeOptions(beam_size=0)
