@@ -78,6 +78,16 @@ def test_a_timed_live_update_costs_more_than_its_encoder_pass(tmp_path: Path) ->
     assert live_update_seconds(loaded, calls=2) > min(passes)
 
 
+def thread_priority(tid: str) -> int | None:
+    """The nice value of one of this process's threads, or None once it has exited."""
+    import os
+
+    try:
+        return os.getpriority(os.PRIO_PROCESS, int(tid))
+    except ProcessLookupError:
+        return None
+
+
 def test_batch_work_runs_on_a_copy_whose_threads_have_the_lowest_cpu_priority(
     tmp_path: Path,
 ) -> None:
@@ -101,8 +111,10 @@ def test_batch_work_runs_on_a_copy_whose_threads_have_the_lowest_cpu_priority(
     assert model.replica(background=True) is copy
     assert reg.statistics().loaded[0].background_copy
     # CTranslate2's threads for the copy's calls, and only they, run at the lowest priority.
-    assert len(started) >= model.plan.background_calls
-    assert {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in started} == {LOWEST_PRIORITY}
+    # The short-lived thread that loaded the copy may be gone by now.
+    alive = {tid: priority for tid in started if (priority := thread_priority(tid)) is not None}
+    assert len(alive) >= model.plan.background_calls
+    assert set(alive.values()) == {LOWEST_PRIORITY}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours
     assert reg.evict(model.key)
 

@@ -49,6 +49,10 @@ async def default_engine(anyio_backend: str) -> Engine:
 # 30 s scan step plus an open region, 8 queued and 8 outstanding 20 s windows, and the 32
 # segments waiting for the consumer, each at most a 7 s cue.
 IN_FLIGHT_BOUND = 8 + 2 * 30 + 2 * 8 * 20 + 32 * 7
+SHORT_CALLS = 2
+"""Windows per model call in the tests that leave a stream early: what cleanup waits for is
+the model call already running (a thread cannot be interrupted), and the cleanup checks need
+no long one."""
 
 
 class CountingSource:
@@ -79,7 +83,7 @@ async def test_leaving_async_with_early_cancels_upstream_and_leaks_nothing(
 ) -> None:
     source = CountingSource(espeak_audio, repeats=200)  # ~32 min of speech
     before = resource_snapshot()
-    async with engine.transcribe_stream(source.__aiter__()) as stream:
+    async with engine.transcribe_stream(source.__aiter__(), batch_size=SHORT_CALLS) as stream:
         async for _ in stream:
             break
     assert source.finished  # the source generator was closed, not left suspended
@@ -90,7 +94,7 @@ async def test_leaving_async_with_early_cancels_upstream_and_leaks_nothing(
 async def test_bare_async_for_break_cleans_up(engine: Engine, espeak_audio: np.ndarray) -> None:
     source = CountingSource(espeak_audio, repeats=200)
     before = resource_snapshot()
-    async for _ in engine.transcribe_stream(source.__aiter__()):
+    async for _ in engine.transcribe_stream(source.__aiter__(), batch_size=SHORT_CALLS):
         break
     gc.collect()
     # As without an engine (below): the finaliser waits for the model call already running.
@@ -112,7 +116,8 @@ async def test_engineless_stream_runs_and_cleans_up(espeak_wav: Path) -> None:
 async def test_engineless_bare_break_cleans_up(espeak_audio: np.ndarray) -> None:
     source = CountingSource(espeak_audio, repeats=40)
     before = resource_snapshot()
-    async for _ in transcribe_stream(source.__aiter__(), model="tiny.en"):
+    async for _ in transcribe_stream(source.__aiter__(), model="tiny.en",
+                                     batch_size=SHORT_CALLS):
         break
     gc.collect()
     # A bare break leaves the stream to its finaliser, which waits for the model call already
@@ -128,7 +133,8 @@ async def test_cancelling_the_consumer_stops_the_stream(
     source = CountingSource(espeak_audio, repeats=40)
     before = resource_snapshot()
     with anyio.CancelScope() as scope:
-        async with engine.transcribe_stream(source.__aiter__()) as stream:
+        async with engine.transcribe_stream(source.__aiter__(),
+                                            batch_size=SHORT_CALLS) as stream:
             async for _ in stream:
                 scope.cancel()
                 await anyio.sleep(1)  # cancelled here
@@ -198,7 +204,7 @@ async def test_leaving_the_engine_cancels_its_running_streams(
     source = CountingSource(espeak_audio, repeats=40)
     before = resource_snapshot()
     async with Engine(settings) as engine:  # type: ignore[arg-type]
-        stream = engine.transcribe_stream(source.__aiter__())
+        stream = engine.transcribe_stream(source.__aiter__(), batch_size=SHORT_CALLS)
         await stream.__anext__()
     # The consumer never closed its stream; the engine cancelled it, so iterating gives at
     # most the segments already queued, and then says the stream was cut, not that the
