@@ -329,7 +329,7 @@ class LiveOptions:
     step: float = 0.5
     max_buffer: float = 12.0
     context: float = 5.0
-    holdback: float = 0.5
+    holdback: float = 0.4
     max_final: float = 3.0
     finalize_silence: float = 0.5
     partials: bool = True
