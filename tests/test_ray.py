@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from voicesub_stream import Engine, LiveOptions, Settings, TranscribeOptions
+from voicesub_stream._text import normalize
 from voicesub_stream.errors import ConfigError, OverloadedError, VoicesubError
 from voicesub_stream.sources import paced
 
@@ -70,6 +71,10 @@ async def texts(engine: Engine, source: object, options: TranscribeOptions | Non
             if s.is_final]
 
 
+def words(finals: list[str]) -> list[str]:
+    return normalize(" ".join(finals)).split()
+
+
 async def kill_a_busy_actor(pool: RayPool) -> None:
     """Kill an actor in the middle of a call."""
     import ray
@@ -121,7 +126,9 @@ async def test_live_streams_killed_mid_update_give_the_in_process_finals(
         tg.start_soon(kill_a_busy_actor, pool)
         for i in range(3):
             tg.start_soon(one, i)
-    assert results == [here, here, here]
+    # Windows that shared an actor call ran other matrix kernels than lone ones, so a final
+    # may split a word earlier or later; the words must be the same, none lost or repeated.
+    assert [words(r) for r in results] == [words(here)] * 3, (results, here)
     assert pool.statistics().actors_lost == before.actors_lost + 1
     batching = ray_engine.statistics().batching
     assert batching is not None
