@@ -255,18 +255,19 @@ def test_bench_soak_and_monitor_write_their_reports(espeak_wav: Path, tmp_path: 
     assert result.returncode == 0, result.stderr
     soak = json.loads(out.read_text())
     assert soak["audio_hours"] == 0.003
-    assert soak["finals"] > 0
-    assert len(soak["points"]) >= 3
+    assert soak["finals"] > 0, soak
+    assert len(soak["points"]) >= 3, soak
     # Each reading: audio second, RSS held (after gc and malloc_trim), RSS as found before.
     assert all(len(point) == 3 for point in soak["points"])
     assert soak["rss_as_found"]["max_mb"] > 0
-    assert soak["grew_after_warmup"] == {"tasks": 0, "threads": 0, "open_files": 0}
+    assert soak["grew_after_warmup"] == {"tasks": 0, "threads": 0, "open_files": 0}, soak
+    assert soak["new_after_warmup"] == {"tasks": [], "threads": [], "open_files": []}
     assert soak["python_heap"]["traced_mb"]
     out = tmp_path / "monitor.json"
     result = voicesub("bench", "monitor", "--seconds", "2", "-o", str(out))
     assert result.returncode == 0, result.stderr
     monitor = json.loads(out.read_text())
-    assert monitor["timing"]["timed_sync_ns"] > 0
+    assert monitor["timing"]["timed_sync_ns"] > 0, monitor["timing"]
     assert monitor["report"]["history"] == 3600
 
 

@@ -448,6 +448,9 @@ def bench_soak_cmd(
                     f"{report['rss_mb_last']:.0f} MB, slope "
                     f"{'-' if slope is None else f'{slope:.2f}'} MB per audio hour (target ≤ 2); "
                     f"grew after warm-up: {report['grew_after_warmup']}")
+    for kind, held in report["new_after_warmup"].items():
+        if held:
+            Console().print(f"new {kind} since the warm-up: {', '.join(held)}")
     found = report["rss_as_found"]
     if found["slope_mb_per_audio_hour"] is not None:
         Console().print(f"RSS as found, before the reading's trim: max {found['max_mb']:.0f} MB, "

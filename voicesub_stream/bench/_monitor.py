@@ -51,16 +51,20 @@ def timing_overhead(calls: int = CALLS) -> dict[str, float]:
             await func()
         return (time.perf_counter_ns() - started) / n
 
+    # Best of three for each function on its own: the machine's noise only ever adds, so the
+    # quickest run of each is its cost. (The quickest of three differences would be the one
+    # whose bare run was slowed most, below zero on a busy machine.)
     best: dict[str, float] = {}
-    for _ in range(3):  # best of three: the machine's noise only ever adds
-        base = _per_call_ns(bare, calls)
-        runs = {"timed_sync_ns": _per_call_ns(decorated, calls) - base,
-                "timer_block_ns": _per_call_ns(block, calls) - base}
-        abase = asyncio.run(run_async(coro, calls // 4))
-        runs["timed_async_ns"] = asyncio.run(run_async(decorated_coro, calls // 4)) - abase
+    for _ in range(3):
+        runs = {"bare": _per_call_ns(bare, calls), "decorated": _per_call_ns(decorated, calls),
+                "block": _per_call_ns(block, calls),
+                "async": asyncio.run(run_async(coro, calls // 4)),
+                "decorated_async": asyncio.run(run_async(decorated_coro, calls // 4))}
         for k, v in runs.items():
             best[k] = min(best.get(k, v), v)
-    return best
+    return {"timed_sync_ns": best["decorated"] - best["bare"],
+            "timer_block_ns": best["block"] - best["bare"],
+            "timed_async_ns": best["decorated_async"] - best["async"]}
 
 
 async def _cpu_seconds_idle(seconds: float, monitor: Monitor | None) -> float:
