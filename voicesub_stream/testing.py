@@ -108,6 +108,13 @@ class ResourceSnapshot:
     open_files: frozenset[str]
     busy_worker_threads: int
 
+    def new_since(self, before: ResourceSnapshot) -> dict[str, list[str]]:
+        """The tasks, threads and open files held now that were not held ``before``, by
+        name."""
+        return {"tasks": sorted(_task_name(t) for t in self.tasks - before.tasks),
+                "threads": sorted(t.name for t in self.threads - before.threads),
+                "open_files": sorted(self.open_files - before.open_files)}
+
 
 def resource_snapshot() -> ResourceSnapshot:
     """What this process holds now: the event loop's tasks, non-pooled threads, open files.
@@ -137,12 +144,8 @@ async def assert_no_leaks(before: ResourceSnapshot, *, within: float = 5.0) -> N
                     and after.busy_worker_threads <= before.busy_worker_threads):
                 return
             await anyio.sleep(0.02)
-    raise AssertionError(
-        f"leaked: tasks={[_task_name(t) for t in after.tasks - before.tasks]} "
-        f"threads={[t.name for t in after.threads - before.threads]} "
-        f"files={sorted(after.open_files - before.open_files)} "
-        f"busy worker threads={after.busy_worker_threads}"
-    )
+    raise AssertionError(f"leaked: {after.new_since(before)}, "
+                         f"busy worker threads={after.busy_worker_threads}")
 
 
 def _tasks() -> frozenset[object]:

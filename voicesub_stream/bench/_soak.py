@@ -94,11 +94,7 @@ async def _soak(audio: npt.NDArray[np.float32], seconds: float, warmup: float, e
     found = np.array([p[2] / 1e6 for p in points])
     slope = float(np.polyfit(xs, ys, 1)[0]) if len(points) >= 3 else None
     found_slope = float(np.polyfit(xs, found, 1)[0]) if len(points) >= 3 else None
-    new: dict[str, list[str]] = {}
-    if warm is not None:
-        new = {"tasks": sorted(_task_name(t) for t in end.tasks - warm.tasks),
-               "threads": sorted(t.name for t in end.threads - warm.threads),
-               "open_files": sorted(end.open_files - warm.open_files)}
+    new = end.new_since(warm) if warm is not None else {}
     return {"audio_hours": seconds / 3600, "wall_seconds": time.monotonic() - started,
             "finals": finals, "model_seconds": stats.model_seconds,
             "rss_mb_first": float(ys[0]) if len(ys) else None,
@@ -110,12 +106,6 @@ async def _soak(audio: npt.NDArray[np.float32], seconds: float, warmup: float, e
             "new_after_warmup": new, "python_heap": python_heap,
             "points": [[round(x * 3600, 1), round(y, 1), round(f, 1)]
                        for x, y, f in zip(xs, ys, found, strict=True)]}
-
-
-def _task_name(task: object) -> str:
-    """An asyncio or trio task's name."""
-    get_name = getattr(task, "get_name", None)
-    return str(get_name() if get_name is not None else getattr(task, "name", task))
 
 
 def bench_soak(clip: Path, *, hours: float, model: str, compute_type: str,
